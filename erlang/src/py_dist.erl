@@ -1,0 +1,270 @@
+%% @doc The `-proto_dist py' callback module, and the public API.
+%%
+%% `erl -proto_dist py' makes net_kernel call this module.  It knows
+%% connections, not bytes: every byte of a connection goes to the Python
+%% port program owned by py_dist_port, which carries it to the peer over
+%% ZeroMQ.  Handshake, ticks and statistics are dist_util's, as with any
+%% distribution carrier built on distribution controller processes.
+-module(py_dist).
+
+-include_lib("kernel/include/net_address.hrl").
+-include_lib("kernel/include/dist_util.hrl").
+-include_lib("kernel/include/logger.hrl").
+
+%% net_kernel callbacks
+-export([childspecs/0, listen/1, listen/2, accept/1, accept_connection/5,
+         setup/5, close/1, select/1, address/0, is_node_name/1,
+         setopts/2, getopts/2]).
+%% public API
+-export([info/0]).
+%% spawned
+-export([accept_loop/1, do_accept/6, do_setup/6]).
+
+-define(FAMILY, inet).
+-define(PROTOCOL, py).
+
+%%% Public API
+
+%% @doc What this node's carrier looks like: the port program, its
+%% listener, its channels and how often it was restarted.
+-spec info() -> map().
+info() ->
+    py_dist_port:info().
+
+%%% net_kernel callbacks
+
+%% @doc One supervisor of our own under net_sup: net_sup is one_for_all
+%% with intensity 0, so the port owner restarts Python itself rather than
+%% crash.  net_sup starts these children before net_kernel, so the port
+%% program is running when listen/2 is called.
+childspecs() ->
+    {ok, [#{id => py_dist_sup,
+            start => {py_dist_sup, start_link, []},
+            restart => permanent,
+            shutdown => infinity,
+            type => supervisor,
+            modules => [py_dist_sup]}]}.
+
+listen(Name) ->
+    {ok, Host} = inet:gethostname(),
+    listen(Name, Host).
+
+listen(Name, Host) ->
+    Node = iolist_to_binary([atom_to_list(Name), $@, Host]),
+    case py_dist_port:listen(Node) of
+        {ok, Port} ->
+            ErlEpmd = net_kernel:epmd_module(),
+            case ErlEpmd:register_node(Name, Port, ?FAMILY) of
+                {ok, Creation} ->
+                    Address = #net_address{address = {{0, 0, 0, 0}, Port},
+                                           host = Host,
+                                           protocol = ?PROTOCOL,
+                                           family = ?FAMILY},
+                    {ok, {{py_dist_listen, Port}, Address, Creation}};
+                Error ->
+                    Error
+            end;
+        Error ->
+            Error
+    end.
+
+address() ->
+    {ok, Host} = inet:gethostname(),
+    #net_address{host = Host, protocol = ?PROTOCOL, family = ?FAMILY}.
+
+accept(_Listen) ->
+    spawn_opt(?MODULE, accept_loop, [self()], [link, {priority, max}]).
+
+%% @doc Python accepted a channel and the port owner started its
+%% controller; tell net_kernel, as gen_tcp_dist does for a new socket.
+accept_loop(Kernel) ->
+    ok = py_dist_port:set_acceptor(self()),
+    accept_loop(Kernel, ok).
+
+accept_loop(Kernel, ok) ->
+    receive
+        {py_dist_accept, Ctrl, _Peer} ->
+            Kernel ! {accept, self(), Ctrl, ?FAMILY, ?PROTOCOL},
+            receive
+                {Kernel, controller, Pid} ->
+                    _ = catch py_dist_ctrl:call(Ctrl, {supervisor, Pid}),
+                    Pid ! {self(), controller};
+                {Kernel, unsupported_protocol} ->
+                    exit(unsupported_protocol)
+            end,
+            accept_loop(Kernel, ok)
+    end.
+
+accept_connection(AcceptPid, Ctrl, MyNode, Allowed, SetupTime) ->
+    spawn_opt(?MODULE, do_accept,
+              [self(), AcceptPid, Ctrl, MyNode, Allowed, SetupTime],
+              dist_util:net_ticker_spawn_options()).
+
+do_accept(Kernel, AcceptPid, Ctrl, MyNode, Allowed, SetupTime) ->
+    receive
+        {AcceptPid, controller} ->
+            Timer = dist_util:start_timer(SetupTime),
+            HSData = hs_data(Ctrl),
+            dist_util:handshake_other_started(
+              HSData#hs_data{kernel_pid = Kernel,
+                             this_node = MyNode,
+                             timer = Timer,
+                             this_flags = 0,
+                             allowed = Allowed})
+    end.
+
+setup(Node, Type, MyNode, LongOrShortNames, SetupTime) ->
+    spawn_opt(?MODULE, do_setup,
+              [self(), Node, Type, MyNode, LongOrShortNames, SetupTime],
+              dist_util:net_ticker_spawn_options()).
+
+do_setup(Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
+    {Name, Host} = split_node(Node, LongOrShortNames),
+    Timer = dist_util:start_timer(SetupTime),
+    {Ip, Port, Version} = resolve(Node, Name, Host),
+    dist_util:reset_timer(Timer),
+    Ctrl = py_dist_ctrl:start_outbound(),
+    true = py_dist_ctrl:call(Ctrl, {supervisor, self()}),
+    {Chan, PortRef} = py_dist_ctrl:call(Ctrl, channel),
+    Connect = {connect, Chan, atom_to_binary(Node, utf8),
+               list_to_binary(inet:ntoa(Ip)), Port},
+    true = erlang:port_command(PortRef, py_dist_packet:ctrl(Connect)),
+    HSData = hs_data(Ctrl),
+    dist_util:handshake_we_started(
+      HSData#hs_data{kernel_pid = Kernel,
+                     other_node = Node,
+                     this_node = MyNode,
+                     timer = Timer,
+                     this_flags = 0,
+                     other_version = Version,
+                     request_type = Type}).
+
+%% Where does Node listen?  The epmd module may answer the whole question
+%% (address_please/3 with a port) or only the address, as stock epmd does.
+resolve(Node, Name, Host) ->
+    ErlEpmd = net_kernel:epmd_module(),
+    case epmd_call(ErlEpmd, address_please, [Name, Host, ?FAMILY]) of
+        {ok, Ip, Port, Version} ->
+            {Ip, Port, Version};
+        {ok, Ip} ->
+            case ErlEpmd:port_please(Name, Ip) of
+                {port, Port, Version} -> {Ip, Port, Version};
+                _ -> ?shutdown2(Node, no_port)
+            end;
+        _ ->
+            ?shutdown2(Node, no_address)
+    end.
+
+epmd_call(Mod, Fun, Args) ->
+    case erlang:function_exported(Mod, Fun, length(Args)) of
+        true -> apply(Mod, Fun, Args);
+        false -> apply(erl_epmd, Fun, Args)
+    end.
+
+close(_Listen) ->
+    ok.
+
+select(Node) ->
+    case split_host(Node) of
+        {ok, _Name, Host} ->
+            case inet:getaddr(Host, ?FAMILY) of
+                {ok, _} -> true;
+                _ -> false
+            end;
+        error ->
+            false
+    end.
+
+is_node_name(Node) when is_atom(Node) ->
+    split_host(Node) =/= error;
+is_node_name(_) ->
+    false.
+
+setopts(_Listen, _Opts) ->
+    {error, enotsup}.
+
+getopts(_Listen, _Opts) ->
+    {error, enotsup}.
+
+%%% Handshake data
+
+hs_data(Ctrl) ->
+    {Chan, Port} = py_dist_ctrl:call(Ctrl, channel),
+    #hs_data{socket = Ctrl,
+             f_send = fun(_Ctrl, Packet) -> send(Port, Chan, Packet) end,
+             f_recv = fun(C, _Len, Timeout) ->
+                              py_dist_ctrl:call(C, {recv, Timeout})
+                      end,
+             f_setopts_pre_nodeup = fun(_) -> ok end,
+             f_setopts_post_nodeup = fun(_) -> ok end,
+             f_getll = fun(C) -> {ok, C} end,
+             f_address = fun(_C, Node) -> net_address(Node) end,
+             f_handshake_complete =
+                 fun(C, Node, DHandle) ->
+                         py_dist_ctrl:call(C, {handshake_complete, Node, DHandle})
+                 end,
+             mf_tick = fun(C) -> C ! dist_tick end,
+             %% undefined: dist_util counts with dist_get_stat/1, i.e. the
+             %% packets put and got, so ticks measure the whole path.
+             mf_getstat = undefined,
+             mf_setopts = fun(_C, _Opts) -> {error, enotsup} end,
+             mf_getopts = fun(_C, _Opts) -> {error, enotsup} end}.
+
+send(Port, Chan, Packet) ->
+    Size = iolist_size(Packet),
+    try erlang:port_command(Port, py_dist_packet:data(Chan, [{Size, Packet}])) of
+        true -> ok
+    catch
+        error:badarg -> {error, closed}
+    end.
+
+net_address(Node) ->
+    case split_host(Node) of
+        {ok, _Name, Host} ->
+            #net_address{address = undefined, host = Host,
+                         protocol = ?PROTOCOL, family = ?FAMILY};
+        error ->
+            ?shutdown(no_node)
+    end.
+
+%%% Node names
+
+split_host(Node) ->
+    case string:split(atom_to_list(Node), "@") of
+        [Name, Host] when Name =/= [], Host =/= [] ->
+            case lists:member($@, Host) of
+                true -> error;
+                false -> {ok, Name, Host}
+            end;
+        _ ->
+            error
+    end.
+
+split_node(Node, LongOrShortNames) ->
+    case split_host(Node) of
+        {ok, Name, Host} ->
+            check_host(Node, Host, LongOrShortNames),
+            {Name, Host};
+        error ->
+            ?LOG_ERROR("** Nodename ~p illegal **", [Node]),
+            ?shutdown(Node)
+    end.
+
+check_host(Node, Host, longnames) ->
+    case {lists:member($., Host), inet:parse_address(Host)} of
+        {false, {error, _}} ->
+            ?LOG_ERROR("** System running to use fully qualified hostnames **~n"
+                       "** Hostname ~ts is illegal **", [Host]),
+            ?shutdown(Node);
+        _ ->
+            ok
+    end;
+check_host(Node, Host, shortnames) ->
+    case lists:member($., Host) andalso inet:parse_address(Host) =:= {error, einval} of
+        true ->
+            ?LOG_ERROR("** System NOT running to use fully qualified hostnames **~n"
+                       "** Hostname ~ts is illegal **", [Host]),
+            ?shutdown(Node);
+        false ->
+            ok
+    end.

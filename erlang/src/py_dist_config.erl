@@ -1,0 +1,105 @@
+%% @doc Configuration keys of py_dist.
+%%
+%% One set of keys, read from three places, first match wins:
+%%   1. the erl command line: `-py_dist Key Value' (may be repeated);
+%%   2. the `py_dist' application environment (sys.config);
+%%   3. the defaults below, which work on one machine with no file at all.
+%% Python-side keys are handed to the port program as `--set key=value'.
+-module(py_dist_config).
+
+-compile({no_auto_import, [get/1]}).
+-export([get/1, all/0, keys/0, python_command/0, parse/2]).
+
+-type key() :: python | listen_address | listen_port
+             | heartbeat_interval | heartbeat_timeout
+             | max_batch | max_frame | link_hwm | pipe_size
+             | log_level | start_timeout | restart_delay.
+-type kind() :: string | integer | atom.
+
+-export_type([key/0]).
+
+%% {Key, Kind, Default, PassedToPython}
+-spec keys() -> [{key(), kind(), term(), boolean()}].
+keys() ->
+    [{python,             string,  default_python, false},
+     {listen_address,     string,  "0.0.0.0",      true},
+     {listen_port,        integer, 0,              true},
+     {heartbeat_interval, integer, 100,            true},
+     {heartbeat_timeout,  integer, 600,            true},
+     {max_batch,          integer, 256 * 1024,     false},
+     {max_frame,          integer, 64 * 1024 * 1024, true},
+     {link_hwm,           integer, 256,            true},
+     {pipe_size,          integer, 1024 * 1024,    true},
+     {log_level,          atom,    warning,        true},
+     {start_timeout,      integer, 15000,          false},
+     {restart_delay,      integer, 500,            false}].
+
+-spec get(key()) -> term().
+get(Key) ->
+    {Key, Kind, Default, _} = lists:keyfind(Key, 1, keys()),
+    case command_line(atom_to_list(Key)) of
+        {ok, Text} ->
+            parse(Kind, Text);
+        error ->
+            case application:get_env(py_dist, Key) of
+                {ok, Value} -> check(Key, Kind, Value);
+                undefined -> default(Key, Default)
+            end
+    end.
+
+-spec all() -> #{key() => term()}.
+all() ->
+    maps:from_list([{K, get(K)} || {K, _, _, _} <- keys()]).
+
+%% @doc The executable and arguments that start the port program.
+%% This runs under net_sup during kernel start, before the file server
+%% exists, so a bare command name is looked up in PATH by env(1) rather
+%% than by os:find_executable/1.
+-spec python_command() -> {string(), [string()]}.
+python_command() ->
+    Sets = [["--set", atom_to_list(K) ++ "=" ++ to_text(get(K))]
+            || {K, _, _, true} <- keys()],
+    Args = ["-m", "pydist", "port" | lists:append(Sets)],
+    Python = get(python),
+    case filename:pathtype(Python) of
+        absolute -> {Python, Args};
+        _ -> {"/usr/bin/env", [Python | Args]}
+    end.
+
+%% @doc Parse a command-line value of the given kind.
+-spec parse(kind(), string()) -> term().
+parse(string, Text) -> Text;
+parse(atom, Text) -> list_to_atom(Text);
+parse(integer, Text) ->
+    try list_to_integer(Text)
+    catch error:badarg -> erlang:error({bad_py_dist_config, Text})
+    end.
+
+command_line(Key) ->
+    case init:get_argument(py_dist) of
+        {ok, Pairs} ->
+            case [V || [K, V] <- Pairs, K =:= Key] of
+                [] -> error;
+                Values -> {ok, lists:last(Values)}
+            end;
+        error ->
+            error
+    end.
+
+check(_Key, string, V) when is_list(V) -> V;
+check(_Key, string, V) when is_binary(V) -> binary_to_list(V);
+check(_Key, integer, V) when is_integer(V) -> V;
+check(_Key, atom, V) when is_atom(V) -> V;
+check(Key, _Kind, V) -> erlang:error({bad_py_dist_config, Key, V}).
+
+default(python, default_python) ->
+    case os:getenv("PYDIST_PYTHON") of
+        false -> "python3";
+        Python -> Python
+    end;
+default(_Key, Default) ->
+    Default.
+
+to_text(V) when is_integer(V) -> integer_to_list(V);
+to_text(V) when is_atom(V) -> atom_to_list(V);
+to_text(V) when is_list(V) -> V.

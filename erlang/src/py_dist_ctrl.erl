@@ -1,0 +1,199 @@
+%% @doc Distribution controller: one process per connection.
+%%
+%% During the handshake it queues the channel's packets for dist_util's
+%% f_recv.  At nodeup it hands input over to the port owner (which puts
+%% packets into the runtime from then on) and becomes the output handler:
+%% it drains erts with dist_ctrl_get_data and writes many distribution
+%% packets per port command.
+%%
+%% It is linked to the connection's dist_util process (the "supervisor" of
+%% gen_tcp_dist's vocabulary): when one of them goes, both go, and the
+%% port owner, which monitors this process, tells Python to drop the
+%% channel.  An exit reason of this process becomes the nodedown reason.
+-module(py_dist_ctrl).
+
+-include("py_dist.hrl").
+
+-export([start/2, start_outbound/0, call/2, close_reasons/0]).
+-export([init_inbound/2, init_outbound/1]).
+
+-define(SPAWN_OPTS, [{message_queue_data, off_heap}, {fullsweep_after, 0}]).
+
+-record(hs, {port :: port(),
+             chan :: non_neg_integer(),
+             queue = queue:new() :: queue:queue(binary()),
+             waiting :: undefined | {reference(), pid(), reference()}}).
+
+%%% API
+
+%% @doc Start the controller of a channel that Python accepted.
+-spec start(port(), non_neg_integer()) -> pid().
+start(Port, Chan) ->
+    spawn_opt(?MODULE, init_inbound, [Port, Chan],
+              [{priority, max} | ?SPAWN_OPTS]).
+
+%% @doc Start the controller of an outbound channel, linked to the caller.
+-spec start_outbound() -> pid().
+start_outbound() ->
+    spawn_opt(?MODULE, init_outbound, [self()],
+              [link, {priority, max} | ?SPAWN_OPTS]).
+
+%% @doc Synchronous request to a controller, gen_tcp_dist style: it fails
+%% with the controller's exit reason rather than hanging.
+-spec call(pid(), term()) -> term().
+call(Ctrl, Msg) ->
+    Ref = erlang:monitor(process, Ctrl),
+    Ctrl ! {Ref, self(), Msg},
+    receive
+        {Ref, Res} ->
+            erlang:demonitor(Ref, [flush]),
+            Res;
+        {'DOWN', Ref, process, Ctrl, Reason} ->
+            exit({dist_controller_exit, Reason})
+    end.
+
+%%% Handshake phase
+
+init_inbound(Port, Chan) ->
+    process_flag(trap_exit, true),
+    handshake(#hs{port = Port, chan = Chan}).
+
+init_outbound(Owner) ->
+    process_flag(trap_exit, true),
+    case py_dist_port:register_channel(self()) of
+        {ok, Chan, Port} ->
+            handshake(#hs{port = Port, chan = Chan});
+        {error, Reason} ->
+            unlink(Owner),
+            exit({py_dist, Reason})
+    end.
+
+handshake(#hs{} = S) ->
+    receive
+        {Ref, From, {supervisor, Pid}} ->
+            From ! {Ref, link(Pid)},
+            handshake(S);
+        {Ref, From, channel} ->
+            From ! {Ref, {S#hs.chan, S#hs.port}},
+            handshake(S);
+        {Ref, From, {recv, Timeout}} ->
+            handshake(serve_recv(S#hs{waiting = recv_timer(Ref, From, Timeout)}));
+        {timeout, TRef, recv} when element(3, S#hs.waiting) =:= TRef ->
+            {Ref, From, TRef} = S#hs.waiting,
+            From ! {Ref, {error, timeout}},
+            handshake(S#hs{waiting = undefined});
+        {py_dist_data, Frames} ->
+            handshake(serve_recv(enqueue(Frames, S)));
+        {Ref, From, {handshake_complete, _Node, DHandle}} ->
+            Max = py_dist_config:get(max_batch),
+            hand_over_input(DHandle, S),
+            false = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
+            From ! {Ref, ok},
+            process_flag(priority, normal),
+            erlang:dist_ctrl_get_data_notification(DHandle),
+            output(DHandle, S#hs.port, S#hs.chan, Max);
+        {py_dist_closed, Reason} ->
+            exit(exit_reason(Reason));
+        {'EXIT', _Pid, Reason} ->
+            exit(Reason);
+        _ ->
+            handshake(S)
+    end.
+
+recv_timer(Ref, From, infinity) ->
+    {Ref, From, make_ref()};
+recv_timer(Ref, From, Timeout) ->
+    {Ref, From, erlang:start_timer(Timeout, self(), recv)}.
+
+enqueue(Frames, #hs{queue = Q} = S) ->
+    case py_dist_packet:split_frames(Frames) of
+        {ok, Packets} ->
+            S#hs{queue = queue:join(Q, queue:from_list(Packets))};
+        {error, Reason} ->
+            exit({py_dist, Reason})
+    end.
+
+serve_recv(#hs{waiting = undefined} = S) ->
+    S;
+serve_recv(#hs{waiting = {Ref, From, TRef}, queue = Q} = S) ->
+    case queue:out(Q) of
+        {{value, Packet}, Q1} ->
+            cancel_timer(TRef),
+            From ! {Ref, {ok, binary_to_list(Packet)}},
+            S#hs{queue = Q1, waiting = undefined};
+        {empty, _} ->
+            S
+    end.
+
+cancel_timer(TRef) when is_reference(TRef) ->
+    _ = erlang:cancel_timer(TRef),
+    ok.
+
+%% Packets that arrived after the last handshake message belong to the
+%% connection: put them in order before the port owner starts putting
+%% later ones.  hold/1 returns only once the owner stopped forwarding, so
+%% what is in our mailbox then is complete.
+hand_over_input(DHandle, #hs{chan = Chan, queue = Q}) ->
+    ok = py_dist_port:hold(Chan),
+    Late = collect_forwarded([]),
+    [erlang:dist_ctrl_put_data(DHandle, P) || P <- queue:to_list(Q)],
+    [ok = py_dist_packet:put_frames(DHandle, F) || F <- Late],
+    ok = erlang:dist_ctrl_input_handler(DHandle, whereis(py_dist_port)),
+    ok = py_dist_port:up(Chan, DHandle).
+
+collect_forwarded(Acc) ->
+    receive
+        {py_dist_data, Frames} -> collect_forwarded([Frames | Acc])
+    after 0 ->
+            lists:reverse(Acc)
+    end.
+
+%%% Connection up: output
+
+output(DHandle, Port, Chan, Max) ->
+    receive
+        dist_data ->
+            drain(DHandle, Port, Chan, Max, 0, []),
+            erlang:dist_ctrl_get_data_notification(DHandle),
+            output(DHandle, Port, Chan, Max);
+        dist_tick ->
+            port_send(Port, py_dist_packet:tick(Chan)),
+            output(DHandle, Port, Chan, Max);
+        {py_dist_closed, Reason} ->
+            exit(exit_reason(Reason));
+        {'EXIT', _Pid, Reason} ->
+            exit(Reason);
+        _ ->
+            output(DHandle, Port, Chan, Max)
+    end.
+
+%% Batch up to Max bytes per port command: the per-packet cost on the
+%% Python side is what limits small-message throughput.
+drain(DHandle, Port, Chan, Max, Size, Acc) when Size >= Max ->
+    port_send(Port, py_dist_packet:data(Chan, lists:reverse(Acc))),
+    drain(DHandle, Port, Chan, Max, 0, []);
+drain(DHandle, Port, Chan, Max, Size, Acc) ->
+    case erlang:dist_ctrl_get_data(DHandle) of
+        none when Acc =:= [] ->
+            ok;
+        none ->
+            port_send(Port, py_dist_packet:data(Chan, lists:reverse(Acc)));
+        {Len, _Data} = Packet ->
+            drain(DHandle, Port, Chan, Max, Size + Len + 4, [Packet | Acc])
+    end.
+
+port_send(Port, Data) ->
+    try erlang:port_command(Port, Data)
+    catch error:badarg -> exit({py_dist, port_exit})
+    end.
+
+%% A peer that closed its end is what stock distribution calls
+%% connection_closed; everything else names the py_dist cause.
+exit_reason(peer_closed) -> connection_closed;
+exit_reason(Reason) -> {py_dist, Reason}.
+
+%% @doc The close reasons Python may send; listing them here makes the
+%% atoms exist before a control term that carries one is decoded safely.
+-spec close_reasons() -> [atom()].
+close_reasons() ->
+    ?PY_DIST_CLOSE_REASONS.

@@ -1,0 +1,323 @@
+%% @doc Owner of the Python port program.
+%%
+%% Starts the program with the node (from childspecs, before net_kernel
+%% listens), restarts it if it dies, and dispatches every inbound port
+%% packet by channel id.  During a handshake the channel's packets go to its
+%% controller; once the connection is up this process is the channel's input
+%% handler (erlang:dist_ctrl_input_handler/2) and puts the packets into the
+%% runtime itself, which saves a process hop per inbound packet.
+%%
+%% This process never blocks on the port: inbound traffic of every
+%% connection depends on it.  The only data it writes are rare control
+%% messages, sent with `nosuspend' and handed to a helper when the port is
+%% busy.
+-module(py_dist_port).
+-behaviour(gen_server).
+
+-include("py_dist.hrl").
+-include_lib("kernel/include/logger.hrl").
+
+-export([start_link/0, listen/1, set_acceptor/1, register_channel/1,
+         hold/1, up/2, info/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-type chan() :: non_neg_integer().
+-type route() :: {handshake, pid()}
+               | {hold, pid(), [binary()]}
+               | {up, pid(), erlang:dist_handle()}.
+
+-record(state, {port :: port() | undefined,
+                os_pid :: non_neg_integer() | undefined,
+                node :: binary() | undefined,
+                listen_port :: non_neg_integer() | undefined,
+                acceptor :: pid() | undefined,
+                routes = #{} :: #{chan() => route()},
+                ctrls = #{} :: #{pid() => {chan(), reference()}},
+                next_chan = 1 :: chan(),
+                restarts = 0 :: non_neg_integer()}).
+
+%%% API
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Tell Python its node name; returns the port its listener is bound to.
+-spec listen(binary()) -> {ok, inet:port_number()} | {error, term()}.
+listen(NodeName) ->
+    gen_server:call(?MODULE, {listen, NodeName}, infinity).
+
+-spec set_acceptor(pid()) -> ok.
+set_acceptor(Pid) ->
+    gen_server:call(?MODULE, {set_acceptor, Pid}).
+
+%% @doc Allocate a channel id for an outbound connection controlled by Ctrl.
+-spec register_channel(pid()) -> {ok, chan(), port()} | {error, no_port}.
+register_channel(Ctrl) ->
+    gen_server:call(?MODULE, {register_channel, Ctrl}).
+
+%% @doc Stop forwarding the channel's packets to its controller and keep
+%% them here until up/2: the first half of handing input over at nodeup.
+-spec hold(chan()) -> ok.
+hold(Chan) ->
+    gen_server:call(?MODULE, {hold, Chan}).
+
+%% @doc Second half: put the held packets, then put every later one directly.
+-spec up(chan(), erlang:dist_handle()) -> ok.
+up(Chan, DHandle) ->
+    gen_server:call(?MODULE, {up, Chan, DHandle}).
+
+-spec info() -> map().
+info() ->
+    gen_server:call(?MODULE, info).
+
+%%% gen_server
+
+init([]) ->
+    process_flag(trap_exit, true),
+    %% load the module whose code names every close reason atom
+    _ = py_dist_ctrl:close_reasons(),
+    process_flag(message_queue_data, off_heap),
+    case start_port() of
+        {ok, Port, OsPid, ListenPort} ->
+            {ok, #state{port = Port, os_pid = OsPid, listen_port = ListenPort}};
+        {error, Reason} ->
+            {stop, Reason}
+    end.
+
+handle_call({listen, Node}, _From, #state{listen_port = ListenPort} = S) ->
+    send_ctrl(S#state.port, {set_node, Node}),
+    {reply, {ok, ListenPort}, S#state{node = Node}};
+handle_call({set_acceptor, Pid}, _From, S) ->
+    {reply, ok, S#state{acceptor = Pid}};
+handle_call({register_channel, _Ctrl}, _From, #state{port = undefined} = S) ->
+    {reply, {error, no_port}, S};
+handle_call({register_channel, Ctrl}, _From, S0) ->
+    {Chan, S} = new_chan(S0),
+    {reply, {ok, Chan, S#state.port}, add_route(Chan, Ctrl, S)};
+handle_call({hold, Chan}, _From, #state{routes = Routes} = S) ->
+    case Routes of
+        #{Chan := {handshake, Ctrl}} ->
+            {reply, ok, S#state{routes = Routes#{Chan := {hold, Ctrl, []}}}};
+        #{} ->
+            {reply, ok, S}
+    end;
+handle_call({up, Chan, DHandle}, _From, #state{routes = Routes} = S) ->
+    case Routes of
+        #{Chan := {hold, Ctrl, Held}} ->
+            S1 = S#state{routes = Routes#{Chan := {up, Ctrl, DHandle}}},
+            {reply, ok, put_held(Chan, DHandle, lists:reverse(Held), S1)};
+        #{} ->
+            {reply, ok, S}
+    end;
+handle_call(info, _From, S) ->
+    {reply, #{os_pid => S#state.os_pid,
+              listen_port => S#state.listen_port,
+              node => S#state.node,
+              channels => map_size(S#state.routes),
+              restarts => S#state.restarts}, S}.
+
+handle_cast(_Msg, S) ->
+    {noreply, S}.
+
+handle_info({Port, {data, Packet}}, #state{port = Port} = S) ->
+    {noreply, inbound(py_dist_packet:decode(Packet), S)};
+handle_info({'DOWN', _Ref, process, Ctrl, _Reason}, S) ->
+    {noreply, ctrl_down(Ctrl, S)};
+handle_info({Port, {exit_status, Status}}, #state{port = Port} = S) ->
+    {noreply, port_down({exit_status, Status}, S)};
+handle_info({'EXIT', Port, Reason}, #state{port = Port} = S) ->
+    {noreply, port_down(Reason, S)};
+handle_info(restart_port, #state{port = undefined} = S) ->
+    {noreply, restart_port(S)};
+handle_info(_Other, S) ->
+    {noreply, S}.
+
+terminate(_Reason, #state{port = Port}) when is_port(Port) ->
+    catch port_close(Port),
+    ok;
+terminate(_Reason, _S) ->
+    ok.
+
+%%% Inbound
+
+inbound({data, Chan, Frames}, #state{routes = Routes} = S) ->
+    case Routes of
+        #{Chan := {up, _Ctrl, DHandle}} ->
+            put_frames(Chan, DHandle, Frames, S);
+        #{Chan := {handshake, Ctrl}} ->
+            Ctrl ! {py_dist_data, Frames},
+            S;
+        #{Chan := {hold, Ctrl, Held}} ->
+            S#state{routes = Routes#{Chan := {hold, Ctrl, [Frames | Held]}}};
+        #{} ->
+            S
+    end;
+inbound({ctrl, {accepted, Chan, Peer}}, S) ->
+    accepted(Chan, Peer, S);
+inbound({ctrl, {closed, Chan, Reason}}, #state{routes = Routes} = S) ->
+    case Routes of
+        #{Chan := Route} ->
+            Ctrl = element(2, Route),
+            Ctrl ! {py_dist_closed, Reason},
+            forget(Ctrl, S);
+        #{} ->
+            S
+    end;
+inbound({ctrl, Other}, S) ->
+    ?LOG_WARNING("py_dist: unexpected control message from the port: ~0p",
+                 [Other]),
+    S;
+inbound({error, Reason}, S) ->
+    ?LOG_ERROR("py_dist: bad packet from the port: ~0p", [Reason]),
+    S.
+
+put_frames(Chan, DHandle, Frames, S) ->
+    try py_dist_packet:put_frames(DHandle, Frames) of
+        ok ->
+            S;
+        {error, Reason} ->
+            fail_channel(Chan, Reason, S)
+    catch
+        %% The connection is on its way down; its controller's exit
+        %% cleans the route up.
+        error:badarg -> S
+    end.
+
+put_held(_Chan, _DHandle, [], S) ->
+    S;
+put_held(Chan, DHandle, [Frames | Rest], S) ->
+    put_held(Chan, DHandle, Rest, put_frames(Chan, DHandle, Frames, S)).
+
+%% Malformed data takes down the one connection it came on.
+fail_channel(Chan, Reason, #state{routes = Routes} = S) ->
+    ?LOG_ERROR("py_dist: channel ~w: ~0p; closing the connection",
+               [Chan, Reason]),
+    #{Chan := Route} = Routes,
+    Ctrl = element(2, Route),
+    Ctrl ! {py_dist_closed, Reason},
+    send_ctrl(S#state.port, {close, Chan, Reason}),
+    forget(Ctrl, S).
+
+accepted(Chan, Peer, #state{acceptor = undefined} = S) ->
+    ?LOG_WARNING("py_dist: connection from ~ts before listen; refused", [Peer]),
+    send_ctrl(S#state.port, {close, Chan, not_listening}),
+    S;
+accepted(Chan, Peer, #state{acceptor = Acceptor, port = Port} = S) ->
+    Ctrl = py_dist_ctrl:start(Port, Chan),
+    Acceptor ! {py_dist_accept, Ctrl, Peer},
+    add_route(Chan, Ctrl, S).
+
+%%% Channels
+
+new_chan(#state{next_chan = N, routes = Routes} = S) ->
+    Next = case N + 1 of
+               ?PY_DIST_PY_CHAN_BASE -> 1;
+               M -> M
+           end,
+    case is_map_key(N, Routes) of
+        true -> new_chan(S#state{next_chan = Next});
+        false -> {N, S#state{next_chan = Next}}
+    end.
+
+add_route(Chan, Ctrl, #state{routes = Routes, ctrls = Ctrls} = S) ->
+    Ref = erlang:monitor(process, Ctrl),
+    S#state{routes = Routes#{Chan => {handshake, Ctrl}},
+            ctrls = Ctrls#{Ctrl => {Chan, Ref}}}.
+
+forget(Ctrl, #state{routes = Routes, ctrls = Ctrls} = S) ->
+    case Ctrls of
+        #{Ctrl := {Chan, Ref}} ->
+            erlang:demonitor(Ref, [flush]),
+            S#state{routes = maps:remove(Chan, Routes),
+                    ctrls = maps:remove(Ctrl, Ctrls)};
+        #{} ->
+            S
+    end.
+
+%% A controller ended: its connection is gone, so Python drops the channel.
+%% Everything the controller wrote is in the port queue before this close.
+ctrl_down(Ctrl, #state{ctrls = Ctrls} = S) ->
+    case Ctrls of
+        #{Ctrl := {Chan, _Ref}} ->
+            send_ctrl(S#state.port, {close, Chan, down}),
+            forget(Ctrl, S);
+        #{} ->
+            S
+    end.
+
+%%% The port program
+
+port_down(Reason, #state{ctrls = Ctrls} = S) ->
+    ?LOG_ERROR("py_dist: port program ~w exited (~0p); its connections go "
+               "down and it is restarted", [S#state.os_pid, Reason]),
+    _ = [Ctrl ! {py_dist_closed, port_exit} || Ctrl <- maps:keys(Ctrls)],
+    _ = [erlang:demonitor(Ref, [flush]) || {_Chan, Ref} <- maps:values(Ctrls)],
+    restart_port(S#state{port = undefined, os_pid = undefined,
+                         routes = #{}, ctrls = #{}}).
+
+restart_port(#state{restarts = N} = S) ->
+    case start_port(S#state.listen_port) of
+        {ok, Port, OsPid, _ListenPort} ->
+            is_binary(S#state.node) andalso send_ctrl(Port, {set_node, S#state.node}),
+            S#state{port = Port, os_pid = OsPid, restarts = N + 1};
+        {error, Reason} ->
+            ?LOG_ERROR("py_dist: cannot restart the port program: ~0p",
+                       [Reason]),
+            erlang:send_after(py_dist_config:get(restart_delay), self(),
+                              restart_port),
+            S#state{restarts = N + 1}
+    end.
+
+start_port() ->
+    start_port(undefined).
+
+%% After a restart the listener binds the same port again, so the epmd
+%% registration made at listen stays true.
+start_port(ListenPort) ->
+    {Exe, Args0} = py_dist_config:python_command(),
+    Args = case ListenPort of
+               undefined -> Args0;
+               _ -> Args0 ++ ["--set", "listen_port=" ++ integer_to_list(ListenPort)]
+           end,
+    try open_port({spawn_executable, Exe},
+                  [{args, Args}, {packet, 4}, binary, exit_status, use_stdio])
+    of
+        Port ->
+            await_ready(Port)
+    catch
+        error:Reason ->
+            {error, {cannot_start, Exe, Reason}}
+    end.
+
+await_ready(Port) ->
+    Timeout = py_dist_config:get(start_timeout),
+    receive
+        {Port, {data, Packet}} ->
+            case py_dist_packet:decode(Packet) of
+                {ctrl, {ready, ListenPort}} ->
+                    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+                    {ok, Port, OsPid, ListenPort};
+                Other ->
+                    catch port_close(Port),
+                    {error, {unexpected_first_packet, Other}}
+            end;
+        {Port, {exit_status, Status}} ->
+            {error, {port_exit, Status}}
+    after Timeout ->
+            catch port_close(Port),
+            {error, start_timeout}
+    end.
+
+send_ctrl(undefined, _Term) ->
+    false;
+send_ctrl(Port, Term) ->
+    Packet = py_dist_packet:ctrl(Term),
+    try erlang:port_command(Port, Packet, [nosuspend]) of
+        true -> true;
+        false ->
+            _ = spawn(fun() -> catch erlang:port_command(Port, Packet) end),
+            true
+    catch
+        error:badarg -> false
+    end.

@@ -1,0 +1,21 @@
+%% @doc The one supervisor py_dist puts under kernel's net_sup.
+%%
+%% It restarts the port owner should it ever crash; the owner itself
+%% restarts the Python program when that dies, without crashing, because
+%% net_sup (one_for_all, intensity 0) would take distribution down with it.
+-module(py_dist_sup).
+-behaviour(supervisor).
+
+-export([start_link/0, init/1]).
+
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+init([]) ->
+    Owner = #{id => py_dist_port,
+              start => {py_dist_port, start_link, []},
+              restart => permanent,
+              shutdown => 5000,
+              type => worker,
+              modules => [py_dist_port]},
+    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, [Owner]}}.

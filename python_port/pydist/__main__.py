@@ -1,0 +1,3 @@
+from pydist.cli import main
+
+main()

@@ -1,0 +1,64 @@
+"""``pydist``: the command line for people, and the entry point the BEAM starts."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from pydist.core.config import Config, ConfigError
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def ebin_dir() -> Path:
+    """Where the compiled Erlang side of this checkout lives."""
+    env = os.environ.get("PYDIST_EBIN")
+    if env:
+        return Path(env)
+    return repo_root() / "_build" / "default" / "lib" / "py_dist" / "ebin"
+
+
+def erl_flags() -> list[str]:
+    ebin = ebin_dir()
+    if not (ebin / "py_dist.beam").exists():
+        raise click.ClickException(
+            f"no compiled py_dist in {ebin}: run scripts/setup (or rebar3 compile)")
+    return ["-pa", str(ebin), "-proto_dist", "py", "-py_dist", "python", sys.executable]
+
+
+@click.group()
+def main() -> None:
+    """py_dist: Erlang distribution over ZeroMQ, carried by Python."""
+
+
+@main.command()
+def flags() -> None:
+    """Print the erl arguments that make a node use py_dist: erl $(pydist flags) -sname a"""
+    click.echo(" ".join(erl_flags()))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def erl(args: tuple[str, ...]) -> None:
+    """Run erl with the py_dist flags, then ARGS."""
+    argv = ["erl", *erl_flags(), *args]
+    os.execvp("erl", argv)
+
+
+@main.command()
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A configuration key, as py_dist_config hands it over.")
+def port(settings: tuple[str, ...]) -> None:
+    """The port program itself; started by the BEAM, not by people."""
+    from pydist.shell.runtime import run
+
+    try:
+        config = Config.from_pairs(list(settings))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(run(config))

@@ -1,0 +1,229 @@
+"""Local clusters of real ``erl`` nodes, for the demo, the tests and the benchmark.
+
+Each node runs ``pd_agent`` (next to this file), which evaluates Erlang
+expressions sent over its stdin and answers in the external term format.
+Every process started here is stopped here, by its pid: the ``erl`` OS
+process, the port program it started, and the private ``epmd``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydist import cli
+from pydist.core import etf
+
+AGENT_SRC = Path(__file__).with_name("pd_agent.erl")
+HOST = "127.0.0.1"
+
+
+class NodeError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def compile_agent(out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    beam = out_dir / "pd_agent.beam"
+    if not beam.exists() or beam.stat().st_mtime < AGENT_SRC.stat().st_mtime:
+        subprocess.run(["erlc", "-o", str(out_dir), str(AGENT_SRC)], check=True)
+    return out_dir
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of ours still answers kill(0); ask /proc
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    return True
+
+
+class ErlNode:
+    """One ``erl`` OS process, driven through ``pd_agent``."""
+
+    def __init__(self, cluster: Cluster, name: str, args: Sequence[str], proto: str,
+                 env: dict[str, str]) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.node = f"{name}@{HOST}"
+        self.proto = proto
+        self.log_path = cluster.dir / f"{name}.log"
+        self._log = self.log_path.open("a", buffering=1)
+        self._answers: dict[int, queue.Queue[bytes]] = {}
+        self._lock = threading.Lock()
+        self._next = 0
+        self.lines: list[str] = []
+        dist = cli.erl_flags() if proto == "py" else []
+        cmd = ["erl", "-noshell", "-name", self.node, "-setcookie", cluster.cookie,
+               "-pa", str(cluster.agent_dir), *dist, *args, "-eval", "pd_agent:start()"]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=env, start_new_session=True)
+        self.pid = self.proc.pid
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(30):
+            self.stop()
+            raise NodeError(f"{self.node} did not start; log: {self.log_text()[-2000:]}")
+        self.port_pid: int | None = None
+        if proto == "py":
+            self.port_pid = int(self.eval("maps:get(os_pid, py_dist:info())."))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line.startswith("@@R "):
+                _, ident, hexed = line.split(" ", 2)
+                answers = self._answers.get(int(ident))
+                if answers is not None:
+                    answers.put(bytes.fromhex(hexed))
+                continue
+            if line == "@@READY":
+                self._ready.set()
+                continue
+            self.lines.append(line)
+            self._log.write(line + "\n")
+
+    def log_text(self) -> str:
+        return "\n".join(self.lines)
+
+    def eval(self, expr: str, timeout: float = 60.0) -> Any:
+        """Evaluate an Erlang expression sequence on the node; return its value."""
+        with self._lock:
+            self._next += 1
+            ident = self._next
+            answers: queue.Queue[bytes] = queue.Queue()
+            self._answers[ident] = answers
+            assert self.proc.stdin is not None
+            text = " ".join(expr.split("\n")).strip()
+            if not text.endswith("."):
+                text += "."
+            self.proc.stdin.write(f"{ident} {text}\n".encode())
+            self.proc.stdin.flush()
+        try:
+            raw = answers.get(timeout=timeout)
+        except queue.Empty:
+            raise NodeError(f"{self.node}: no answer to {expr!r} in {timeout}s") from None
+        finally:
+            self._answers.pop(ident, None)
+        status, value = etf.decode(raw)
+        if status != "ok":
+            raise NodeError(f"{self.node}: {expr!r} failed: {value!r}")
+        return value
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill9(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Halt the node, then make sure it and its port program are gone."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()  # pd_agent halts on end of file
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        port_pid = getattr(self, "port_pid", None)
+        if port_pid is not None:
+            deadline = time.monotonic() + 5
+            while pid_alive(port_pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if pid_alive(port_pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(port_pid, signal.SIGKILL)
+        self._reader.join(5)
+        self._log.close()
+
+
+class Cluster:
+    """Nodes that share a private epmd and a cookie; stops all it started."""
+
+    def __init__(self, directory: Path | None = None, cookie: str = "pydist_cookie") -> None:
+        self._tmp = None
+        if directory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="pydist-")
+            directory = Path(self._tmp.name)
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cookie = cookie
+        self.agent_dir = compile_agent(self.dir / "agent")
+        self.epmd_port = free_port()
+        self.epmd = subprocess.Popen(
+            ["epmd", "-port", str(self.epmd_port)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        self.env = dict(os.environ, ERL_EPMD_PORT=str(self.epmd_port))
+        self.env.pop("ERL_FLAGS", None)
+        self.nodes: list[ErlNode] = []
+        self._wait_epmd()
+
+    def _wait_epmd(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    (HOST, self.epmd_port), timeout=0.5):
+                return
+            time.sleep(0.05)
+        raise NodeError("private epmd did not start")
+
+    def start(self, name: str, *args: str, proto: str = "py",
+              env: dict[str, str] | None = None) -> ErlNode:
+        node = ErlNode(self, name, args, proto, {**self.env, **(env or {})})
+        self.nodes.append(node)
+        return node
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.nodes.clear()
+        if self.epmd.poll() is None:
+            self.epmd.terminate()
+            try:
+                self.epmd.wait(5)
+            except subprocess.TimeoutExpired:
+                self.epmd.kill()
+                self.epmd.wait(5)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def cluster(directory: Path | None = None) -> Iterator[Cluster]:
+    c = Cluster(directory)
+    try:
+        yield c
+    finally:
+        c.stop()

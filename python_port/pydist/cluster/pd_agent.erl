@@ -1,0 +1,156 @@
+%% Agent that lets a Python harness drive a node over stdin/stdout.
+%%
+%% Used by the test suite, the demo and the benchmark; not part of the
+%% py_dist application.  Each request line is "Id Expression." and each
+%% answer is "@@R Id Hex" where Hex is term_to_binary({ok, Value}) or
+%% term_to_binary({error, {Class, Reason}}) in hexadecimal.
+-module(pd_agent).
+
+-export([start/0, eval/1]).
+-export([ordered_receiver/2, blast/3, sink/0, pinger/2, echo/0,
+         throughput/4, rtt/2, collect_nodedown/1, wait_for_nodes/2]).
+
+start() ->
+    io:setopts(standard_io, [binary, {encoding, latin1}]),
+    io:put_chars(standard_io, <<"@@READY\n">>),
+    loop().
+
+loop() ->
+    case io:get_line(standard_io, "") of
+        eof -> erlang:halt(0);
+        {error, _} -> erlang:halt(0);
+        Line -> handle(Line), loop()
+    end.
+
+handle(Line) ->
+    [IdText, Expr] = binary:split(string:trim(Line), <<" ">>),
+    Result = eval(binary_to_list(Expr)),
+    Hex = binary:encode_hex(term_to_binary(Result)),
+    io:put_chars(standard_io, [<<"@@R ">>, IdText, <<" ">>, Hex, <<"\n">>]).
+
+eval(Text) ->
+    try
+        {ok, Tokens, _} = erl_scan:string(Text),
+        {ok, Exprs} = erl_parse:parse_exprs(Tokens),
+        {value, Value, _} = erl_eval:exprs(Exprs, erl_eval:new_bindings()),
+        {ok, Value}
+    catch
+        Class:Reason -> {error, {Class, Reason}}
+    end.
+
+%%% Helpers the harness calls on nodes (compiled, so they measure the
+%%% carrier and not the interpreter).
+
+%% Register Name, receive Senders * N messages {Sender, I}; check that each
+%% sender's numbers arrive 1..N in order.
+ordered_receiver(Name, {Senders, N}) ->
+    Parent = self(),
+    Pid = spawn(fun() ->
+                        register(Name, self()),
+                        Parent ! {registered, self()},
+                        Result = receive_ordered(Senders * N, #{}, N),
+                        receive {get, From} -> From ! {result, Result} end
+                end),
+    receive {registered, Pid} -> Pid end.
+
+receive_ordered(0, Seen, N) ->
+    case lists:all(fun(V) -> V =:= N end, maps:values(Seen)) of
+        true -> {ok, maps:size(Seen)};
+        false -> {error, {incomplete, Seen}}
+    end;
+receive_ordered(Left, Seen, N) ->
+    receive
+        {S, I} ->
+            Expected = maps:get(S, Seen, 0) + 1,
+            case I of
+                Expected -> receive_ordered(Left - 1, Seen#{S => I}, N);
+                _ -> {error, {out_of_order, S, I, Expected}}
+            end
+    after 60000 ->
+            {error, {timeout, Seen}}
+    end.
+
+blast(Dest, S, N) ->
+    [Dest ! {S, I} || I <- lists:seq(1, N)],
+    ok.
+
+%% A process that counts what it gets and answers {count, From}.
+sink() ->
+    spawn(fun() -> sink(0, 0) end).
+
+sink(Msgs, Bytes) ->
+    receive
+        {count, From} -> From ! {count, Msgs, Bytes}, sink(Msgs, Bytes);
+        {data, B} -> sink(Msgs + 1, Bytes + byte_size(B));
+        _ -> sink(Msgs + 1, Bytes)
+    end.
+
+echo() ->
+    spawn(fun Loop() -> receive {From, Msg} -> From ! {self(), Msg}, Loop() end end).
+
+pinger(Echo, Count) ->
+    [begin
+         T0 = erlang:monotonic_time(microsecond),
+         Echo ! {self(), ping},
+         receive {Echo, ping} -> erlang:monotonic_time(microsecond) - T0 end
+     end || _ <- lists:seq(1, Count)].
+
+%% Senders processes each send Size-byte binaries to Sink for Millis ms;
+%% returns {Messages, Bytes, Micros} as counted by the sink.
+throughput(Sink, Size, Senders, Millis) ->
+    Bin = binary:copy(<<7>>, Size),
+    {count, M0, B0} = ask(Sink),
+    T0 = erlang:monotonic_time(microsecond),
+    Deadline = T0 + Millis * 1000,
+    Pids = [spawn_monitor(fun() -> send_until(Sink, {data, Bin}, Deadline) end)
+            || _ <- lists:seq(1, Senders)],
+    [receive {'DOWN', R, process, P, _} -> ok end || {P, R} <- Pids],
+    {count, M1, B1} = ask(Sink),
+    {M1 - M0, B1 - B0, erlang:monotonic_time(microsecond) - T0}.
+
+ask(Sink) ->
+    Sink ! {count, self()},
+    receive {count, _, _} = C -> C after 120000 -> exit(sink_timeout) end.
+
+send_until(Sink, Msg, Deadline) ->
+    case erlang:monotonic_time(microsecond) < Deadline of
+        true ->
+            [Sink ! Msg || _ <- lists:seq(1, 100)],
+            send_until(Sink, Msg, Deadline);
+        false ->
+            ok
+    end.
+
+rtt(Node, Count) ->
+    Echo = rpc:call(Node, pd_agent, echo, []),
+    pinger(Echo, Count).
+
+%% Block until a nodedown for Node arrives; return the system time of it
+%% (microseconds) and the reason.
+collect_nodedown(Node) ->
+    Parent = self(),
+    Pid = spawn(fun() ->
+                        ok = net_kernel:monitor_nodes(true, [nodedown_reason]),
+                        Parent ! {watching, self()},
+                        R = receive {nodedown, Node, Info} ->
+                                    {os:system_time(microsecond),
+                                     proplists:get_value(nodedown_reason, Info)}
+                            end,
+                        receive {get, From} -> From ! {nodedown, R} end
+                end),
+    receive {watching, Pid} -> Pid end.
+
+wait_for_nodes(Nodes, Millis) ->
+    Deadline = erlang:monotonic_time(millisecond) + Millis,
+    wait_nodes(lists:sort(Nodes), Deadline).
+
+wait_nodes(Nodes, Deadline) ->
+    Have = lists:sort(nodes()),
+    case Nodes -- Have of
+        [] -> ok;
+        Missing ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> {missing, Missing};
+                false -> timer:sleep(20), wait_nodes(Nodes, Deadline)
+            end
+    end.

@@ -1,0 +1,70 @@
+"""The one place that knows the Erlang external term format codec.
+
+Control messages between the BEAM and Python are small Erlang terms. The
+rest of the code sees plain Python values: atoms are :class:`Atom`
+(a ``str``), binaries are ``bytes``, tuples are tuples, integers are ints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import erlang
+
+
+class EtfError(ValueError):
+    """A control message that is not a term we understand."""
+
+
+class Atom(str):
+    """An Erlang atom on the Python side."""
+
+    __slots__ = ()
+
+
+def encode(term: Any) -> bytes:
+    return bytes(erlang.term_to_binary(_to_erlang(term)))
+
+
+def decode(data: bytes) -> Any:
+    try:
+        return _from_erlang(erlang.binary_to_term(bytes(data)))
+    except (erlang.ParseException, IndexError, ValueError, TypeError,
+            AttributeError, KeyError, OverflowError) as exc:
+        raise EtfError(f"bad control term: {exc}") from exc
+
+
+def _to_erlang(term: Any) -> Any:
+    if isinstance(term, Atom):
+        return erlang.OtpErlangAtom(str(term))
+    if isinstance(term, (bytes, bytearray)):
+        return erlang.OtpErlangBinary(bytes(term))
+    if isinstance(term, tuple):
+        return tuple(_to_erlang(t) for t in term)
+    if isinstance(term, list):
+        return [_to_erlang(t) for t in term]
+    if isinstance(term, dict):
+        return {_to_erlang(k): _to_erlang(v) for k, v in term.items()}
+    if isinstance(term, (int, float)) and not isinstance(term, bool):
+        return term
+    if isinstance(term, bool):
+        return erlang.OtpErlangAtom("true" if term else "false")
+    raise EtfError(f"cannot encode {type(term).__name__}")
+
+
+def _from_erlang(term: Any) -> Any:
+    if isinstance(term, erlang.OtpErlangAtom):
+        value = term.value
+        return Atom(value.decode("utf-8") if isinstance(value, bytes) else value)
+    if isinstance(term, erlang.OtpErlangBinary):
+        if term.bits != 8:
+            raise EtfError("bitstrings are not control data")
+        return bytes(term.value)
+    if isinstance(term, tuple):
+        return tuple(_from_erlang(t) for t in term)
+    if isinstance(term, list):
+        return [_from_erlang(t) for t in term]
+    if isinstance(term, dict):
+        return {_from_erlang(k): _from_erlang(v) for k, v in term.items()}
+    # strings (lists of small ints) arrive as bytes; ints and floats as is
+    return term

@@ -1,0 +1,392 @@
+"""The node: the state machine that composes the core.
+
+Fed port packets from the BEAM, messages from links and the time; it
+answers with bytes for the BEAM (``port_out``), messages for links
+(``link_out``) and link commands (``commands``), which the I/O shell
+carries out. It is the only core module that knows all the others.
+
+Names used here:
+- a *link* is one ZeroMQ connection to a neighbour node; its key is an
+  ``int`` for a link this node dialled and the ROUTER routing id (``bytes``)
+  for a link a neighbour dialled;
+- a *channel* is one Erlang distribution connection, ``chan`` its id on
+  the port; between nodes it is named by (initiator, epoch).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from pydist.core import frame, port_codec
+from pydist.core.config import Config
+from pydist.core.etf import Atom, EtfError
+from pydist.core.liveness import Liveness, Verdict
+from pydist.core.wire import (
+    CLOSE_REASONS,
+    FLAG_INITIATOR,
+    HEADER,
+    OP_CTRL,
+    PY_CHAN_BASE,
+    VERSION,
+    Kind,
+    node_id,
+)
+
+log = logging.getLogger("pydist.node")
+
+LinkKey = Union[int, bytes]
+Out = Union[bytes, memoryview]
+
+_DATA = int(Kind.DATA)
+_RECENT_CLOSED = 1024
+
+
+@dataclass(eq=False)
+class Link:
+    key: LinkKey
+    peer: bytes | None
+    endpoint: str | None
+    last_rx: float
+    last_tx: float
+    up: bool = False
+    channels: set[int] = field(default_factory=set)
+
+    @property
+    def dialled(self) -> bool:
+        return isinstance(self.key, int)
+
+
+@dataclass(eq=False)
+class Channel:
+    chan: int
+    peer: bytes
+    peer_id: int
+    epoch: int
+    initiator: bool
+    link: Link
+    seq_out: int = 0
+    seq_in: int = 0
+
+    @property
+    def remote_key(self) -> tuple[int, int, bool]:
+        return (self.peer_id, self.epoch, self.initiator)
+
+
+class Node:
+    def __init__(self, config: Config, now: float, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.liveness = Liveness(config.heartbeat_interval, config.heartbeat_timeout)
+        self.rng = rng or random.Random()
+        self.name: bytes | None = None
+        self.id = 0
+        self.links: dict[LinkKey, Link] = {}
+        self.by_peer: dict[bytes, Link] = {}
+        self.channels: dict[int, Channel] = {}
+        self.remote: dict[tuple[int, int, bool], Channel] = {}
+        self.recently_closed: dict[tuple[int, int, bool], None] = {}
+        self.next_dial = 1
+        self.next_py_chan = PY_CHAN_BASE
+        self.stats: Counter[str] = Counter()
+        self.deadline = now + config.heartbeat_interval
+        # outputs, drained by the shell after every call
+        self.port_out: list[Out] = []
+        self.link_out: list[tuple[LinkKey, list[Out]]] = []
+        self.commands: list[tuple[str, LinkKey, Any]] = []
+
+    # ------------------------------------------------------------------
+    # input from the BEAM
+
+    def port_packet(self, packet: bytes, now: float) -> None:
+        try:
+            decoded = port_codec.decode_packet(packet)
+        except (port_codec.PortError, EtfError) as exc:
+            self.stats["port_errors"] += 1
+            log.error("bad packet from the BEAM: %s", exc)
+            return
+        if decoded[0] == OP_CTRL:
+            self._control(decoded[1], now)
+        else:
+            self._send_data(decoded[1], decoded[2], now)
+
+    def _send_data(self, chan: int, body: memoryview, now: float) -> None:
+        ch = self.channels.get(chan)
+        if ch is None:  # closed while the BEAM was still writing
+            self.stats["data_after_close"] += 1
+            return
+        flags = FLAG_INITIATOR if ch.initiator else 0
+        header = HEADER.pack(VERSION, _DATA, flags, 16, 0, ch.epoch, self.id,
+                             ch.peer_id, ch.seq_out, 0, 1)
+        ch.seq_out += 1
+        link = ch.link
+        link.last_tx = now
+        self.link_out.append((link.key, [header, body]))
+
+    def _control(self, term: Any, now: float) -> None:
+        match term:
+            case (Atom("set_node"), bytes(name)):
+                self.name = name
+                self.id = node_id(name)
+            case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)):
+                self._connect(chan, peer, f"tcp://{host.decode()}:{port}", now)
+            case (Atom("close"), int(chan), reason):
+                ch = self.channels.get(chan)
+                if ch is not None:
+                    self._send(ch.link, Kind.CLOSE, ch, str(reason).encode(), now)
+                    self._forget(ch)
+            case _:
+                self.stats["port_errors"] += 1
+                log.error("unknown control message from the BEAM: %r", term)
+
+    def _connect(self, chan: int, peer: bytes, endpoint: str, now: float) -> None:
+        if self.name is None or chan in self.channels:
+            self._tell_closed(chan, "not_ready" if self.name is None else "duplicate_channel")
+            return
+        link = self.by_peer.get(peer)
+        if link is None or (link.dialled and link.endpoint != endpoint):
+            link = self._dial(peer, endpoint, now)
+        epoch = self.rng.randrange(1, 1 << 32)
+        while (node_id(peer), epoch, True) in self.remote:
+            epoch = self.rng.randrange(1, 1 << 32)
+        ch = Channel(chan, peer, node_id(peer), epoch, True, link)
+        self._adopt(ch)
+        self._send(link, Kind.OPEN, ch, peer, now)
+
+    def _dial(self, peer: bytes, endpoint: str, now: float) -> Link:
+        key = self.next_dial
+        self.next_dial += 1
+        link = Link(key, peer, endpoint, last_rx=now, last_tx=now)
+        self.links[key] = link
+        self.by_peer[peer] = link
+        self.commands.append(("dial", key, endpoint))
+        self._send(link, Kind.HELLO, None, self.name or b"", now)
+        self.deadline = min(self.deadline, self.liveness.deadline(now, now))
+        return link
+
+    # ------------------------------------------------------------------
+    # input from links
+
+    def link_message(self, key: LinkKey, parts: list[Any], now: float) -> None:
+        """One ZeroMQ message from a link: ``[header, payload]``."""
+        link = self.links.get(key)
+        try:
+            if len(parts) != 2:
+                raise frame.FrameError(f"message of {len(parts)} parts, expected 2")
+            hdr = frame.decode(parts[0])
+        except frame.FrameError as exc:
+            self._bad_frame(link, key, str(exc), now)
+            return
+        if link is None:
+            self._unknown_link(key, hdr, bytes(parts[1]), now)
+            return
+        link.last_rx = now
+        if hdr.kind == _DATA:
+            self._receive_data(link, hdr, parts[1], now)
+        elif hdr.kind == Kind.HEARTBEAT:
+            pass
+        elif hdr.kind == Kind.HELLO:
+            self._hello(link, bytes(parts[1]), now)
+        elif not link.up:
+            self._bad_frame(link, key, f"{Kind(hdr.kind).name} before HELLO", now)
+        elif hdr.kind == Kind.OPEN:
+            self._open(link, hdr, bytes(parts[1]), now)
+        elif hdr.kind == Kind.CLOSE:
+            self._remote_close(hdr, bytes(parts[1]))
+        elif hdr.kind == Kind.BYE:
+            self._link_down(link, "peer_exit")
+
+    def _receive_data(self, link: Link, hdr: frame.Header, payload: Any, now: float) -> None:
+        ch = self.remote.get((hdr.src, hdr.epoch, not hdr.flags & FLAG_INITIATOR))
+        if ch is None or ch.link is not link:
+            self.stats["data_unknown_channel"] += 1
+            self._refuse(link, hdr, now)
+            return
+        if hdr.seq != ch.seq_in:
+            log.error("channel %d to %s: frame %d where %d was due; closing",
+                      ch.chan, ch.peer.decode(errors="replace"), hdr.seq, ch.seq_in)
+            self.stats["sequence_errors"] += 1
+            self._close(ch, "sequence_gap", now)
+            return
+        ch.seq_in += 1
+        self.port_out.append(port_codec.encode_data_prefix(ch.chan, len(payload)))
+        self.port_out.append(payload)
+
+    def _hello(self, link: Link, name: bytes, now: float) -> None:
+        if link.up:
+            if name != link.peer:
+                self._bad_frame(link, link.key, "HELLO with another name", now)
+            return
+        if link.dialled and name != link.peer:
+            log.error("%s answers as %s; not the node we dialled",
+                      link.endpoint, name.decode(errors="replace"))
+            self._link_down(link, "wrong_node")
+            return
+        link.up = True
+        link.peer = name
+        if not link.dialled:
+            self.by_peer[name] = link
+            self._send(link, Kind.HELLO, None, self.name or b"", now)
+
+    def _unknown_link(self, key: LinkKey, hdr: frame.Header, payload: bytes, now: float) -> None:
+        if hdr.kind == Kind.HELLO and isinstance(key, bytes):
+            if len(self.links) >= self.config.max_links:
+                log.error("refusing link from %r: max_links reached", payload[:64])
+                self.stats["links_refused"] += 1
+                return
+            if not payload or len(payload) > 1024:
+                self.stats["frame_errors"] += 1
+                return
+            link = Link(key, None, None, last_rx=now, last_tx=now)
+            self.links[key] = link
+            self.deadline = min(self.deadline, self.liveness.deadline(now, now))
+            self._hello(link, payload, now)
+        elif hdr.kind != Kind.BYE and isinstance(key, bytes):
+            # A neighbour still talking on a link we dropped (or from before
+            # a restart): tell it, so it drops its channels now, not after a
+            # heartbeat timeout.
+            self.stats["frames_unknown_link"] += 1
+            self.link_out.append((key, [frame.encode(Kind.BYE, self.id, hdr.src), b""]))
+
+    def _open(self, link: Link, hdr: frame.Header, target: bytes, now: float) -> None:
+        assert link.peer is not None
+        key = (hdr.src, hdr.epoch, False)
+        if key in self.remote:
+            self.stats["duplicate_open"] += 1
+            return
+        reason = None
+        if target != self.name:
+            reason = "wrong_node"
+        elif hdr.src != node_id(link.peer):
+            reason = "wrong_source"
+        elif len(self.channels) >= self.config.max_channels:
+            reason = "max_channels"
+        if reason is not None:
+            log.error("refusing channel from %s: %s", link.peer.decode(errors="replace"), reason)
+            self.link_out.append((link.key, [
+                frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch), reason.encode()]))
+            return
+        ch = Channel(self._new_py_chan(), link.peer, hdr.src, hdr.epoch, False, link)
+        self._adopt(ch)
+        self.port_out.append(port_codec.encode_ctrl((Atom("accepted"), ch.chan, link.peer)))
+
+    def _remote_close(self, hdr: frame.Header, reason: bytes) -> None:
+        ch = self.remote.get((hdr.src, hdr.epoch, not hdr.flags & FLAG_INITIATOR))
+        if ch is not None:
+            log.info("channel %d closed by %s: %s", ch.chan, ch.peer.decode(errors="replace"),
+                     reason.decode(errors="replace"))
+            self._tell_closed(ch.chan, "peer_closed")
+            self._forget(ch)
+
+    def _bad_frame(self, link: Link | None, key: LinkKey, why: str, now: float) -> None:
+        """Garbage takes down at most the link it came on."""
+        self.stats["frame_errors"] += 1
+        peer = link.peer.decode(errors="replace") if link and link.peer else repr(key)
+        log.error("bad frame from %s: %s; dropping the link", peer, why)
+        if link is not None:
+            self._link_down(link, "protocol_error")
+
+    def _refuse(self, link: Link, hdr: frame.Header, now: float) -> None:
+        key = (hdr.src, hdr.epoch, not hdr.flags & FLAG_INITIATOR)
+        if key in self.recently_closed:
+            return
+        self._remember_closed(key)
+        flags = 0 if hdr.flags & FLAG_INITIATOR else FLAG_INITIATOR
+        self.link_out.append((link.key, [
+            frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags), b"unknown_channel"]))
+
+    # ------------------------------------------------------------------
+    # time
+
+    def timer(self, now: float) -> None:
+        if now < self.deadline:
+            return
+        deadline = now + self.liveness.interval
+        for link in list(self.links.values()):
+            verdict = self.liveness.verdict(now, link.last_rx, link.last_tx)
+            if verdict is Verdict.DEAD:
+                self._link_down(link, "heartbeat_timeout" if link.up else "connect_timeout")
+                continue
+            if verdict is Verdict.SEND_HEARTBEAT:
+                self._send(link, Kind.HEARTBEAT, None, b"", now)
+            deadline = min(deadline, self.liveness.deadline(link.last_rx, link.last_tx))
+        self.deadline = deadline
+
+    def port_closed(self, now: float) -> None:
+        """The BEAM is gone: say goodbye so neighbours need not time out."""
+        for link in self.links.values():
+            self._send(link, Kind.BYE, None, b"", now)
+
+    # ------------------------------------------------------------------
+    # helpers
+
+    def _send(self, link: Link, kind: Kind, ch: Channel | None, payload: bytes, now: float) -> None:
+        if ch is None:
+            header = frame.encode(kind, self.id, 0)
+        else:
+            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch,
+                                  flags=FLAG_INITIATOR if ch.initiator else 0)
+        link.last_tx = now
+        self.link_out.append((link.key, [header, payload]))
+
+    def _adopt(self, ch: Channel) -> None:
+        self.channels[ch.chan] = ch
+        self.remote[ch.remote_key] = ch
+        ch.link.channels.add(ch.chan)
+
+    def _forget(self, ch: Channel) -> None:
+        self.channels.pop(ch.chan, None)
+        self.remote.pop(ch.remote_key, None)
+        ch.link.channels.discard(ch.chan)
+        self._remember_closed(ch.remote_key)
+
+    def _remember_closed(self, key: tuple[int, int, bool]) -> None:
+        self.recently_closed[key] = None
+        if len(self.recently_closed) > _RECENT_CLOSED:
+            del self.recently_closed[next(iter(self.recently_closed))]
+
+    def _close(self, ch: Channel, reason: str, now: float) -> None:
+        self._send(ch.link, Kind.CLOSE, ch, reason.encode(), now)
+        self._tell_closed(ch.chan, reason)
+        self._forget(ch)
+
+    def _tell_closed(self, chan: int, reason: str) -> None:
+        assert reason in CLOSE_REASONS, reason
+        self.port_out.append(port_codec.encode_ctrl((Atom("closed"), chan, Atom(reason))))
+
+    def _link_down(self, link: Link, reason: str) -> None:
+        if self.links.pop(link.key, None) is None:
+            return
+        if link.peer is not None and self.by_peer.get(link.peer) is link:
+            del self.by_peer[link.peer]
+        if link.channels or link.up:
+            log.warning("link to %s down: %s (%d channels)",
+                        (link.peer or b"?").decode(errors="replace"), reason, len(link.channels))
+        self.stats[f"links_down_{reason}"] += 1
+        for chan in sorted(link.channels):
+            ch = self.channels[chan]
+            self._tell_closed(chan, reason)
+            self._forget(ch)
+        if link.dialled:
+            self.commands.append(("hangup", link.key, None))
+
+    def _new_py_chan(self) -> int:
+        chan = self.next_py_chan
+        while chan in self.channels:
+            chan = PY_CHAN_BASE + (chan + 1 - PY_CHAN_BASE) % PY_CHAN_BASE
+        self.next_py_chan = PY_CHAN_BASE + (chan + 1 - PY_CHAN_BASE) % PY_CHAN_BASE
+        return chan
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "node": (self.name or b"").decode(),
+            "links": [
+                {"peer": (ln.peer or b"?").decode(errors="replace"), "up": ln.up,
+                 "dialled": ln.dialled, "channels": len(ln.channels)}
+                for ln in self.links.values()
+            ],
+            "channels": len(self.channels),
+            "stats": dict(self.stats),
+        }

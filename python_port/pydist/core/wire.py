@@ -1,0 +1,65 @@
+"""Byte layouts: the port packets shared with Erlang, and the inter-node frame.
+
+The port constants have one Erlang copy, ``erlang/include/py_dist.hrl``;
+``tests/core/test_wire.py`` parses both and checks that they agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import struct
+
+# --- BEAM <-> Python port packets ({packet, 4}) ---------------------------
+
+OP_CTRL = 0
+OP_DATA = 1
+PY_CHAN_BASE = 0x80000000
+
+#: outer length, op, channel: the prefix of a data packet written to the BEAM
+PORT_DATA_PREFIX = struct.Struct("!IBI")
+#: op, channel: the prefix of a data packet read from the BEAM
+DATA_HEADER = struct.Struct("!BI")
+#: length of one distribution packet inside a data packet
+FRAME_LEN = struct.Struct("!I")
+PORT_LEN = struct.Struct("!I")
+
+#: why Python closed a channel; the atoms Erlang decodes ({closed, Chan, Reason})
+CLOSE_REASONS = (
+    "peer_closed", "peer_exit", "heartbeat_timeout", "connect_timeout",
+    "wrong_node", "protocol_error", "sequence_gap", "not_ready",
+    "duplicate_channel", "port_exit",
+)
+
+# --- Python <-> Python frames over ZeroMQ ---------------------------------
+
+VERSION = 1
+
+
+class Kind(enum.IntEnum):
+    DATA = 1
+    HELLO = 2
+    HEARTBEAT = 3
+    OPEN = 4
+    CLOSE = 5
+    BYE = 6
+
+
+#: flag: the sender opened the channel (tells the two ends' ids apart)
+FLAG_INITIATOR = 0x01
+
+#: version, kind, flags, hop limit, lane, 3 pad, channel epoch,
+#: source, destination, sequence, chunk index, chunk count
+HEADER = struct.Struct("!BBBBB3xIQQQII")
+HEADER_SIZE = HEADER.size
+
+DEFAULT_HOPS = 16
+
+
+def node_id(name: bytes) -> int:
+    """The compact form of a node name that frames carry: 64 bits of BLAKE2b.
+
+    A collision between two live node names is detected at HELLO time (the
+    name travels whole there) and refused.
+    """
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big")

@@ -1,0 +1,101 @@
+"""ZeroMQ sockets: one ROUTER that neighbours dial, one DEALER per link we dial.
+
+A link is one TCP connection used both ways, so a node holds one socket per
+neighbour it dialled plus its listener. Sends never block the event loop:
+a message that meets a full queue waits in a per-link backlog, and while any
+backlog exists the runtime stops reading the BEAM (back-pressure).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+import zmq
+
+from pydist.core.node import LinkKey
+from pydist.core.wire import HEADER_SIZE
+
+log = logging.getLogger("pydist.links")
+
+#: below this size a copy is cheaper than ZeroMQ's zero-copy bookkeeping
+ZERO_COPY_MIN = 64 * 1024
+
+
+class Links:
+    def __init__(self, ctx: zmq.Context[Any], address: str, port: int, hwm: int,
+                 max_frame: int) -> None:
+        self.ctx = ctx
+        self.hwm = hwm
+        self.max_msg = max_frame + HEADER_SIZE + 64
+        self.router = ctx.socket(zmq.ROUTER)
+        self._tune(self.router)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.bind(f"tcp://{address}:{port}")
+        endpoint = self.router.getsockopt(zmq.LAST_ENDPOINT)
+        assert isinstance(endpoint, bytes)
+        self.port = int(endpoint.rsplit(b":", 1)[1])
+        self.dealers: dict[int, zmq.Socket[Any]] = {}
+        self.backlog: dict[LinkKey, deque[list[Any]]] = {}
+
+    def _tune(self, sock: zmq.Socket[Any]) -> None:
+        sock.setsockopt(zmq.LINGER, 200)
+        sock.setsockopt(zmq.SNDHWM, self.hwm)
+        sock.setsockopt(zmq.RCVHWM, self.hwm)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_msg)
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+
+    def dial(self, key: int, endpoint: str) -> zmq.Socket[Any]:
+        sock = self.ctx.socket(zmq.DEALER)
+        self._tune(sock)
+        sock.connect(endpoint)
+        self.dealers[key] = sock
+        return sock
+
+    def hangup(self, key: int) -> zmq.Socket[Any] | None:
+        self.backlog.pop(key, None)
+        sock = self.dealers.pop(key, None)
+        if sock is not None:
+            sock.close(linger=0)
+        return sock
+
+    def send(self, key: LinkKey, parts: list[Any]) -> None:
+        queued = self.backlog.get(key)
+        if queued is not None:
+            queued.append(parts)
+            return
+        if not self._try_send(key, parts):
+            self.backlog[key] = deque([parts])
+
+    def _try_send(self, key: LinkKey, parts: list[Any]) -> bool:
+        copy = len(parts[-1]) < ZERO_COPY_MIN
+        try:
+            if isinstance(key, int):
+                sock = self.dealers.get(key)
+                if sock is None:
+                    return True  # hung up: the core already closed its channels
+                sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=copy)
+            else:
+                self.router.send_multipart([key, *parts], flags=zmq.NOBLOCK, copy=copy)
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:  # that neighbour's connection is gone
+                return True
+            raise
+        return True
+
+    def retry(self) -> None:
+        """Push backlogs out as far as the queues allow."""
+        for key in list(self.backlog):
+            queued = self.backlog[key]
+            while queued and self._try_send(key, queued[0]):
+                queued.popleft()
+            if not queued:
+                del self.backlog[key]
+
+    def close(self) -> None:
+        for sock in self.dealers.values():
+            sock.close()
+        self.router.close()

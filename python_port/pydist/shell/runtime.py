@@ -1,0 +1,166 @@
+"""The event loop of the port program: stdin, stdout, ZeroMQ and the clock.
+
+All protocol decisions are the core's (:class:`pydist.core.node.Node`);
+this module only moves bytes between the core and the outside world and
+tells the core the time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import zmq
+
+from pydist.core.config import Config
+from pydist.core.etf import Atom
+from pydist.core.node import LinkKey, Node
+from pydist.core.port_codec import PortDecoder, PortError, encode_ctrl
+from pydist.shell import stdio
+from pydist.shell.links import Links
+
+log = logging.getLogger("pydist.runtime")
+
+READ_SIZE = 4 * 1024 * 1024
+RECV_BUDGET = 256  # messages per socket per turn, so no link starves the rest
+
+
+class Runtime:
+    def __init__(self, config: Config, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
+        self.config = config
+        self.stdin_fd = stdin_fd
+        self.stdout_fd = stdout_fd
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.links = Links(self.ctx, config.listen_address, config.listen_port,
+                           config.link_hwm, config.max_frame)
+        self.node = Node(config, time.monotonic())
+        self.decoder = PortDecoder(config.max_frame + 1024)
+        self.poller = zmq.Poller()
+        self.sockets: dict[Any, LinkKey] = {}
+        self.reading_stdin = False
+        self.stopping = False
+
+    def run(self) -> int:
+        for fd in (self.stdin_fd, self.stdout_fd):
+            stdio.enlarge_pipe(fd, self.config.pipe_size)
+        stdio.set_nonblocking(self.stdin_fd)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the BEAM owns ^C
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.poller.register(self.links.router, zmq.POLLIN)
+        self._watch_stdin(True)
+        stdio.write_all(self.stdout_fd, [encode_ctrl((Atom("ready"), self.links.port))])
+        log.info("listening on port %d", self.links.port)
+        try:
+            while not self.stopping:
+                self._turn()
+        except BrokenPipeError:
+            pass
+        finally:
+            self._shutdown()
+        return 0
+
+    def _on_sigterm(self, _signum: int, _frame: Any) -> None:
+        self.stopping = True
+
+    def _watch_stdin(self, on: bool) -> None:
+        if on and not self.reading_stdin:
+            self.poller.register(self.stdin_fd, zmq.POLLIN)
+        elif not on and self.reading_stdin:
+            self.poller.unregister(self.stdin_fd)
+        self.reading_stdin = on
+
+    def _turn(self) -> None:
+        node = self.node
+        now = time.monotonic()
+        timeout = max(0.0, node.deadline - now) * 1000
+        if self.links.backlog:
+            timeout = min(timeout, 1.0)
+        events = self.poller.poll(timeout)
+        now = time.monotonic()
+        for sock, _ in events:
+            if sock == self.stdin_fd:
+                self._read_stdin(now)
+            elif sock is self.links.router:
+                self._receive(sock, None, now)
+            else:
+                self._receive(sock, self.sockets.get(sock), now)
+        node.timer(now)
+        self._flush()
+
+    def _read_stdin(self, now: float) -> None:
+        data = stdio.read_some(self.stdin_fd, READ_SIZE)
+        if data is None:
+            return
+        if not data:
+            self.stopping = True  # the BEAM is gone
+            return
+        try:
+            packets = self.decoder.feed(data)
+        except PortError as exc:
+            # Our own BEAM wrote garbage: nothing after it can be trusted.
+            log.critical("port stream from the BEAM is corrupt: %s", exc)
+            self.stopping = True
+            return
+        for packet in packets:
+            self.node.port_packet(packet, now)
+
+    def _receive(self, sock: Any, key: LinkKey | None, now: float) -> None:
+        node = self.node
+        for _ in range(RECV_BUDGET):
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if key is None:
+                node.link_message(parts[0].bytes, parts[1:], now)
+            else:
+                node.link_message(key, parts, now)
+
+    def _flush(self) -> None:
+        node, links = self.node, self.links
+        if node.commands:
+            for op, key, arg in node.commands:
+                if op == "dial":
+                    assert isinstance(key, int)
+                    sock = links.dial(key, arg)
+                    self.sockets[sock] = key
+                    self.poller.register(sock, zmq.POLLIN)
+                elif op == "hangup":
+                    assert isinstance(key, int)
+                    old = links.dealers.get(key)
+                    if old is not None:
+                        self.poller.unregister(old)
+                        del self.sockets[old]
+                    links.hangup(key)
+            node.commands.clear()
+        if node.link_out:
+            for key, parts in node.link_out:
+                links.send(key, parts)
+            node.link_out.clear()
+        if node.port_out:
+            stdio.write_all(self.stdout_fd, node.port_out)
+            node.port_out.clear()
+        if links.backlog:
+            links.retry()
+        self._watch_stdin(not links.backlog)
+
+    def _shutdown(self) -> None:
+        try:
+            self.node.port_closed(time.monotonic())
+            for key, parts in self.node.link_out:
+                self.links.send(key, parts)
+            self.node.link_out.clear()
+        finally:
+            self.links.close()
+            self.ctx.term()
+
+
+def run(config: Config) -> int:
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.WARNING),
+        format=f"pydist[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
+    )
+    return Runtime(config).run()
