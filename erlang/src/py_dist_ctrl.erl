@@ -22,7 +22,8 @@
 -record(hs, {port :: port(),
              chan :: non_neg_integer(),
              queue = queue:new() :: queue:queue(binary()),
-             waiting :: undefined | {reference(), pid(), reference()}}).
+             waiting :: undefined | {reference(), pid(), reference()},
+             closed :: undefined | atom()}).
 
 %%% API
 
@@ -84,6 +85,10 @@ handshake(#hs{} = S) ->
             handshake(S#hs{waiting = undefined});
         {py_dist_data, Frames} ->
             handshake(serve_recv(enqueue(Frames, S)));
+        {Ref, From, {handshake_complete, _Node, _DHandle}}
+          when S#hs.closed =/= undefined ->
+            From ! {Ref, {error, closed}},
+            exit(exit_reason(S#hs.closed));
         {Ref, From, {handshake_complete, _Node, DHandle}} ->
             Max = py_dist_config:get(max_batch),
             hand_over_input(DHandle, S),
@@ -93,7 +98,11 @@ handshake(#hs{} = S) ->
             erlang:dist_ctrl_get_data_notification(DHandle),
             output(DHandle, S#hs.port, S#hs.chan, Max);
         {py_dist_closed, Reason} ->
-            exit(exit_reason(Reason));
+            %% Like a socket closed under a handshake: noticed at the next
+            %% recv.  A handshake that lost a simultaneous connect waits for
+            %% net_kernel to end it; dying now would fail the connection
+            %% that won.
+            handshake(serve_recv(S#hs{closed = Reason}));
         {'EXIT', _Pid, Reason} ->
             exit(Reason);
         _ ->
@@ -121,6 +130,10 @@ serve_recv(#hs{waiting = {Ref, From, TRef}, queue = Q} = S) ->
             cancel_timer(TRef),
             From ! {Ref, {ok, binary_to_list(Packet)}},
             S#hs{queue = Q1, waiting = undefined};
+        {empty, _} when S#hs.closed =/= undefined ->
+            cancel_timer(TRef),
+            From ! {Ref, {error, closed}},
+            S#hs{waiting = undefined};
         {empty, _} ->
             S
     end.

@@ -60,7 +60,7 @@ receive_ordered(0, Seen, N) ->
     end;
 receive_ordered(Left, Seen, N) ->
     receive
-        {S, I} ->
+        {S, I} when is_integer(S), is_integer(I) ->
             Expected = maps:get(S, Seen, 0) + 1,
             case I of
                 Expected -> receive_ordered(Left - 1, Seen#{S => I}, N);

@@ -100,7 +100,7 @@ class Node:
     # ------------------------------------------------------------------
     # input from the BEAM
 
-    def port_packet(self, packet: bytes, now: float) -> None:
+    def port_packet(self, packet: bytes | memoryview, now: float) -> None:
         try:
             decoded = port_codec.decode_packet(packet)
         except (port_codec.PortError, EtfError) as exc:
@@ -283,7 +283,8 @@ class Node:
     def _bad_frame(self, link: Link | None, key: LinkKey, why: str, now: float) -> None:
         """Garbage takes down at most the link it came on."""
         self.stats["frame_errors"] += 1
-        peer = link.peer.decode(errors="replace") if link and link.peer else repr(key)
+        peer = (link.peer.decode(errors="replace") if link and link.peer
+                else (key.hex()[:16] if isinstance(key, bytes) else str(key)))
         log.error("bad frame from %s: %s; dropping the link", peer, why)
         if link is not None:
             self._link_down(link, "protocol_error")

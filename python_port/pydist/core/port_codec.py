@@ -26,28 +26,42 @@ class PortError(ValueError):
 
 
 class PortDecoder:
-    """Split the ``{packet, 4}`` byte stream from the BEAM into packets."""
+    """Split the ``{packet, 4}`` byte stream from the BEAM into packets.
+
+    Packets that lie whole inside one piece of input are returned as
+    zero-copy views of it; only a packet cut by a read boundary is
+    collected in a buffer, and joined once, when its last byte arrives.
+    """
 
     def __init__(self, max_packet: int) -> None:
         self._buf = bytearray()
+        self._need = 0  # bytes the buffer must hold before it is worth parsing
         self._max = max_packet
 
-    def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += data
-        out: list[bytes] = []
+    def feed(self, data: bytes) -> list[memoryview]:
+        if self._buf:
+            self._buf += data
+            if len(self._buf) < self._need:
+                return []
+            data = bytes(self._buf)
+            self._buf.clear()
+        view = memoryview(data)
+        out: list[memoryview] = []
         pos = 0
-        end = len(buf)
+        end = len(data)
         while end - pos >= 4:
-            (size,) = PORT_LEN.unpack_from(buf, pos)
+            (size,) = PORT_LEN.unpack_from(data, pos)
             if size > self._max:
                 raise PortError(f"port packet of {size} bytes exceeds max_frame")
             if end - pos - 4 < size:
+                self._need = 4 + size
                 break
-            out.append(bytes(buf[pos + 4 : pos + 4 + size]))
+            out.append(view[pos + 4 : pos + 4 + size])
             pos += 4 + size
-        if pos:
-            del buf[:pos]
+        else:
+            self._need = 4
+        if pos < end:
+            self._buf += view[pos:]
         return out
 
     @property
@@ -65,7 +79,7 @@ def encode_data_prefix(chan: int, body_len: int) -> bytes:
     return PORT_DATA_PREFIX.pack(body_len + 5, OP_DATA, chan)
 
 
-def decode_packet(packet: bytes) -> tuple[int, int, memoryview] | tuple[int, Any]:
+def decode_packet(packet: bytes | memoryview) -> tuple[int, int, memoryview] | tuple[int, Any]:
     """``(OP_DATA, chan, frames)`` or ``(OP_CTRL, term)``."""
     if not packet:
         raise PortError("empty port packet")
@@ -76,7 +90,7 @@ def decode_packet(packet: bytes) -> tuple[int, int, memoryview] | tuple[int, Any
         _, chan = DATA_HEADER.unpack_from(packet)
         return OP_DATA, chan, memoryview(packet)[DATA_HEADER.size :]
     if op == OP_CTRL:
-        return OP_CTRL, etf.decode(packet[1:])
+        return OP_CTRL, etf.decode(bytes(packet[1:]))
     raise PortError(f"unknown port op {op}")
 
 

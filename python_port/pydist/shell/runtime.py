@@ -40,6 +40,7 @@ class Runtime:
         self.decoder = PortDecoder(config.max_frame + 1024)
         self.poller = zmq.Poller()
         self.sockets: dict[Any, LinkKey] = {}
+        self.reader = stdio.Reader(stdin_fd, READ_SIZE)
         self.reading_stdin = False
         self.stopping = False
 
@@ -91,7 +92,7 @@ class Runtime:
         self._flush()
 
     def _read_stdin(self, now: float) -> None:
-        data = stdio.read_some(self.stdin_fd, READ_SIZE)
+        data = self.reader.read()
         if data is None:
             return
         if not data:
@@ -158,9 +159,36 @@ class Runtime:
             self.ctx.term()
 
 
+class RateLimit(logging.Filter):
+    """At most ``burst`` records a second: a peer sending garbage in a loop
+    must not turn into a disk-filling loop of log lines."""
+
+    def __init__(self, burst: int = 20) -> None:
+        super().__init__()
+        self.burst = burst
+        self.second = 0
+        self.count = 0
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        second = int(record.created)
+        if second != self.second:
+            if self.suppressed:
+                record.msg = f"({self.suppressed} log lines suppressed) {record.msg}"
+            self.second, self.count, self.suppressed = second, 0, 0
+        self.count += 1
+        if self.count > self.burst:
+            self.suppressed += 1
+            return False
+        return True
+
+
 def run(config: Config) -> int:
-    logging.basicConfig(
-        level=getattr(logging, config.log_level.upper(), logging.WARNING),
-        format=f"pydist[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()  # stderr: stdout is the port pipe
+    handler.setFormatter(logging.Formatter(
+        f"pydist[{os.getpid()}] %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RateLimit())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, config.log_level.upper(), logging.WARNING))
     return Runtime(config).run()

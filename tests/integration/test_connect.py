@@ -1,0 +1,62 @@
+"""Connecting: ping, missing nodes, hidden nodes, wrong cookies."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from pydist.cluster import Cluster
+
+
+def test_ping_pong_and_nodes(cluster: Cluster) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    assert b.eval("nodes().") == [a.node]
+    assert a.eval("nodes().") == [b.node]
+    # the connection really is py_dist's: the far side sees our protocol
+    assert a.eval(f"element(4, element(2, net_kernel:node_info('{b.node}', address))).") == "py"
+
+
+def test_ping_missing_node_is_pang_within_setuptime(cluster: Cluster) -> None:
+    b = cluster.start("b")
+    micros, result = b.eval("timer:tc(net_adm, ping, ['nobody@127.0.0.1']).")
+    assert result == "pang"
+    setuptime_s = b.eval("net_kernel:connecttime().") / 1000
+    assert micros / 1e6 < setuptime_s
+
+
+def test_ping_unresponsive_node_is_pang_within_setuptime(cluster: Cluster) -> None:
+    """epmd knows the node but its port program does not answer."""
+    a, b = cluster.start("a"), cluster.start("b")
+    assert a.port_pid is not None
+    os.kill(a.port_pid, signal.SIGSTOP)
+    try:
+        micros, result = b.eval(f"timer:tc(net_adm, ping, ['{a.node}']).")
+    finally:
+        os.kill(a.port_pid, signal.SIGCONT)
+    assert result == "pang"
+    assert micros / 1e6 < b.eval("net_kernel:connecttime().") / 1000
+    # and once it answers again, the node is reachable
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+
+
+def test_hidden_node_connects_but_stays_out_of_nodes(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    h = cluster.start("h", "-hidden")
+    assert h.eval(f"net_adm:ping('{a.node}').") == "pong"
+    assert a.eval("nodes().") == []
+    assert a.eval("nodes(hidden).") == [h.node]
+    assert h.eval(f"rpc:call('{a.node}', erlang, node, []).") == a.node
+
+
+def test_wrong_cookie_is_refused_and_logged(cluster: Cluster) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    w = cluster.start("w")
+    w.eval("erlang:set_cookie(node(), not_the_cookie).")
+    assert w.eval(f"net_adm:ping('{a.node}').") == "pang"
+    assert a.eval("nodes().") == []
+    assert "rejected" in a.log_text() and w.node in a.log_text()
+    # nothing crashed: the same nodes still talk to good peers
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    assert a.eval("maps:get(restarts, py_dist:info()).") == 0
+    assert w.alive() and a.alive()

@@ -1,0 +1,75 @@
+"""Nodes and port programs that die, and what their peers see."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from pydist.cluster import Cluster
+
+
+def watch_nodedown(observer, target) -> None:  # type: ignore[no-untyped-def]
+    observer.eval(f"persistent_term:put(w, pd_agent:collect_nodedown('{target.node}')).")
+
+
+def nodedown(observer):  # type: ignore[no-untyped-def]
+    return observer.eval("""
+        persistent_term:get(w) ! {get, self()},
+        receive {nodedown, R} -> R after 10000 -> timeout end.
+    """, timeout=20)
+
+
+def test_kill9_of_a_peer_is_seen_within_a_second(cluster: Cluster) -> None:
+    a, b, c = cluster.start("a"), cluster.start("b"), cluster.start("c")
+    for x in (b, c):
+        assert x.eval(f"net_adm:ping('{a.node}').") == "pong"
+        watch_nodedown(x, a)
+    killed_at = time.time()
+    a.kill9()
+    for x in (b, c):
+        result = nodedown(x)
+        assert result != "timeout"
+        seen_us, reason = result
+        assert seen_us / 1e6 - killed_at < 1.0, (x.node, reason)
+    # the same name started again is reachable again
+    a2 = cluster.start("a")
+    assert b.eval(f"net_adm:ping('{a2.node}').") == "pong"
+    assert b.eval(f"rpc:call('{a2.node}', os, getpid, []).") == str(a2.pid).encode()
+
+
+def test_heartbeat_finds_a_frozen_peer(cluster: Cluster) -> None:
+    """No goodbye, no TCP reset: only heartbeats can tell."""
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    watch_nodedown(b, a)
+    assert a.port_pid is not None
+    os.kill(a.port_pid, signal.SIGSTOP)
+    try:
+        stopped_at = time.time()
+        seen_us, reason = nodedown(b)
+    finally:
+        os.kill(a.port_pid, signal.SIGCONT)
+    assert reason == ("py_dist", "heartbeat_timeout")
+    assert seen_us / 1e6 - stopped_at < 1.0
+
+
+def test_port_program_killed_node_survives_and_reconnects(cluster: Cluster) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    watch_nodedown(a, b)
+    old_port = b.port_pid
+    assert old_port is not None
+    os.kill(old_port, signal.SIGKILL)
+    seen = nodedown(a)
+    assert seen != "timeout"
+    assert b.alive()
+    # b's owner restarted the program, on the same port, and b connects again
+    deadline = time.time() + 10
+    while b.eval("maps:get(restarts, py_dist:info()).") < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    info = b.eval("py_dist:info().")
+    assert info["restarts"] == 1 and info["os_pid"] != old_port
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+    b.port_pid = info["os_pid"]

@@ -1,0 +1,40 @@
+"""Large messages and ordering under concurrency."""
+
+from __future__ import annotations
+
+import pytest
+
+from pydist.cluster import Cluster
+
+
+@pytest.mark.parametrize("size", [1 << 20, 64 << 20], ids=["1MiB", "64MiB"])
+def test_large_binaries_arrive_intact_both_ways(cluster: Cluster, size: int) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    # b -> a: a checksums what it got
+    assert b.eval(f"""
+        B = crypto:strong_rand_bytes({size}),
+        erlang:md5(B) =:= rpc:call('{a.node}', erlang, md5, [B], 60000).
+    """) is True
+    # a -> b: a sends the binary and its checksum, b checks
+    assert b.eval(f"""
+        {{Bin, Sum}} = rpc:call('{a.node}', erlang, apply,
+            [fun() -> X = crypto:strong_rand_bytes({size}), {{X, erlang:md5(X)}} end, []], 60000),
+        {{byte_size(Bin), erlang:md5(Bin) =:= Sum}}.
+    """) == (size, True)
+
+
+def test_eight_senders_keep_their_order(cluster: Cluster) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    senders, count = 8, 10_000
+    a.eval(f"persistent_term:put(r, pd_agent:ordered_receiver(ordered_inbox, {{{senders}, {count}}})).")
+    b.eval(f"""
+        [spawn(pd_agent, blast, [{{ordered_inbox, '{a.node}'}}, S, {count}])
+         || S <- lists:seq(1, {senders})], ok.
+    """)
+    result = a.eval("""
+        persistent_term:get(r) ! {get, self()},
+        receive {result, R} -> R after 90000 -> timeout end.
+    """, timeout=120)
+    assert result == ("ok", senders)
