@@ -67,7 +67,8 @@ def test_monitor_nodes_sees_nodedown_with_reason(cluster: Cluster) -> None:
     b.eval(f"persistent_term:put(w, pd_agent:collect_nodedown('{a.node}')).")
     a.eval(f"erlang:disconnect_node('{b.node}').")
     _, reason = b.eval("""
-        persistent_term:get(w) ! {get, self()}, receive {nodedown, R} -> R after 5000 -> timeout end.
+        persistent_term:get(w) ! {get, self()},
+        receive {nodedown, R} -> R after 5000 -> timeout end.
     """)
     assert reason == "connection_closed"
     # and the next use connects again

@@ -28,7 +28,8 @@ def test_eight_senders_keep_their_order(cluster: Cluster) -> None:
     a, b = cluster.start("a"), cluster.start("b")
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
     senders, count = 8, 10_000
-    a.eval(f"persistent_term:put(r, pd_agent:ordered_receiver(ordered_inbox, {{{senders}, {count}}})).")
+    a.eval(f"persistent_term:put(r, "
+           f"pd_agent:ordered_receiver(ordered_inbox, {{{senders}, {count}}})).")
     b.eval(f"""
         [spawn(pd_agent, blast, [{{ordered_inbox, '{a.node}'}}, S, {count}])
          || S <- lists:seq(1, {senders})], ok.

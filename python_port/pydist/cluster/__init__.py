@@ -73,6 +73,8 @@ class ErlNode:
         self._lock = threading.Lock()
         self._next = 0
         self.lines: list[str] = []
+        # proto "py": py_dist flags on the command line; "env": whatever the
+        # environment (ERL_FLAGS) says; anything else: stock distribution.
         dist = cli.erl_flags() if proto == "py" else []
         cmd = ["erl", "-noshell", "-name", self.node, "-setcookie", cluster.cookie,
                "-pa", str(cluster.agent_dir), *dist, *args, "-eval", "pd_agent:start()"]
@@ -87,8 +89,11 @@ class ErlNode:
             self.stop()
             raise NodeError(f"{self.node} did not start; log: {self.log_text()[-2000:]}")
         self.port_pid: int | None = None
-        if proto == "py":
-            self.port_pid = int(self.eval("maps:get(os_pid, py_dist:info())."))
+        if proto in ("py", "env"):
+            self.port_pid = self.eval(
+                "try maps:get(os_pid, py_dist:info()) catch _:_ -> undefined end.")
+            if not isinstance(self.port_pid, int):
+                self.port_pid = None
 
     def _read(self) -> None:
         assert self.proc.stdout is not None

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import erlang
+import erlang as _erlang
+
+# erlang-py ships no type information, and mypy run from the repository
+# root mistakes the erlang/ source folder for a namespace package.
+erlang: Any = _erlang
 
 
 class EtfError(ValueError):

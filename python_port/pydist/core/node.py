@@ -19,7 +19,7 @@ import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from pydist.core import frame, port_codec
 from pydist.core.config import Config
@@ -38,8 +38,8 @@ from pydist.core.wire import (
 
 log = logging.getLogger("pydist.node")
 
-LinkKey = Union[int, bytes]
-Out = Union[bytes, memoryview]
+LinkKey = int | bytes
+Out = bytes | memoryview
 
 _DATA = int(Kind.DATA)
 _RECENT_CLOSED = 1024
@@ -110,7 +110,8 @@ class Node:
         if decoded[0] == OP_CTRL:
             self._control(decoded[1], now)
         else:
-            self._send_data(decoded[1], decoded[2], now)
+            _, chan, body = decoded  # type: ignore[misc]
+            self._send_data(chan, body, now)
 
     def _send_data(self, chan: int, body: memoryview, now: float) -> None:
         ch = self.channels.get(chan)
@@ -295,8 +296,8 @@ class Node:
             return
         self._remember_closed(key)
         flags = 0 if hdr.flags & FLAG_INITIATOR else FLAG_INITIATOR
-        self.link_out.append((link.key, [
-            frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags), b"unknown_channel"]))
+        header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags)
+        self.link_out.append((link.key, [header, b"unknown_channel"]))
 
     # ------------------------------------------------------------------
     # time

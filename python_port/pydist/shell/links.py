@@ -47,7 +47,7 @@ class Links:
         sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
 
     def dial(self, key: int, endpoint: str) -> zmq.Socket[Any]:
-        sock = self.ctx.socket(zmq.DEALER)
+        sock: zmq.Socket[Any] = self.ctx.socket(zmq.DEALER)
         self._tune(sock)
         sock.connect(endpoint)
         self.dealers[key] = sock

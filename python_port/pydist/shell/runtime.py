@@ -79,7 +79,7 @@ class Runtime:
         timeout = max(0.0, node.deadline - now) * 1000
         if self.links.backlog:
             timeout = min(timeout, 1.0)
-        events = self.poller.poll(timeout)
+        events = self.poller.poll(int(timeout))
         now = time.monotonic()
         for sock, _ in events:
             if sock == self.stdin_fd:
