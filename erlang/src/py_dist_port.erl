@@ -34,6 +34,8 @@
                 routes = #{} :: #{chan() => route()},
                 ctrls = #{} :: #{pid() => {chan(), reference()}},
                 next_chan = 1 :: chan(),
+                info_waiting = #{} :: #{integer() => gen_server:from()},
+                next_info = 1 :: integer(),
                 restarts = 0 :: non_neg_integer()}).
 
 %%% API
@@ -67,9 +69,11 @@ hold(Chan) ->
 up(Chan, DHandle) ->
     gen_server:call(?MODULE, {up, Chan, DHandle}).
 
+%% @doc The carrier's state: this side's, and the port program's links and
+%% counters under `port' (absent if the program does not answer in time).
 -spec info() -> map().
 info() ->
-    gen_server:call(?MODULE, info).
+    gen_server:call(?MODULE, info, 10000).
 
 %%% gen_server
 
@@ -77,6 +81,7 @@ init([]) ->
     process_flag(trap_exit, true),
     %% load the module whose code names every close reason atom
     _ = py_dist_ctrl:close_reasons(),
+    _ = port_info_keys(),
     process_flag(message_queue_data, off_heap),
     case start_port() of
         {ok, Port, OsPid, ListenPort} ->
@@ -110,12 +115,39 @@ handle_call({up, Chan, DHandle}, _From, #state{routes = Routes} = S) ->
         #{} ->
             {reply, ok, S}
     end;
-handle_call(info, _From, S) ->
-    {reply, #{os_pid => S#state.os_pid,
-              listen_port => S#state.listen_port,
-              node => S#state.node,
-              channels => map_size(S#state.routes),
-              restarts => S#state.restarts}, S}.
+handle_call(info, From, #state{next_info = Ref, info_waiting = Waiting} = S) ->
+    case send_ctrl(S#state.port, {info, Ref}) of
+        true ->
+            erlang:send_after(5000, self(), {info_timeout, Ref}),
+            {noreply, S#state{next_info = Ref + 1, info_waiting = Waiting#{Ref => From}}};
+        false ->
+            {reply, local_info(S), S}
+    end.
+
+local_info(S) ->
+    #{os_pid => S#state.os_pid,
+      listen_port => S#state.listen_port,
+      node => S#state.node,
+      channels => map_size(S#state.routes),
+      restarts => S#state.restarts}.
+
+%% The keys of the port program's part of info/0; naming them here makes
+%% the atoms exist for the safe decode of its answer.
+port_info_keys() ->
+    [links, peer, up, dialled, channels, stats].
+
+answer_info(Ref, Port, #state{info_waiting = Waiting} = S) ->
+    case maps:take(Ref, Waiting) of
+        {From, Rest} ->
+            Info = local_info(S),
+            gen_server:reply(From, case Port of
+                                       undefined -> Info;
+                                       _ -> Info#{port => Port}
+                                   end),
+            S#state{info_waiting = Rest};
+        error ->
+            S
+    end.
 
 handle_cast(_Msg, S) ->
     {noreply, S}.
@@ -128,6 +160,8 @@ handle_info({Port, {exit_status, Status}}, #state{port = Port} = S) ->
     {noreply, port_down({exit_status, Status}, S)};
 handle_info({'EXIT', Port, Reason}, #state{port = Port} = S) ->
     {noreply, port_down(Reason, S)};
+handle_info({info_timeout, Ref}, S) ->
+    {noreply, answer_info(Ref, undefined, S)};
 handle_info(restart_port, #state{port = undefined} = S) ->
     {noreply, restart_port(S)};
 handle_info(_Other, S) ->
@@ -164,6 +198,8 @@ inbound({ctrl, {closed, Chan, Reason}}, #state{routes = Routes} = S) ->
         #{} ->
             S
     end;
+inbound({ctrl, {info, Ref, Port}}, S) when is_map(Port) ->
+    answer_info(Ref, Port, S);
 inbound({ctrl, Other}, S) ->
     ?LOG_WARNING("py_dist: unexpected control message from the port: ~0p",
                  [Other]),

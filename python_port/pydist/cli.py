@@ -51,6 +51,28 @@ def erl(args: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option("--nodes", default=4, show_default=True, help="How many nodes to start.")
+def demo(nodes: int) -> None:
+    """Start a small py_dist cluster on this machine and show it working."""
+    from pydist import demo as demo_module
+
+    demo_module.run(nodes)
+
+
+@main.command()
+@click.option("--seconds", default=3.0, show_default=True, help="Length of each timed case.")
+def bench(seconds: float) -> None:
+    """Compare py_dist with stock inet_tcp_dist on this machine, in one run."""
+    from pydist import bench as bench_module
+
+    click.echo("measuring (one line per case):", err=True)
+    rows = bench_module.run(seconds)
+    click.echo("\nratio: how many times better py_dist is (throughput py/tcp, "
+               "times tcp/py)\n")
+    click.echo(bench_module.table(rows))
+
+
+@main.command()
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A configuration key, as py_dist_config hands it over.")
 def port(settings: tuple[str, ...]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import pytest
@@ -79,7 +78,7 @@ def test_int_round_trip(n: int) -> None:
 
 
 def test_bytes_tuples_lists_dicts() -> None:
-    term = {Atom("a"): b"", b"k": [1, 2, 3], 7: (Atom("ok"), b"\x00\xff", [])}
+    term: dict[Any, Any] = {Atom("a"): b"", b"k": [1, 2, 3], 7: (Atom("ok"), b"\x00\xff", [])}
     got = etf.decode(etf.encode(term))
     assert _same(got, term)
     assert _same(etf.decode(etf.encode(())), ())
@@ -93,16 +92,18 @@ def test_bools_are_the_atoms_true_and_false() -> None:
     assert etf.decode(etf.encode(False)) is False
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: erlang-py decodes the atom 'undefined' as None and etf._from_erlang "
-    "passes it through, so 'atoms are Atom' does not hold for it, and the decoded "
-    "value cannot be encoded again (etf.encode(None) raises EtfError)"))
 def test_undefined_atom_round_trips_as_atom() -> None:
+    # erlang-py renders the atom undefined as None; etf maps it back
     got = etf.decode(etf.encode(Atom("undefined")))
     assert type(got) is Atom and got == "undefined"
 
 
-@pytest.mark.parametrize("value", ["a str", None, object(), {1, 2}, 1j])
+def test_str_is_sent_as_a_utf8_binary() -> None:
+    assert _same(etf.decode(etf.encode("h\u00e9")), "h\u00e9".encode())
+    assert _same(etf.decode(etf.encode((Atom("k"), "v"))), (Atom("k"), b"v"))
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, 1j, frozenset()])
 def test_unencodable_values(value: Any) -> None:
     with pytest.raises(EtfError):
         etf.encode(value)
@@ -112,7 +113,7 @@ def test_unencodable_values(value: Any) -> None:
 
 @FAST
 @given(st.one_of(st.binary(max_size=200), st.binary(max_size=200).map(lambda b: b"\x83" + b))
-       .filter(lambda b: 80 not in b))  # 80 = compressed tag: see the xfail below
+       )
 @example(b"")
 @example(b"\x83")
 @example(b"\x83h\x02a\x01")  # tuple short of an element
@@ -139,19 +140,14 @@ def test_etf_error_is_a_value_error() -> None:
     assert issubclass(EtfError, ValueError)
 
 
-@pytest.mark.xfail(strict=True, raises=zlib.error, reason=(
-    "core bug: a compressed term (tag 80) whose body is not zlib data makes "
-    "erlang-py raise zlib.error, which etf.decode does not catch; "
-    "Node.port_packet catches only PortError/EtfError, so it escapes the node"))
 def test_corrupt_compressed_term_is_an_etf_error() -> None:
+    # erlang-py raises zlib.error here; etf must turn it into EtfError
     with pytest.raises(EtfError):
         etf.decode(b"\x83P\x00\x00\x00\x05garbage")
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=(
-    "core bug: erlang-py decodes recursively, so a deeply nested term raises "
-    "RecursionError, which etf.decode does not turn into EtfError"))
 def test_deeply_nested_term_is_an_etf_error() -> None:
+    # erlang-py decodes recursively: RecursionError must become EtfError
     with pytest.raises(EtfError):
         etf.decode(b"\x83" + b"h\x01" * 5000 + b"a\x01")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from typing import Any
 
@@ -24,7 +25,7 @@ def _packet4(body: bytes) -> bytes:
 
 def _cut(stream: bytes, cuts: list[int]) -> list[bytes]:
     bounds = [0, *sorted(cuts), len(stream)]
-    return [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 packets = st.lists(st.binary(max_size=300), max_size=20)
@@ -49,7 +50,7 @@ def test_any_split_of_the_stream_yields_the_packets(pkts: list[bytes], data: Any
 def test_byte_by_byte(pkts: list[bytes]) -> None:
     stream = b"".join(_packet4(p) for p in pkts)
     decoder = PortDecoder(max_packet=1000)
-    out = []
+    out: list[bytes] = []
     for i in range(len(stream)):
         out.extend(bytes(v) for v in decoder.feed(stream[i : i + 1]))
     assert out == pkts

@@ -33,26 +33,31 @@ def encode(term: Any) -> bytes:
 def decode(data: bytes) -> Any:
     try:
         return _from_erlang(erlang.binary_to_term(bytes(data)))
-    except (erlang.ParseException, IndexError, ValueError, TypeError,
-            AttributeError, KeyError, OverflowError) as exc:
-        raise EtfError(f"bad control term: {exc}") from exc
+    except EtfError:
+        raise
+    except Exception as exc:  # the codec's failures are many and undocumented
+        raise EtfError(f"bad control term: {type(exc).__name__}: {exc}") from exc
 
 
 def _to_erlang(term: Any) -> Any:
+    if term is None:
+        return erlang.OtpErlangAtom("undefined")
     if isinstance(term, Atom):
         return erlang.OtpErlangAtom(str(term))
     if isinstance(term, (bytes, bytearray)):
         return erlang.OtpErlangBinary(bytes(term))
+    if isinstance(term, str):
+        return erlang.OtpErlangBinary(term.encode())
     if isinstance(term, tuple):
         return tuple(_to_erlang(t) for t in term)
     if isinstance(term, list):
         return [_to_erlang(t) for t in term]
     if isinstance(term, dict):
         return {_to_erlang(k): _to_erlang(v) for k, v in term.items()}
-    if isinstance(term, (int, float)) and not isinstance(term, bool):
-        return term
     if isinstance(term, bool):
         return erlang.OtpErlangAtom("true" if term else "false")
+    if isinstance(term, (int, float)):
+        return term
     raise EtfError(f"cannot encode {type(term).__name__}")
 
 
@@ -70,5 +75,7 @@ def _from_erlang(term: Any) -> Any:
         return [_from_erlang(t) for t in term]
     if isinstance(term, dict):
         return {_from_erlang(k): _from_erlang(v) for k, v in term.items()}
+    if term is None:  # erlang-py's rendering of the atom undefined
+        return Atom("undefined")
     # strings (lists of small ints) arrive as bytes; ints and floats as is
     return term

@@ -133,6 +133,9 @@ class Node:
                 self.id = node_id(name)
             case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)):
                 self._connect(chan, peer, f"tcp://{host.decode()}:{port}", now)
+            case (Atom("info"), int(ref)):
+                reply = (Atom("info"), ref, self.info())
+                self.port_out.append(port_codec.encode_ctrl(reply))
             case (Atom("close"), int(chan), reason):
                 ch = self.channels.get(chan)
                 if ch is not None:
@@ -381,14 +384,17 @@ class Node:
         self.next_py_chan = PY_CHAN_BASE + (chan + 1 - PY_CHAN_BASE) % PY_CHAN_BASE
         return chan
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> dict[Atom, Any]:
+        """The port program's view, as an Erlang map for ``py_dist:info/0``.
+
+        Structure keys are atoms the Erlang side names; counter names stay
+        binaries, so no new atom is ever made from them.
+        """
         return {
-            "node": (self.name or b"").decode(),
-            "links": [
-                {"peer": (ln.peer or b"?").decode(errors="replace"), "up": ln.up,
-                 "dialled": ln.dialled, "channels": len(ln.channels)}
+            Atom("links"): [
+                {Atom("peer"): ln.peer or b"", Atom("up"): ln.up,
+                 Atom("dialled"): ln.dialled, Atom("channels"): len(ln.channels)}
                 for ln in self.links.values()
             ],
-            "channels": len(self.channels),
-            "stats": dict(self.stats),
+            Atom("stats"): {k.encode(): v for k, v in sorted(self.stats.items())},
         }

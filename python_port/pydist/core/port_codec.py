@@ -28,45 +28,84 @@ class PortError(ValueError):
 class PortDecoder:
     """Split the ``{packet, 4}`` byte stream from the BEAM into packets.
 
-    Packets that lie whole inside one piece of input are returned as
-    zero-copy views of it; only a packet cut by a read boundary is
-    collected in a buffer, and joined once, when its last byte arrives.
+    The reader asks :meth:`buffer` where to put the next bytes, reads into
+    it, and hands the count to :meth:`commit`. Small packets are read into
+    a reused scratch area and copied out once; a large packet gets a buffer
+    of its own, filled by the reads directly and handed on without any copy.
+    Per-byte copies are what limit large-message throughput in Python.
     """
 
-    def __init__(self, max_packet: int) -> None:
-        self._buf = bytearray()
-        self._need = 0  # bytes the buffer must hold before it is worth parsing
+    def __init__(self, max_packet: int, scratch: int = 1 << 20,
+                 big: int = 64 * 1024) -> None:
         self._max = max_packet
+        self._scratch = bytearray(scratch)
+        self._view = memoryview(self._scratch)
+        self._start = 0  # first unparsed byte in scratch
+        self._end = 0  # end of the bytes read into scratch
+        self._big_min = big
+        self._big: bytearray | None = None
+        self._big_filled = 0
 
-    def feed(self, data: bytes) -> list[memoryview]:
-        if self._buf:
-            self._buf += data
-            if len(self._buf) < self._need:
+    def buffer(self) -> memoryview:
+        """Where the next read should go (never empty)."""
+        if self._big is not None:
+            return memoryview(self._big)[self._big_filled :]
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif len(self._scratch) - self._end < self._big_min:
+            pending = self._end - self._start
+            self._scratch[:pending] = self._view[self._start : self._end]
+            self._start, self._end = 0, pending
+        return self._view[self._end :]
+
+    def commit(self, count: int) -> list[memoryview]:
+        """``count`` bytes were read into :meth:`buffer`; return whole packets."""
+        if self._big is not None:
+            self._big_filled += count
+            if self._big_filled < len(self._big):
                 return []
-            data = bytes(self._buf)
-            self._buf.clear()
-        view = memoryview(data)
+            done = memoryview(self._big)
+            self._big = None
+            return [done, *self._parse()]
+        self._end += count
+        return self._parse()
+
+    def _parse(self) -> list[memoryview]:
         out: list[memoryview] = []
-        pos = 0
-        end = len(data)
-        while end - pos >= 4:
-            (size,) = PORT_LEN.unpack_from(data, pos)
+        view, start, end = self._view, self._start, self._end
+        while end - start >= 4:
+            (size,) = PORT_LEN.unpack_from(view, start)
             if size > self._max:
                 raise PortError(f"port packet of {size} bytes exceeds max_frame")
-            if end - pos - 4 < size:
-                self._need = 4 + size
-                break
-            out.append(view[pos + 4 : pos + 4 + size])
-            pos += 4 + size
-        else:
-            self._need = 4
-        if pos < end:
-            self._buf += view[pos:]
+            if end - start - 4 >= size:
+                out.append(memoryview(bytes(view[start + 4 : start + 4 + size])))
+                start += 4 + size
+                continue
+            if size >= self._big_min or 4 + size > len(self._scratch):
+                have = end - start - 4
+                self._big = bytearray(size)
+                self._big[:have] = view[start + 4 : end]
+                self._big_filled = have
+                start = end
+            break
+        self._start, self._end = start, end
+        return out
+
+    def feed(self, data: bytes | memoryview) -> list[memoryview]:
+        """Copying convenience over :meth:`buffer` and :meth:`commit`."""
+        out: list[memoryview] = []
+        data = memoryview(data)
+        while data:
+            target = self.buffer()
+            n = min(len(target), len(data))
+            target[:n] = data[:n]
+            data = data[n:]
+            out.extend(self.commit(n))
         return out
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return self._end - self._start + self._big_filled * (self._big is not None)
 
 
 def encode_ctrl(term: Any) -> bytes:

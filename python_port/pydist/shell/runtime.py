@@ -24,7 +24,7 @@ from pydist.shell.links import Links
 
 log = logging.getLogger("pydist.runtime")
 
-READ_SIZE = 4 * 1024 * 1024
+READ_SIZE = 1024 * 1024
 RECV_BUDGET = 256  # messages per socket per turn, so no link starves the rest
 
 
@@ -37,10 +37,9 @@ class Runtime:
         self.links = Links(self.ctx, config.listen_address, config.listen_port,
                            config.link_hwm, config.max_frame)
         self.node = Node(config, time.monotonic())
-        self.decoder = PortDecoder(config.max_frame + 1024)
+        self.decoder = PortDecoder(config.max_frame + 1024, scratch=READ_SIZE)
         self.poller = zmq.Poller()
         self.sockets: dict[Any, LinkKey] = {}
-        self.reader = stdio.Reader(stdin_fd, READ_SIZE)
         self.reading_stdin = False
         self.stopping = False
 
@@ -92,14 +91,14 @@ class Runtime:
         self._flush()
 
     def _read_stdin(self, now: float) -> None:
-        data = self.reader.read()
-        if data is None:
+        count = stdio.read_into(self.stdin_fd, self.decoder.buffer())
+        if count is None:
             return
-        if not data:
+        if not count:
             self.stopping = True  # the BEAM is gone
             return
         try:
-            packets = self.decoder.feed(data)
+            packets = self.decoder.commit(count)
         except PortError as exc:
             # Our own BEAM wrote garbage: nothing after it can be trusted.
             log.critical("port stream from the BEAM is corrupt: %s", exc)

@@ -27,25 +27,13 @@ def set_nonblocking(fd: int) -> None:
     os.set_blocking(fd, False)
 
 
-class Reader:
-    """Non-blocking reads into one reused buffer.
-
-    ``os.read(fd, n)`` allocates ``n`` bytes on every call, which for the
-    large reads that keep throughput up costs more than the read itself.
-    """
-
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd = fd
-        self._buf = bytearray(size)
-        self._view = memoryview(self._buf)
-
-    def read(self) -> bytes | None:
-        """Bytes available now; ``b""`` at end of file; ``None`` if none yet."""
-        try:
-            n = os.readv(self.fd, [self._buf])
-        except BlockingIOError:
-            return None
-        return bytes(self._view[:n])
+def read_into(fd: int, buffer: memoryview) -> int | None:
+    """Read what is available into ``buffer``: the count, 0 at end of file,
+    ``None`` if nothing is there yet."""
+    try:
+        return os.readv(fd, [buffer])
+    except BlockingIOError:
+        return None
 
 
 def write_all(fd: int, chunks: Sequence[bytes | memoryview]) -> None:

@@ -1,0 +1,601 @@
+"""Nodes wired together in memory: the whole protocol, no sockets, no clock.
+
+:class:`Net` plays the part of the I/O shell for several nodes at once. It
+feeds control terms and data packets in as the BEAM would (through a
+``{packet, 4}`` pipe), carries out ``dial``/``hangup`` commands by joining
+or cutting an in-memory wire, and carries ``link_out`` messages to the
+other end of the wire in order. A link a node dialled has an ``int`` key on
+that node; the other end sees the same connection under a ``bytes`` ROUTER
+identity, ``b"peer-<label>-<key>"``.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pydist.core import frame, port_codec
+from pydist.core.config import Config
+from pydist.core.etf import Atom
+from pydist.core.node import LinkKey, Node
+from pydist.core.port_codec import PortDecoder
+from pydist.core.wire import FLAG_INITIATOR, OP_CTRL, OP_DATA, PY_CHAN_BASE, Kind
+
+HOST = b"127.0.0.1"
+PORTS = {"a": 4241, "b": 4242, "c": 4243}
+INTERVAL = Config().heartbeat_interval  # 0.1 s
+TIMEOUT = Config().heartbeat_timeout  # 0.6 s
+
+
+def name(label: str) -> bytes:
+    return f"{label}@h".encode()
+
+
+def data_packet(chan: int, payloads: list[bytes]) -> bytes:
+    """A data packet as the BEAM writes it, without the {packet, 4} prefix."""
+    return bytes([OP_DATA]) + struct.pack("!I", chan) + port_codec.encode_frames(payloads)
+
+
+class Net:
+    def __init__(self, *labels: str, seed: int = 0) -> None:
+        self.now = 0.0
+        self.nodes: dict[str, Node] = {}
+        self.stdin: dict[str, PortDecoder] = {}
+        self.stdout: dict[str, PortDecoder] = {}
+        self.events: dict[str, list[Any]] = {}
+        self.commands: dict[str, list[tuple[str, LinkKey, Any]]] = {}
+        self.endpoints: dict[str, str] = {}
+        #: (node, its link key) -> (peer node, the peer's key for the same link)
+        self.wires: dict[tuple[str, LinkKey], tuple[str, LinkKey]] = {}
+        #: messages in flight: (sender, sender's link key, parts)
+        self.queue: list[tuple[str, LinkKey, list[bytes]]] = []
+        #: (sender, receiver) pairs whose messages are lost
+        self.blocked: set[tuple[str, str]] = set()
+        #: every message a node wrote to a link: (sender, its link key, parts)
+        self.emitted: list[tuple[str, LinkKey, list[bytes]]] = []
+        #: every message delivered: (time, sender, receiver, header, payload)
+        self.log: list[tuple[float, str, str, frame.Header | None, list[bytes]]] = []
+        for label in labels:
+            self.nodes[label] = Node(Config(), self.now, rng=random.Random(f"{seed}-{label}"))
+            self.stdin[label] = PortDecoder(1 << 24)
+            self.stdout[label] = PortDecoder(1 << 24)
+            self.events[label] = []
+            self.commands[label] = []
+            self.endpoints[f"tcp://127.0.0.1:{PORTS[label]}"] = label
+            self.beam(label, (Atom("set_node"), name(label)))
+
+    # --- the BEAM side -------------------------------------------------------
+
+    def _pipe_in(self, label: str, stream: bytes) -> None:
+        for packet in self.stdin[label].feed(stream):
+            self.nodes[label].port_packet(packet, self.now)
+        self.collect(label)
+
+    def beam(self, label: str, term: Any) -> None:
+        self._pipe_in(label, port_codec.encode_ctrl(term))
+
+    def send(self, label: str, chan: int, payloads: list[bytes]) -> None:
+        body = data_packet(chan, payloads)
+        self._pipe_in(label, struct.pack("!I", len(body)) + body)
+
+    def connect(self, label: str, chan: int, peer: str, port: int | None = None) -> None:
+        self.beam(label, (Atom("connect"), chan, name(peer), HOST,
+                          PORTS[peer] if port is None else port))
+
+    def close(self, label: str, chan: int) -> None:
+        self.beam(label, (Atom("close"), chan, Atom("down")))
+
+    def ctrl(self, label: str) -> list[tuple[Any, ...]]:
+        return [e for e in self.events[label] if e[0] != "DATA"]
+
+    def closed(self, label: str) -> list[tuple[int, str]]:
+        return [(e[1], str(e[2])) for e in self.ctrl(label) if e[0] == "closed"]
+
+    def accepted(self, label: str) -> list[tuple[int, bytes]]:
+        return [(e[1], e[2]) for e in self.ctrl(label) if e[0] == "accepted"]
+
+    def received(self, label: str, chan: int) -> list[bytes]:
+        return [p for e in self.events[label] if e[0] == "DATA" and e[1] == chan for p in e[2]]
+
+    # --- the shell -----------------------------------------------------------
+
+    def collect(self, label: str) -> None:
+        """Drain a node's outputs, as the shell does after every call."""
+        node = self.nodes[label]
+        for op, key, arg in node.commands:
+            self.commands[label].append((op, key, arg))
+            if op == "dial":
+                assert isinstance(key, int)
+                target = self.endpoints.get(arg)
+                if target is not None:  # else: nobody listens there
+                    rkey = f"peer-{label}-{key}".encode()
+                    self.wires[(label, key)] = (target, rkey)
+                    self.wires[(target, rkey)] = (label, key)
+            elif op == "hangup":
+                other = self.wires.pop((label, key), None)
+                if other is not None:
+                    self.wires.pop(other, None)
+            else:
+                raise AssertionError(f"unknown command {op!r}")
+        node.commands.clear()
+        if node.port_out:
+            stream = b"".join(bytes(piece) for piece in node.port_out)
+            node.port_out.clear()
+            for packet in self.stdout[label].feed(stream):
+                decoded = port_codec.decode_packet(packet)
+                if decoded[0] == OP_CTRL:
+                    self.events[label].append(decoded[1])
+                else:
+                    _, chan, frames = decoded  # type: ignore[misc]
+                    self.events[label].append(("DATA", chan, port_codec.split_frames(frames)))
+        for key, parts in node.link_out:
+            self.queue.append((label, key, [bytes(p) for p in parts]))
+            self.emitted.append(self.queue[-1])
+        node.link_out.clear()
+
+    def _deliver(self, index: int) -> None:
+        src, key, parts = self.queue.pop(index)
+        wire = self.wires.get((src, key))
+        if wire is None or (src, wire[0]) in self.blocked:
+            return
+        dst, dkey = wire
+        try:
+            hdr: frame.Header | None = frame.decode(parts[0])
+        except (frame.FrameError, IndexError):
+            hdr = None
+        self.log.append((self.now, src, dst, hdr, parts[1:]))
+        self.nodes[dst].link_message(dkey, parts, self.now)
+        self.collect(dst)
+
+    def deliver_one(self, choice: int) -> None:
+        """Deliver the oldest message of one link direction (links stay FIFO)."""
+        heads: dict[tuple[str, LinkKey], int] = {}
+        for i, (src, key, _) in enumerate(self.queue):
+            heads.setdefault((src, key), i)
+        if heads:
+            self._deliver(sorted(heads.values())[choice % len(heads)])
+
+    def pump(self) -> None:
+        while self.queue:
+            self._deliver(0)
+
+    def advance_to(self, t: float) -> None:
+        self.now = t
+        for label, node in self.nodes.items():
+            node.timer(t)
+            self.collect(label)
+        self.pump()
+
+    def drop_queued(self, kind: Kind) -> None:
+        """Lose the first message of ``kind`` in flight."""
+        for i, (_, _, parts) in enumerate(self.queue):
+            if frame.decode(parts[0]).kind == kind:
+                del self.queue[i]
+                return
+        raise AssertionError(f"no {kind.name} in flight")
+
+    def key(self, label: str, peer: str) -> LinkKey:
+        """The key ``label`` has for its link to ``peer``."""
+        (key,) = [k for (lab, k), (p, _) in self.wires.items() if lab == label and p == peer]
+        return key
+
+    def sent(self, src: str, dst: str, kind: Kind) -> list[tuple[frame.Header, list[bytes]]]:
+        return [(h, body) for _, s, d, h, body in self.log
+                if s == src and d == dst and h is not None and h.kind == kind]
+
+
+def connected(*extra: str, chans: tuple[int, ...] = (1,)) -> tuple[Net, list[int]]:
+    """``a`` connected to ``b`` on ``chans``; returns b's ids for them."""
+    net = Net("a", "b", *extra)
+    for chan in chans:
+        net.connect("a", chan, "b")
+        net.pump()
+    accepted = net.accepted("b")
+    assert [peer for _, peer in accepted] == [b"a@h"] * len(chans)
+    return net, [chan for chan, _ in accepted]
+
+
+# --- connecting --------------------------------------------------------------
+
+def test_connect_is_accepted() -> None:
+    net = Net("a", "b")
+    net.connect("a", 1, "b")
+    net.pump()
+    ((chan_b, peer),) = net.accepted("b")
+    assert peer == b"a@h"
+    assert PY_CHAN_BASE <= chan_b < 2**32
+    ((op, key, endpoint),) = net.commands["a"]
+    assert (op, endpoint) == ("dial", "tcp://127.0.0.1:4242")
+    assert isinstance(key, int)
+    assert net.commands["b"] == []
+    assert net.events["a"] == []  # nothing for a's BEAM: the channel is up
+    assert net.nodes["a"].links[key].up
+
+
+def test_second_channel_reuses_the_link() -> None:
+    net, (b1, b2) = connected(chans=(1, 2))
+    assert b1 != b2 and min(b1, b2) >= PY_CHAN_BASE
+    assert [c[0] for c in net.commands["a"]] == ["dial"]
+    assert len(net.nodes["b"].links) == 1
+
+
+def test_connect_back_over_the_accepted_link() -> None:
+    net, _ = connected()
+    net.connect("b", 9, "a")
+    net.pump()
+    assert net.commands["b"] == []  # no dial: b reuses the link a dialled
+    ((chan_a, peer),) = net.accepted("a")
+    assert peer == b"b@h" and chan_a >= PY_CHAN_BASE
+    net.send("b", 9, [b"back"])
+    net.pump()
+    assert net.received("a", chan_a) == [b"back"]
+
+
+def test_connect_before_set_node_is_not_ready() -> None:
+    node = Node(Config(), 0.0)
+    node.port_packet(port_codec.encode_ctrl(
+        (Atom("connect"), 3, b"b@h", HOST, 4242))[4:], 0.0)
+    packets = PortDecoder(1 << 16).feed(b"".join(bytes(p) for p in node.port_out))
+    assert [port_codec.decode_packet(p) for p in packets] == [
+        (OP_CTRL, (Atom("closed"), 3, Atom("not_ready")))]
+    assert node.commands == []
+
+
+def test_duplicate_channel_id() -> None:
+    net, _ = connected()
+    net.connect("a", 1, "b")
+    assert net.closed("a") == [(1, "duplicate_channel")]
+
+
+def test_info_reports_links_and_stats() -> None:
+    net, _ = connected()
+    net.send("a", 77, [b"no such channel"])  # counted in the stats
+    net.beam("a", (Atom("info"), 12))
+    ((tag, ref, info),) = [e for e in net.ctrl("a") if e[0] == "info"]
+    assert (tag, ref) == ("info", 12)
+    assert info[Atom("links")] == [{Atom("peer"): b"b@h", Atom("up"): True,
+                                    Atom("dialled"): True, Atom("channels"): 1}]
+    assert info[Atom("stats")][b"data_after_close"] == 1
+
+
+def test_info_with_an_unencodable_ref_does_not_escape() -> None:
+    """Only an integer ref is answered; anything else is counted, not raised."""
+    net = Net("a")
+    # term_to_binary({info, self()}) as OTP 25 writes it on nonode@nohost
+    term = bytes([131, 104, 2, 100, 0, 4, 105, 110, 102, 111, 88, 100, 0, 13, 110, 111, 110,
+                  111, 100, 101, 64, 110, 111, 104, 111, 115, 116, 0, 0, 0, 9, 0, 0, 0, 0,
+                  0, 0, 0, 0])
+    node = net.nodes["a"]
+    before = node.stats["port_errors"]
+    node.port_packet(bytes([OP_CTRL]) + term, net.now)
+    assert node.stats["port_errors"] == before + 1
+    assert not node.port_out
+
+
+def test_unknown_control_message_is_counted() -> None:
+    net = Net("a")
+    net.beam("a", (Atom("frobnicate"), 1))
+    net.beam("a", (Atom("connect"), b"not an int", b"b@h", HOST, 1))
+    net.nodes["a"].port_packet(bytes([OP_CTRL]) + b"\x83\xff", net.now)
+    net.nodes["a"].port_packet(bytes([9]), net.now)
+    assert net.nodes["a"].stats["port_errors"] == 4
+    assert net.events["a"] == [] and net.commands["a"] == []
+
+
+# --- data ------------------------------------------------------------------
+
+def test_data_both_ways() -> None:
+    net, (b1, b2) = connected(chans=(1, 2))
+    big = bytes(range(256)) * 400
+    net.send("a", 1, [b"hello", b"", big])
+    net.send("a", 2, [b"on two"])
+    net.pump()
+    assert net.received("b", b1) == [b"hello", b"", big]
+    assert net.received("b", b2) == [b"on two"]
+    net.send("b", b1, [b"reply"])
+    net.send("b", b2, [b"r2", b"r3"])
+    net.pump()
+    assert net.received("a", 1) == [b"reply"]
+    assert net.received("a", 2) == [b"r2", b"r3"]
+    assert net.closed("a") == net.closed("b") == []
+
+
+# --- closing -----------------------------------------------------------------
+
+def test_close_from_the_dialler() -> None:
+    net, (b1,) = connected()
+    net.close("a", 1)
+    net.pump()
+    assert net.closed("b") == [(b1, "peer_closed")]
+    assert net.closed("a") == []  # a's BEAM asked; it is not told again
+    assert net.nodes["a"].channels == {} and net.nodes["b"].channels == {}
+    net.send("a", 1, [b"late"])
+    net.pump()
+    assert net.nodes["a"].stats["data_after_close"] == 1
+    assert net.received("b", b1) == []
+
+
+def test_close_from_the_acceptor() -> None:
+    net, (b1,) = connected()
+    net.close("b", b1)
+    net.pump()
+    assert net.closed("a") == [(1, "peer_closed")]
+    assert net.closed("b") == []
+    assert net.nodes["a"].channels == {} and net.nodes["b"].channels == {}
+
+
+def test_closes_that_cross_report_nothing_more() -> None:
+    net, (b1,) = connected()
+    net.close("a", 1)
+    net.send("b", b1, [b"in flight"])
+    net.close("b", b1)
+    net.pump()
+    # each BEAM asked for its close; neither hears of the channel again
+    assert net.closed("a") == net.closed("b") == []
+    assert net.received("a", 1) == []
+    # the data in flight hit a channel a had just closed: no refusal for it
+    assert net.sent("a", "b", Kind.CLOSE) and len(net.sent("a", "b", Kind.CLOSE)) == 1
+    assert net.nodes["a"].channels == {} and net.nodes["b"].channels == {}
+
+
+# --- liveness ------------------------------------------------------------------
+
+def test_heartbeats_after_a_silent_interval() -> None:
+    net, _ = connected()
+    net.advance_to(INTERVAL / 2)
+    assert net.sent("a", "b", Kind.HEARTBEAT) == net.sent("b", "a", Kind.HEARTBEAT) == []
+    net.advance_to(INTERVAL * 1.5)
+    assert len(net.sent("a", "b", Kind.HEARTBEAT)) == 1
+    assert len(net.sent("b", "a", Kind.HEARTBEAT)) == 1
+    net.advance_to(INTERVAL * 3.5)  # a long sleep still sends one, not a burst
+    assert len(net.sent("a", "b", Kind.HEARTBEAT)) == 2
+    assert net.closed("a") == net.closed("b") == []
+
+
+def test_a_busy_link_carries_no_heartbeats() -> None:
+    net, (b1,) = connected()
+    for step in range(1, 20):
+        net.advance_to(step * INTERVAL / 4)
+        net.send("a", 1, [b"tick"])
+        net.pump()
+    assert net.sent("a", "b", Kind.HEARTBEAT) == []
+    assert len(net.sent("b", "a", Kind.HEARTBEAT)) >= 3  # b only listens
+    assert len(net.received("b", b1)) == 19
+
+
+def test_a_silent_link_is_declared_dead() -> None:
+    net, (b1, b2) = connected(chans=(1, 2))
+    key = net.key("a", "b")
+    net.blocked.add(("b", "a"))  # a hears nothing more from b
+    step = 0
+    while (step + 1) * 0.05 < TIMEOUT:
+        step += 1
+        net.advance_to(step * 0.05)
+    assert net.closed("a") == []  # not before heartbeat_timeout
+    net.advance_to(TIMEOUT + 0.05)
+    assert sorted(net.closed("a")) == [(1, "heartbeat_timeout"), (2, "heartbeat_timeout")]
+    assert ("hangup", key, None) in net.commands["a"]
+    assert net.nodes["a"].links == {} and net.nodes["a"].channels == {}
+    # b kept hearing a's heartbeats until the hangup, then times out too
+    assert net.closed("b") == []
+    for t in (0.8, 1.0, 1.2, 1.4):
+        net.advance_to(t)
+    assert sorted(net.closed("b")) == sorted([(b1, "heartbeat_timeout"),
+                                              (b2, "heartbeat_timeout")])
+    assert net.commands["b"] == []  # nothing to hang up on a ROUTER link
+
+
+def test_reconnect_after_a_dead_link() -> None:
+    net, (b1,) = connected()
+    net.blocked.add(("b", "a"))
+    net.advance_to(TIMEOUT + 0.05)
+    assert net.closed("a") == [(1, "heartbeat_timeout")]
+    net.blocked.clear()
+    net.connect("a", 2, "b")
+    net.pump()
+    assert [c[0] for c in net.commands["a"]] == ["dial", "hangup", "dial"]
+    (b2, peer) = net.accepted("b")[-1]
+    assert peer == b"a@h" and b2 != b1
+    # b's stale link times out on its own; the new one lives on
+    for step in range(1, 20):
+        net.advance_to(TIMEOUT + 0.05 + step * INTERVAL)
+    assert net.closed("b") == [(b1, "heartbeat_timeout")]
+    net.send("a", 2, [b"again"])
+    net.send("b", b2, [b"back"])
+    net.pump()
+    assert net.received("b", b2) == [b"again"]
+    assert net.received("a", 2) == [b"back"]
+    assert net.closed("a") == [(1, "heartbeat_timeout")]
+
+
+def test_nobody_answers_a_dial() -> None:
+    net = Net("a")
+    net.beam("a", (Atom("connect"), 1, b"b@h", HOST, 9999))
+    ((_, key, _),) = net.commands["a"]
+    for t in (0.2, 0.4, 0.55):
+        net.advance_to(t)
+    assert net.closed("a") == []
+    net.advance_to(0.65)
+    assert net.closed("a") == [(1, "connect_timeout")]
+    assert net.commands["a"][-1] == ("hangup", key, None)
+
+
+@pytest.mark.parametrize("leaver", ["a", "b"])
+def test_port_closed_says_bye(leaver: str) -> None:
+    net, (b1,) = connected()
+    key = net.key("a", "b")
+    net.nodes[leaver].port_closed(net.now)
+    net.collect(leaver)
+    net.pump()
+    other = "b" if leaver == "a" else "a"
+    assert len(net.sent(leaver, other, Kind.BYE)) == 1
+    assert net.closed(other) == [(b1 if other == "b" else 1, "peer_exit")]
+    if other == "a":
+        assert net.commands["a"][-1] == ("hangup", key, None)
+
+
+# --- garbage -------------------------------------------------------------------
+
+def _hb(net: Net, src: str, dst: str) -> bytes:
+    return frame.encode(Kind.HEARTBEAT, net.nodes[src].id, net.nodes[dst].id)
+
+
+GARBAGE = {
+    "one part": lambda h: [h],
+    "three parts": lambda h: [h, b"", b""],
+    "no parts": lambda h: [],
+    "short header": lambda h: [h[:20], b""],
+    "long header": lambda h: [h + b"\0", b""],
+    "bad version": lambda h: [bytes([h[0] + 1]) + h[1:], b""],
+    "bad kind": lambda h: [h[:1] + b"\x63" + h[2:], b""],
+}
+
+
+@pytest.mark.parametrize("garbage", GARBAGE.values(), ids=GARBAGE.keys())
+def test_garbage_drops_only_its_link(garbage: Any) -> None:
+    net, (b_a,) = connected("c")
+    net.connect("c", 3, "b")
+    net.pump()
+    ((b_c, peer),) = net.accepted("b")[1:]
+    assert peer == b"c@h"
+    b = net.nodes["b"]
+    assert b.stats["frame_errors"] == 0
+    b.link_message(net.key("b", "a"), garbage(_hb(net, "a", "b")), net.now)
+    net.collect("b")
+    assert b.stats["frame_errors"] == 1
+    assert net.closed("b") == [(b_a, "protocol_error")]
+    # c's channel is untouched, both ways
+    net.send("c", 3, [b"from c"])
+    net.send("b", b_c, [b"to c"])
+    net.pump()
+    assert net.received("b", b_c) == [b"from c"]
+    assert net.received("c", 3) == [b"to c"]
+    assert net.closed("c") == []
+    # a learns at its next frame that b dropped the link
+    net.send("a", 1, [b"anyone?"])
+    net.pump()
+    assert net.received("b", b_a) == []
+    assert net.closed("a") == [(1, "peer_exit")]
+    assert net.commands["a"][-1][0] == "hangup"
+
+
+def test_sequence_gap_closes_the_channel() -> None:
+    net, (b1,) = connected()
+    net.send("a", 1, [b"first"])
+    net.drop_queued(Kind.DATA)
+    net.send("a", 1, [b"second"])
+    net.pump()
+    assert net.received("b", b1) == []
+    assert net.closed("b") == [(b1, "sequence_gap")]
+    assert net.nodes["b"].stats["sequence_errors"] == 1
+    assert net.closed("a") == [(1, "peer_closed")]
+
+
+def test_data_for_an_unknown_channel_is_refused_once() -> None:
+    net = Net("a", "b")
+    net.connect("a", 1, "b")
+    net.drop_queued(Kind.OPEN)  # b never hears of the channel
+    net.pump()
+    assert net.accepted("b") == []
+    net.send("a", 1, [b"x"])
+    net.send("a", 1, [b"y"])
+    net.pump()
+    assert len(net.sent("b", "a", Kind.CLOSE)) == 1
+    assert net.nodes["b"].stats["data_unknown_channel"] == 2
+    # the refusal names the channel so that a finds and closes it
+    assert net.closed("a") == [(1, "peer_closed")]
+    assert net.nodes["a"].channels == {}
+
+
+def test_unknown_channel_refusal_per_src_and_epoch() -> None:
+    net, _ = connected()
+    a, b = net.nodes["a"], net.nodes["b"]
+    key = net.key("b", "a")
+
+    def stray(epoch: int) -> None:
+        hdr = frame.encode(Kind.DATA, a.id, b.id, epoch, 0, flags=FLAG_INITIATOR)
+        b.link_message(key, [hdr, port_codec.encode_frames([b"?"])], net.now)
+
+    def closes() -> list[frame.Header]:
+        return [frame.decode(parts[0]) for k, parts in b.link_out
+                if k == key and frame.decode(parts[0]).kind == Kind.CLOSE]
+
+    stray(1111)
+    stray(1111)
+    stray(1111)
+    assert [(h.src, h.dst, h.epoch, h.flags & FLAG_INITIATOR) for h in closes()] == [
+        (b.id, a.id, 1111, 0)]
+    stray(2222)
+    assert [h.epoch for h in closes()] == [1111, 2222]
+    assert b.stats["data_unknown_channel"] == 4
+    assert net.closed("b") == [] and b.port_out == []
+
+
+def test_open_for_another_node_is_refused() -> None:
+    net, _ = connected()
+    a, b = net.nodes["a"], net.nodes["b"]
+    key = net.key("b", "a")
+    before = dict(b.channels)
+    hdr = frame.encode(Kind.OPEN, a.id, 0, 4321, flags=FLAG_INITIATOR)
+    b.link_message(key, [hdr, b"zz@h"], net.now)
+    refusals = [(frame.decode(p[0]), bytes(p[1])) for k, p in b.link_out if k == key]
+    assert [(h.kind, h.dst, h.epoch, body) for h, body in refusals] == [
+        (Kind.CLOSE, a.id, 4321, b"wrong_node")]
+    assert b.channels == before
+    assert b.port_out == []
+
+
+def test_dialling_the_wrong_node() -> None:
+    net = Net("a", "b")
+    net.beam("a", (Atom("connect"), 1, b"x@h", HOST, PORTS["b"]))  # b answers there
+    key = net.key("a", "b")
+    net.pump()
+    assert net.accepted("b") == []
+    # b refuses the OPEN (the refusal is lost: a hangs up on b's HELLO first)
+    refusals = [parts[1] for src, _, parts in net.emitted
+                if src == "b" and frame.decode(parts[0]).kind == Kind.CLOSE]
+    assert refusals == [b"wrong_node"]
+    assert net.closed("a") == [(1, "wrong_node")]
+    assert net.commands["a"][-1] == ("hangup", key, None)
+
+
+# --- any interleaving ------------------------------------------------------------
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(0, 5),
+                  st.lists(st.binary(max_size=24), min_size=1, max_size=3)),
+        st.tuples(st.just("deliver"), st.integers(0, 7), st.just([])),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps)
+def test_any_interleaving_delivers_each_channel_in_order(
+        plan: list[tuple[str, int, list[bytes]]]) -> None:
+    net, (b1, b2) = connected(chans=(1, 2))
+    net.connect("b", 9, "a")
+    net.pump()
+    ((a9, _),) = net.accepted("a")
+    # six streams: (sender, its chan) -> (receiver, its chan)
+    ends = [("a", 1, "b", b1), ("a", 2, "b", b2), ("a", a9, "b", 9),
+            ("b", b1, "a", 1), ("b", b2, "a", 2), ("b", 9, "a", a9)]
+    expected: dict[tuple[str, int], list[bytes]] = {(r, rc): [] for _, _, r, rc in ends}
+    for op, n, payloads in plan:
+        if op == "send":
+            sender, chan, receiver, rchan = ends[n]
+            net.send(sender, chan, payloads)
+            expected[(receiver, rchan)] += payloads
+        else:
+            net.deliver_one(n)
+    net.pump()
+    for (receiver, rchan), payloads in expected.items():
+        assert net.received(receiver, rchan) == payloads
+    assert net.closed("a") == net.closed("b") == []
