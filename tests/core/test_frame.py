@@ -128,3 +128,23 @@ def test_random_bytes_decode_or_frame_error(data: bytes) -> None:
     assert h.version == VERSION
     assert h.kind in {int(k) for k in Kind}
     assert 0 <= h.chunk_index < h.chunk_count
+
+
+# --- one part or two ------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=frame.JOIN_MAX + 100))
+def test_join_then_split_gives_header_and_payload_back(payload: bytes) -> None:
+    header = frame.encode(Kind.DATA, 1, 2, 3, 4)
+    parts = frame.join(header, payload)
+    # small payloads ride in the header's part; large ones stay a part of their own
+    assert len(parts) == (1 if len(payload) < frame.JOIN_MAX else 2)
+    head, body = frame.split(parts)
+    assert bytes(head) == header
+    assert bytes(body) == payload
+
+
+@pytest.mark.parametrize("parts", [[], [b"short"], [b"a", b"b", b"c"]])
+def test_split_refuses_what_cannot_be_a_frame(parts: list[bytes]) -> None:
+    with pytest.raises(FrameError):
+        frame.split(parts)

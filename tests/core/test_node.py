@@ -41,6 +41,10 @@ def data_packet(chan: int, payloads: list[bytes]) -> bytes:
     return bytes([OP_DATA]) + struct.pack("!I", chan) + port_codec.encode_frames(payloads)
 
 
+def header_of(parts: list[bytes]) -> frame.Header:
+    """The header of a message as a link carries it (one part or two)."""
+    return frame.decode(frame.split(parts)[0])
+
 class Net:
     def __init__(self, *labels: str, seed: int = 0) -> None:
         self.now = 0.0
@@ -145,10 +149,12 @@ class Net:
             return
         dst, dkey = wire
         try:
-            hdr: frame.Header | None = frame.decode(parts[0])
+            head, payload = frame.split(parts)
+            hdr: frame.Header | None = frame.decode(head)
+            body = [bytes(payload)]
         except (frame.FrameError, IndexError):
-            hdr = None
-        self.log.append((self.now, src, dst, hdr, parts[1:]))
+            hdr, body = None, parts[1:]
+        self.log.append((self.now, src, dst, hdr, body))
         self.nodes[dst].link_message(dkey, parts, self.now)
         self.collect(dst)
 
@@ -174,7 +180,7 @@ class Net:
     def drop_queued(self, kind: Kind) -> None:
         """Lose the first message of ``kind`` in flight."""
         for i, (_, _, parts) in enumerate(self.queue):
-            if frame.decode(parts[0]).kind == kind:
+            if header_of(parts).kind == kind:
                 del self.queue[i]
                 return
         raise AssertionError(f"no {kind.name} in flight")
@@ -446,7 +452,7 @@ def _hb(net: Net, src: str, dst: str) -> bytes:
 
 
 GARBAGE = {
-    "one part": lambda h: [h],
+    "one part shorter than a header": lambda h: [h[:30]],
     "three parts": lambda h: [h, b"", b""],
     "no parts": lambda h: [],
     "short header": lambda h: [h[:20], b""],
@@ -522,8 +528,8 @@ def test_unknown_channel_refusal_per_src_and_epoch() -> None:
         b.link_message(key, [hdr, port_codec.encode_frames([b"?"])], net.now)
 
     def closes() -> list[frame.Header]:
-        return [frame.decode(parts[0]) for k, parts in b.link_out
-                if k == key and frame.decode(parts[0]).kind == Kind.CLOSE]
+        return [header_of(parts) for k, parts in b.link_out
+                if k == key and header_of(parts).kind == Kind.CLOSE]
 
     stray(1111)
     stray(1111)
@@ -543,7 +549,7 @@ def test_open_for_another_node_is_refused() -> None:
     before = dict(b.channels)
     hdr = frame.encode(Kind.OPEN, a.id, 0, 4321, flags=FLAG_INITIATOR)
     b.link_message(key, [hdr, b"zz@h"], net.now)
-    refusals = [(frame.decode(p[0]), bytes(p[1])) for k, p in b.link_out if k == key]
+    refusals = [(header_of(p), bytes(frame.split(p)[1])) for k, p in b.link_out if k == key]
     assert [(h.kind, h.dst, h.epoch, body) for h, body in refusals] == [
         (Kind.CLOSE, a.id, 4321, b"wrong_node")]
     assert b.channels == before
@@ -557,8 +563,8 @@ def test_dialling_the_wrong_node() -> None:
     net.pump()
     assert net.accepted("b") == []
     # b refuses the OPEN (the refusal is lost: a hangs up on b's HELLO first)
-    refusals = [parts[1] for src, _, parts in net.emitted
-                if src == "b" and frame.decode(parts[0]).kind == Kind.CLOSE]
+    refusals = [bytes(frame.split(parts)[1]) for src, _, parts in net.emitted
+                if src == "b" and header_of(parts).kind == Kind.CLOSE]
     assert refusals == [b"wrong_node"]
     assert net.closed("a") == [(1, "wrong_node")]
     assert net.commands["a"][-1] == ("hangup", key, None)

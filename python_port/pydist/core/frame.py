@@ -1,16 +1,21 @@
-"""The frame header between py_dist nodes.
+"""The frame between py_dist nodes: a fixed header and a payload.
 
-A ZeroMQ message between nodes is two parts: this fixed header, and a
-payload whose meaning depends on the kind (for DATA, a run of
+The payload's meaning depends on the kind (for DATA, a run of
 length-prefixed distribution packets exactly as the BEAM wrote them, so a
-batch crosses the network without being split or joined).
+batch crosses the network without being split or joined). A ZeroMQ message
+carries one frame, as one part (header and payload joined: one send and
+one receive per message, cheaper for small payloads) or as two parts
+(header, then the payload untouched, so a large one goes zero-copy).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydist.core.wire import DEFAULT_HOPS, HEADER, HEADER_SIZE, VERSION, Kind
+
+#: payloads at least this big travel as a second part, never copied
+JOIN_MAX = 64 * 1024
 
 _KINDS = frozenset(int(k) for k in Kind)
 
@@ -59,3 +64,22 @@ def decode(data: bytes | memoryview) -> Header:
         raise FrameError(f"chunk {chunk_index} of {chunk_count}")
     return Header(kind, src, dst, epoch, seq, flags, hops, lane,
                   chunk_index, chunk_count, version)
+
+
+def join(header: bytes, payload: Any) -> list[Any]:
+    """The parts of one ZeroMQ message carrying ``header`` and ``payload``."""
+    if len(payload) < JOIN_MAX:
+        return [header + payload]
+    return [header, payload]
+
+
+def split(parts: list[Any]) -> tuple[memoryview, memoryview]:
+    """Header and payload of a received message (parts are buffers)."""
+    if len(parts) == 1:
+        whole = memoryview(parts[0])
+        if len(whole) < HEADER_SIZE:
+            raise FrameError(f"message of {len(whole)} bytes, shorter than a header")
+        return whole[:HEADER_SIZE], whole[HEADER_SIZE:]
+    if len(parts) == 2:
+        return memoryview(parts[0]), memoryview(parts[1])
+    raise FrameError(f"message of {len(parts)} parts, expected 1 or 2")

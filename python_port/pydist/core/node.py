@@ -124,7 +124,7 @@ class Node:
         ch.seq_out += 1
         link = ch.link
         link.last_tx = now
-        self.link_out.append((link.key, [header, body]))
+        self.link_out.append((link.key, frame.join(header, body)))
 
     def _control(self, term: Any, now: float) -> None:
         match term:
@@ -174,31 +174,30 @@ class Node:
     # input from links
 
     def link_message(self, key: LinkKey, parts: list[Any], now: float) -> None:
-        """One ZeroMQ message from a link: ``[header, payload]``."""
+        """One ZeroMQ message from a link: see :func:`frame.split`."""
         link = self.links.get(key)
         try:
-            if len(parts) != 2:
-                raise frame.FrameError(f"message of {len(parts)} parts, expected 2")
-            hdr = frame.decode(parts[0])
+            head, payload = frame.split(parts)
+            hdr = frame.decode(head)
         except frame.FrameError as exc:
             self._bad_frame(link, key, str(exc), now)
             return
         if link is None:
-            self._unknown_link(key, hdr, bytes(parts[1]), now)
+            self._unknown_link(key, hdr, bytes(payload), now)
             return
         link.last_rx = now
         if hdr.kind == _DATA:
-            self._receive_data(link, hdr, parts[1], now)
+            self._receive_data(link, hdr, payload, now)
         elif hdr.kind == Kind.HEARTBEAT:
             pass
         elif hdr.kind == Kind.HELLO:
-            self._hello(link, bytes(parts[1]), now)
+            self._hello(link, bytes(payload), now)
         elif not link.up:
             self._bad_frame(link, key, f"{Kind(hdr.kind).name} before HELLO", now)
         elif hdr.kind == Kind.OPEN:
-            self._open(link, hdr, bytes(parts[1]), now)
+            self._open(link, hdr, bytes(payload), now)
         elif hdr.kind == Kind.CLOSE:
-            self._remote_close(hdr, bytes(parts[1]))
+            self._remote_close(hdr, bytes(payload))
         elif hdr.kind == Kind.BYE:
             self._link_down(link, "peer_exit")
 
@@ -252,7 +251,7 @@ class Node:
             # a restart): tell it, so it drops its channels now, not after a
             # heartbeat timeout.
             self.stats["frames_unknown_link"] += 1
-            self.link_out.append((key, [frame.encode(Kind.BYE, self.id, hdr.src), b""]))
+            self.link_out.append((key, [frame.encode(Kind.BYE, self.id, hdr.src)]))
 
     def _open(self, link: Link, hdr: frame.Header, target: bytes, now: float) -> None:
         assert link.peer is not None
@@ -269,8 +268,8 @@ class Node:
             reason = "max_channels"
         if reason is not None:
             log.error("refusing channel from %s: %s", link.peer.decode(errors="replace"), reason)
-            self.link_out.append((link.key, [
-                frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch), reason.encode()]))
+            header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch)
+            self.link_out.append((link.key, frame.join(header, reason.encode())))
             return
         ch = Channel(self._new_py_chan(), link.peer, hdr.src, hdr.epoch, False, link)
         self._adopt(ch)
@@ -300,7 +299,7 @@ class Node:
         self._remember_closed(key)
         flags = 0 if hdr.flags & FLAG_INITIATOR else FLAG_INITIATOR
         header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags)
-        self.link_out.append((link.key, [header, b"unknown_channel"]))
+        self.link_out.append((link.key, frame.join(header, b"unknown_channel")))
 
     # ------------------------------------------------------------------
     # time
@@ -334,7 +333,7 @@ class Node:
             header = frame.encode(kind, self.id, ch.peer_id, ch.epoch,
                                   flags=FLAG_INITIATOR if ch.initiator else 0)
         link.last_tx = now
-        self.link_out.append((link.key, [header, payload]))
+        self.link_out.append((link.key, frame.join(header, payload)))
 
     def _adopt(self, ch: Channel) -> None:
         self.channels[ch.chan] = ch

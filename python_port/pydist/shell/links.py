@@ -14,13 +14,14 @@ from typing import Any
 
 import zmq
 
+from pydist.core.frame import JOIN_MAX
 from pydist.core.node import LinkKey
 from pydist.core.wire import HEADER_SIZE
 
 log = logging.getLogger("pydist.links")
 
 #: below this size a copy is cheaper than ZeroMQ's zero-copy bookkeeping
-ZERO_COPY_MIN = 64 * 1024
+ZERO_COPY_MIN = JOIN_MAX
 
 
 class Links:
