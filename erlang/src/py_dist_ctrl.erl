@@ -23,7 +23,13 @@
              chan :: non_neg_integer(),
              queue = queue:new() :: queue:queue(binary()),
              waiting :: undefined | {reference(), pid(), reference()},
-             closed :: undefined | atom()}).
+             closed :: undefined | atom(),
+             queued = 0 :: non_neg_integer()}).
+
+%% What a peer may send before our side of the handshake is complete: the
+%% handshake itself, and whatever it writes in the moment between its
+%% nodeup and ours.  More is a peer misbehaving.
+-define(HANDSHAKE_QUEUE_MAX, 16 * 1024 * 1024).
 
 %%% API
 
@@ -114,10 +120,13 @@ recv_timer(Ref, From, infinity) ->
 recv_timer(Ref, From, Timeout) ->
     {Ref, From, erlang:start_timer(Timeout, self(), recv)}.
 
-enqueue(Frames, #hs{queue = Q} = S) ->
+enqueue(Frames, #hs{queued = Queued}) when Queued + byte_size(Frames) > ?HANDSHAKE_QUEUE_MAX ->
+    exit({py_dist, handshake_queue_full});
+enqueue(Frames, #hs{queue = Q, queued = Queued} = S) ->
     case py_dist_packet:split_frames(Frames) of
         {ok, Packets} ->
-            S#hs{queue = queue:join(Q, queue:from_list(Packets))};
+            S#hs{queue = queue:join(Q, queue:from_list(Packets)),
+                 queued = Queued + byte_size(Frames)};
         {error, Reason} ->
             exit({py_dist, Reason})
     end.

@@ -51,6 +51,32 @@ def erl(args: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("node")
+@click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
+def info(node: str, cookie: str | None) -> None:
+    """Show the py_dist carrier of a running NODE: its port program and links.
+
+    Joins the cluster as a short-lived hidden node (over py_dist, through
+    the machine's epmd) and asks NODE for py_dist:info().
+    """
+    from pydist.cluster import Cluster, NodeError
+    from pydist.demo import describe
+
+    if "@" not in node:
+        raise click.BadParameter("a node name looks like name@host", param_hint="NODE")
+    host = node.split("@", 1)[1]
+    with Cluster(cookie=cookie, private_epmd=False) as cluster:
+        me = cluster.start(f"pydist_info_{os.getpid()}", "-hidden", host=host)
+        try:
+            result = me.eval(f"rpc:call('{node}', py_dist, info, [], 15000).", timeout=30)
+        except NodeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if not isinstance(result, dict):
+            raise click.ClickException(f"{node} did not answer: {result!r}")
+        click.echo(describe(node, result))
+
+
+@main.command()
 @click.option("--nodes", default=4, show_default=True, help="How many nodes to start.")
 def demo(nodes: int) -> None:
     """Start a small py_dist cluster on this machine and show it working."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
@@ -48,10 +49,27 @@ def run(count: int = 4) -> None:
         click.echo(f"  global name registered on {global_node} is seen from {last.node} "
                    f"on {seen}")
 
-        click.echo("\nwhat connected:")
+        click.echo("\nwhat connected (py_dist:info/0 of each node):")
         for node in nodes:
-            info = node.eval("py_dist:info().")
-            peers = ", ".join(sorted(node.eval("nodes().")))
-            click.echo(f"  {node.node}: port program pid {info['os_pid']}, ZeroMQ listener "
-                       f"port {info['listen_port']}, {info['channels']} channels -> {peers}")
+            click.echo(describe(node.node, node.eval("py_dist:info().")))
         click.echo(f"\nstopping the nodes ({time.monotonic() - t0:.1f}s in all)")
+
+
+def describe(node: str, info: dict[str, Any]) -> str:
+    """A few lines on one node's carrier, from ``py_dist:info/0``."""
+    lines = [f"  {node}: port program pid {info['os_pid']}, ZeroMQ listener port "
+             f"{info['listen_port']}, {info['channels']} connections, "
+             f"{info['restarts']} restarts"]
+    port = info.get("port")
+    if port is None:
+        lines.append("    (the port program did not answer)")
+        return "\n".join(lines)
+    for link in sorted(port["links"], key=lambda ln: ln["peer"]):
+        how = "dialled" if link["dialled"] else "accepted"
+        state = "up" if link["up"] else "connecting"
+        lines.append(f"    link to {link['peer'].decode()}: {state}, {how}, "
+                     f"{link['channels']} channels")
+    counters = ", ".join(f"{k.decode()}={v}" for k, v in sorted(port["stats"].items()))
+    if counters:
+        lines.append(f"    counters: {counters}")
+    return "\n".join(lines)

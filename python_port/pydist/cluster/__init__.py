@@ -62,10 +62,10 @@ class ErlNode:
     """One ``erl`` OS process, driven through ``pd_agent``."""
 
     def __init__(self, cluster: Cluster, name: str, args: Sequence[str], proto: str,
-                 env: dict[str, str]) -> None:
+                 env: dict[str, str], host: str = HOST) -> None:
         self.cluster = cluster
         self.name = name
-        self.node = f"{name}@{HOST}"
+        self.node = f"{name}@{host}"
         self.proto = proto
         self.log_path = cluster.dir / f"{name}.log"
         self._log = self.log_path.open("a", buffering=1)
@@ -76,7 +76,9 @@ class ErlNode:
         # proto "py": py_dist flags on the command line; "env": whatever the
         # environment (ERL_FLAGS) says; anything else: stock distribution.
         dist = cli.erl_flags() if proto == "py" else []
-        cmd = ["erl", "-noshell", "-name", self.node, "-setcookie", cluster.cookie,
+        naming = "-name" if "." in host or ":" in host else "-sname"
+        cookie = ["-setcookie", cluster.cookie] if cluster.cookie else []
+        cmd = ["erl", "-noshell", naming, self.node, *cookie,
                "-pa", str(cluster.agent_dir), *dist, *args, "-eval", "pd_agent:start()"]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -169,9 +171,15 @@ class ErlNode:
 
 
 class Cluster:
-    """Nodes that share a private epmd and a cookie; stops all it started."""
+    """Nodes that share a private epmd and a cookie; stops all it started.
 
-    def __init__(self, directory: Path | None = None, cookie: str = "pydist_cookie") -> None:
+    With ``private_epmd=False`` the nodes use the machine's epmd, and with
+    ``cookie=None`` the cookie of ``~/.erlang.cookie``: that is how the CLI
+    joins a running cluster to look at it.
+    """
+
+    def __init__(self, directory: Path | None = None, cookie: str | None = "pydist_cookie",
+                 private_epmd: bool = True) -> None:
         self._tmp = None
         if directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="pydist-")
@@ -180,14 +188,18 @@ class Cluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cookie = cookie
         self.agent_dir = compile_agent(self.dir / "agent")
-        self.epmd_port = free_port()
-        self.epmd = subprocess.Popen(
-            ["epmd", "-port", str(self.epmd_port)], stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
-        self.env = dict(os.environ, ERL_EPMD_PORT=str(self.epmd_port))
+        self.env = dict(os.environ)
         self.env.pop("ERL_FLAGS", None)
         self.nodes: list[ErlNode] = []
-        self._wait_epmd()
+        self.epmd: subprocess.Popen[bytes] | None = None
+        self.epmd_port = int(os.environ.get("ERL_EPMD_PORT", "4369"))
+        if private_epmd:
+            self.epmd_port = free_port()
+            self.epmd = subprocess.Popen(
+                ["epmd", "-port", str(self.epmd_port)], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+            self.env["ERL_EPMD_PORT"] = str(self.epmd_port)
+            self._wait_epmd()
 
     def _wait_epmd(self) -> None:
         deadline = time.monotonic() + 10
@@ -199,8 +211,8 @@ class Cluster:
         raise NodeError("private epmd did not start")
 
     def start(self, name: str, *args: str, proto: str = "py",
-              env: dict[str, str] | None = None) -> ErlNode:
-        node = ErlNode(self, name, args, proto, {**self.env, **(env or {})})
+              env: dict[str, str] | None = None, host: str = HOST) -> ErlNode:
+        node = ErlNode(self, name, args, proto, {**self.env, **(env or {})}, host)
         self.nodes.append(node)
         return node
 
@@ -208,7 +220,7 @@ class Cluster:
         for node in self.nodes:
             node.stop()
         self.nodes.clear()
-        if self.epmd.poll() is None:
+        if self.epmd is not None and self.epmd.poll() is None:
             self.epmd.terminate()
             try:
                 self.epmd.wait(5)

@@ -1,0 +1,41 @@
+"""The pydist command for people: flags, and a look at a running node."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pydist.cluster import Cluster
+
+
+def pydist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pydist", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_flags_select_py_dist_from_this_checkout() -> None:
+    out = pydist("flags")
+    assert out.returncode == 0
+    words = out.stdout.split()
+    assert words[words.index("-proto_dist") + 1] == "py"
+    assert words[words.index("-py_dist") + 1: words.index("-py_dist") + 3] == [
+        "python", sys.executable]
+    ebin = words[words.index("-pa") + 1]
+    assert ebin.endswith("/ebin")
+    # the flags really make a node that runs py_dist
+    node = subprocess.run(["erl", *words, "-noshell", "-eval",
+                           "io:format(\"~p\", [code:which(py_dist)]), halt()."],
+                          capture_output=True, text=True, timeout=60)
+    assert node.stdout.startswith(f'"{ebin}/py_dist.beam"')
+
+
+def test_info_shows_a_running_nodes_links(cluster: Cluster) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    out = pydist("info", a.node, "--cookie", cluster.cookie or "", env=cluster.env)
+    assert out.returncode == 0, out.stderr
+    assert f"{a.node}: port program pid {a.port_pid}" in out.stdout
+    assert f"link to {b.node}: up" in out.stdout
+    missing = pydist("info", "nobody@127.0.0.1", "--cookie", "x", env=cluster.env)
+    assert missing.returncode != 0
+    assert "did not answer" in missing.stderr
