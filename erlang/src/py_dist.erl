@@ -21,6 +21,8 @@
 -export([accept_loop/1, do_accept/6, do_setup/6]).
 
 -define(FAMILY, inet).
+%% What epmd reports for an OTP 23+ node; dist_util of OTP 25 ignores it.
+-define(HIGHEST_DIST_VERSION, 6).
 -define(PROTOCOL, py).
 
 %%% Public API
@@ -121,13 +123,23 @@ setup(Node, Type, MyNode, LongOrShortNames, SetupTime) ->
 do_setup(Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
     {Name, Host} = split_node(Node, LongOrShortNames),
     Timer = dist_util:start_timer(SetupTime),
-    {Ip, Port, Version} = resolve(Node, Name, Host),
+    NodeBin = atom_to_binary(Node, utf8),
+    %% A live link to the node means it is up where we last found it: no
+    %% epmd round trip.  Should the link go in the meantime, Python refuses
+    %% the channel and this attempt fails as a broken TCP connect would.
+    {Endpoint, Version} =
+        case py_dist_port:has_link(NodeBin) of
+            true ->
+                {{<<>>, 0}, ?HIGHEST_DIST_VERSION};
+            false ->
+                {Ip, Port, V} = resolve(Node, Name, Host),
+                {{list_to_binary(inet:ntoa(Ip)), Port}, V}
+        end,
     dist_util:reset_timer(Timer),
     Ctrl = py_dist_ctrl:start_outbound(),
     true = py_dist_ctrl:call(Ctrl, {supervisor, self()}),
     {Chan, PortRef} = py_dist_ctrl:call(Ctrl, channel),
-    Connect = {connect, Chan, atom_to_binary(Node, utf8),
-               list_to_binary(inet:ntoa(Ip)), Port},
+    Connect = {connect, Chan, NodeBin, element(1, Endpoint), element(2, Endpoint)},
     true = erlang:port_command(PortRef, py_dist_packet:ctrl(Connect)),
     HSData = hs_data(Ctrl),
     dist_util:handshake_we_started(

@@ -18,8 +18,10 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, listen/1, set_acceptor/1, register_channel/1,
-         hold/1, up/2, info/0]).
+         hold/1, up/2, info/0, has_link/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(LINKS, py_dist_links).
 
 -type chan() :: non_neg_integer().
 -type route() :: {handshake, pid()}
@@ -71,6 +73,15 @@ up(Chan, DHandle) ->
 
 %% @doc The carrier's state: this side's, and the port program's links and
 %% counters under `port' (absent if the program does not answer in time).
+%% @doc Whether the port program has a live link to the node: then a new
+%% connection to it needs no epmd lookup.  Read without a call: it is on the
+%% path of every connection setup.
+-spec has_link(binary()) -> boolean().
+has_link(Node) ->
+    try ets:member(?LINKS, Node)
+    catch error:badarg -> false
+    end.
+
 -spec info() -> map().
 info() ->
     gen_server:call(?MODULE, info, 10000).
@@ -82,6 +93,7 @@ init([]) ->
     %% load the module whose code names every close reason atom
     _ = py_dist_ctrl:close_reasons(),
     _ = port_info_keys(),
+    ?LINKS = ets:new(?LINKS, [named_table, protected, set, {read_concurrency, true}]),
     process_flag(message_queue_data, off_heap),
     case start_port() of
         {ok, Port, OsPid, ListenPort} ->
@@ -198,6 +210,12 @@ inbound({ctrl, {closed, Chan, Reason}}, #state{routes = Routes} = S) ->
         #{} ->
             S
     end;
+inbound({ctrl, {link_up, Peer}}, S) when is_binary(Peer) ->
+    true = ets:insert(?LINKS, {Peer}),
+    S;
+inbound({ctrl, {link_down, Peer}}, S) when is_binary(Peer) ->
+    true = ets:delete(?LINKS, Peer),
+    S;
 inbound({ctrl, {info, Ref, Port}}, S) when is_map(Port) ->
     answer_info(Ref, Port, S);
 inbound({ctrl, Other}, S) ->
@@ -289,6 +307,7 @@ port_down(Reason, #state{ctrls = Ctrls} = S) ->
                "down and it is restarted", [S#state.os_pid, Reason]),
     _ = [Ctrl ! {py_dist_closed, port_exit} || Ctrl <- maps:keys(Ctrls)],
     _ = [erlang:demonitor(Ref, [flush]) || {_Chan, Ref} <- maps:values(Ctrls)],
+    true = ets:delete_all_objects(?LINKS),
     restart_port(S#state{port = undefined, os_pid = undefined,
                          routes = #{}, ctrls = #{}}).
 

@@ -219,8 +219,34 @@ def test_connect_is_accepted() -> None:
     assert (op, endpoint) == ("dial", "tcp://127.0.0.1:4242")
     assert isinstance(key, int)
     assert net.commands["b"] == []
-    assert net.events["a"] == []  # nothing for a's BEAM: the channel is up
+    # a's BEAM only hears that the link is up: the channel needs no answer
+    assert net.events["a"] == [("link_up", b"b@h")]
+    assert ("link_up", b"a@h") in net.events["b"]
     assert net.nodes["a"].links[key].up
+
+
+def test_connect_without_endpoint_uses_the_live_link() -> None:
+    net, _ = connected()
+    net.beam("a", (Atom("connect"), 2, b"b@h", b"", 0))
+    net.pump()
+    assert len(net.accepted("b")) == 2
+    assert [c[0] for c in net.commands["a"]] == ["dial"]  # no second link
+
+
+def test_connect_without_endpoint_and_without_link_is_refused() -> None:
+    net = Net("a", "b")
+    net.beam("a", (Atom("set_node"), b"a@h"))
+    net.beam("a", (Atom("connect"), 7, b"b@h", b"", 0))
+    net.pump()
+    assert net.closed("a") == [(7, "no_link")]
+    assert net.commands["a"] == []
+
+
+def test_link_down_is_told_once_the_last_link_to_a_peer_goes() -> None:
+    net, _ = connected()
+    net.advance_to(net.now + 10.0)  # nothing heard: every link times out
+    assert ("link_down", b"b@h") in net.events["a"]
+    assert ("link_down", b"a@h") in net.events["b"]
 
 
 def test_second_channel_reuses_the_link() -> None:

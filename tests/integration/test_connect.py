@@ -60,3 +60,16 @@ def test_wrong_cookie_is_refused_and_logged(cluster: Cluster) -> None:
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
     assert a.eval("maps:get(restarts, py_dist:info()).") == 0
     assert w.alive() and a.alive()
+
+
+def test_reconnect_over_a_live_link_needs_no_epmd(cluster: Cluster) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    assert b.eval(f"erlang:disconnect_node('{a.node}').") is True
+    assert cluster.epmd is not None
+    cluster.epmd.terminate()
+    cluster.epmd.wait(5)
+    # the ZeroMQ link outlived the Erlang connection: b finds a through it
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    # without a link, and without epmd, there is nothing to find a node by
+    assert b.eval("net_adm:ping('nobody@127.0.0.1').") == "pang"

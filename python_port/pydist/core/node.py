@@ -132,7 +132,8 @@ class Node:
                 self.name = name
                 self.id = node_id(name)
             case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)):
-                self._connect(chan, peer, f"tcp://{host.decode()}:{port}", now)
+                endpoint = f"tcp://{host.decode()}:{port}" if host else None
+                self._connect(chan, peer, endpoint, now)
             case (Atom("info"), int(ref)):
                 reply = (Atom("info"), ref, self.info())
                 self.port_out.append(port_codec.encode_ctrl(reply))
@@ -145,12 +146,19 @@ class Node:
                 self.stats["port_errors"] += 1
                 log.error("unknown control message from the BEAM: %r", term)
 
-    def _connect(self, chan: int, peer: bytes, endpoint: str, now: float) -> None:
+    def _connect(self, chan: int, peer: bytes, endpoint: str | None, now: float) -> None:
+        """Open a channel to ``peer``: over the link we have to it, or over
+        a new link to ``endpoint``. Without an endpoint (the BEAM knew of a
+        live link and skipped epmd) a link that is gone refuses the channel."""
         if self.name is None or chan in self.channels:
             self._tell_closed(chan, "not_ready" if self.name is None else "duplicate_channel")
             return
         link = self.by_peer.get(peer)
-        if link is None or (link.dialled and link.endpoint != endpoint):
+        if endpoint is None:
+            if link is None or not link.up:
+                self._tell_closed(chan, "no_link")
+                return
+        elif link is None or (link.dialled and link.endpoint != endpoint):
             link = self._dial(peer, endpoint, now)
         epoch = self.rng.randrange(1, 1 << 32)
         while (node_id(peer), epoch, True) in self.remote:
@@ -232,6 +240,7 @@ class Node:
         if not link.dialled:
             self.by_peer[name] = link
             self._send(link, Kind.HELLO, None, self.name or b"", now)
+        self.port_out.append(port_codec.encode_ctrl((Atom("link_up"), name)))
 
     def _unknown_link(self, key: LinkKey, hdr: frame.Header, payload: bytes, now: float) -> None:
         if hdr.kind == Kind.HELLO and isinstance(key, bytes):
@@ -365,6 +374,12 @@ class Node:
             return
         if link.peer is not None and self.by_peer.get(link.peer) is link:
             del self.by_peer[link.peer]
+            other = next((ln for ln in self.links.values() if ln.peer == link.peer and ln.up),
+                         None)
+            if other is not None:
+                self.by_peer[link.peer] = other
+            elif link.up:
+                self.port_out.append(port_codec.encode_ctrl((Atom("link_down"), link.peer)))
         if link.channels or link.up:
             log.warning("link to %s down: %s (%d channels)",
                         (link.peer or b"?").decode(errors="replace"), reason, len(link.channels))

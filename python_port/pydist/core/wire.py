@@ -28,7 +28,7 @@ PORT_LEN = struct.Struct("!I")
 CLOSE_REASONS = (
     "peer_closed", "peer_exit", "heartbeat_timeout", "connect_timeout",
     "wrong_node", "protocol_error", "sequence_gap", "not_ready",
-    "duplicate_channel", "port_exit",
+    "duplicate_channel", "port_exit", "no_link",
 )
 
 # --- Python <-> Python frames over ZeroMQ ---------------------------------
