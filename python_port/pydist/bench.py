@@ -22,35 +22,29 @@ class Case:
     name: str
     unit: str
     higher_is_better: bool
-    measure: Callable[[ErlNode, ErlNode, float], float]
 
 
-def _throughput(size: int, senders: int, per: str) -> Callable[[ErlNode, ErlNode, float], float]:
-    def measure(src: ErlNode, dst: ErlNode, seconds: float) -> float:
+Measure = Callable[[ErlNode, ErlNode, float], list[float]]
+
+
+def _throughput(size: int, senders: int, per: str) -> Measure:
+    def measure(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:
         src.eval(f"persistent_term:put(sink, rpc:call('{dst.node}', pd_agent, sink, [])).")
         msgs, nbytes, micros = src.eval(
             f"pd_agent:throughput(persistent_term:get(sink), {size}, {senders}, "
             f"{int(seconds * 1000)}).", timeout=seconds + 120)
-        return float(msgs / micros * 1e6 if per == "msg" else nbytes / micros)
+        return [float(msgs / micros * 1e6 if per == "msg" else nbytes / micros)]
     return measure
 
 
-_rtt_samples: dict[str, list[int]] = {}
+def _rtt(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:
+    """p50 and p99 of one set of round trips."""
+    samples = sorted(src.eval(f"pd_agent:rtt('{dst.node}', {int(seconds * 3000)}).",
+                              timeout=seconds * 20 + 60))
+    return [float(samples[min(len(samples) - 1, int(len(samples) * q))]) for q in (0.5, 0.99)]
 
 
-def _rtt(quantile: float) -> Callable[[ErlNode, ErlNode, float], float]:
-    """Quantiles of one set of round trips per pair of nodes."""
-    def measure(src: ErlNode, dst: ErlNode, seconds: float) -> float:
-        if src.node not in _rtt_samples:
-            _rtt_samples[src.node] = sorted(src.eval(
-                f"pd_agent:rtt('{dst.node}', {int(seconds * 3000)}).",
-                timeout=seconds * 20 + 60))
-        samples = _rtt_samples[src.node]
-        return float(samples[min(len(samples) - 1, int(len(samples) * quantile))])
-    return measure
-
-
-def _setup(src: ErlNode, dst: ErlNode, seconds: float) -> float:
+def _setup(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:
     times = src.eval(f"""
         [begin
              true = erlang:disconnect_node('{dst.node}'),
@@ -59,37 +53,64 @@ def _setup(src: ErlNode, dst: ErlNode, seconds: float) -> float:
              T
          end || _ <- lists:seq(1, {max(5, int(seconds * 10))})].
     """, timeout=120)
-    return float(statistics.median(list(times)))
+    return [float(statistics.median(list(times)))]
 
 
-CASES = [
-    Case("100 B msgs, 1 sender", "msg/s", True, _throughput(100, 1, "msg")),
-    Case("100 B msgs, 8 senders", "msg/s", True, _throughput(100, 8, "msg")),
-    Case("1 MiB msgs", "MB/s", True, _throughput(1 << 20, 1, "byte")),
-    Case("64 MiB msgs", "MB/s", True, _throughput(64 << 20, 1, "byte")),
-    Case("round trip p50", "us", False, _rtt(0.50)),
-    Case("round trip p99", "us", False, _rtt(0.99)),
-    Case("connection setup", "us", False, _setup),
+_fresh = 0
+
+
+def _first_connect(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:
+    """A connection to a node never talked to: lookup, link and handshake."""
+    global _fresh
+    times = []
+    for _ in range(3):
+        _fresh += 1
+        node = src.cluster.start(f"bench_new_{_fresh}_{src.proto.replace('_', '')}",
+                                 proto=src.proto)
+        micros, result = src.eval(f"timer:tc(net_adm, ping, ['{node.node}']).")
+        assert result == "pong"
+        times.append(float(micros))
+        node.stop()
+        src.cluster.nodes.remove(node)
+    return [float(statistics.median(times))]
+
+
+CASES: list[tuple[list[Case], Measure]] = [
+    ([Case("100 B msgs, 1 sender", "msg/s", True)], _throughput(100, 1, "msg")),
+    ([Case("100 B msgs, 8 senders", "msg/s", True)], _throughput(100, 8, "msg")),
+    ([Case("1 MiB msgs", "MB/s", True)], _throughput(1 << 20, 1, "byte")),
+    ([Case("64 MiB msgs", "MB/s", True)], _throughput(64 << 20, 1, "byte")),
+    ([Case("round trip p50", "us", False), Case("round trip p99", "us", False)], _rtt),
+    ([Case("reconnect (disconnect, ping)", "us", False)], _setup),
+    ([Case("first connection to a new node", "us", False)], _first_connect),
 ]
 
 
-def run(seconds: float = 3.0) -> list[tuple[Case, dict[str, float]]]:
-    results: dict[str, dict[str, float]] = {c.name: {} for c in CASES}
-    _rtt_samples.clear()
+def run(seconds: float = 2.0, rounds: int = 3) -> list[tuple[Case, dict[str, float]]]:
+    """Each case, ``rounds`` times, alternating the carriers; medians.
+
+    Both pairs of nodes are up for the whole run and take turns, so a burst
+    of load on this shared machine hits both carriers alike.
+    """
+    samples: dict[Case, dict[str, list[float]]] = {
+        c: {p: [] for p in PROTOS} for cases, _ in CASES for c in cases}
     with Cluster() as cluster:
+        pairs = {}
         for proto in PROTOS:
             tag = "py" if proto == "py" else "tcp"
             src = cluster.start(f"bench_src_{tag}", proto=proto)
             dst = cluster.start(f"bench_dst_{tag}", proto=proto)
             assert src.eval(f"net_adm:ping('{dst.node}').") == "pong"
-            for case in CASES:
-                value = case.measure(src, dst, seconds)
-                results[case.name][proto] = value
-                click.echo(f"  {proto:>8}  {case.name:<24} {value:>14,.1f} {case.unit}",
-                           err=True)
-            src.stop()
-            dst.stop()
-    return [(c, results[c.name]) for c in CASES]
+            pairs[proto] = (src, dst)
+        for cases, measure in CASES:
+            for round_ in range(rounds):
+                for proto in PROTOS:
+                    for case, value in zip(cases, measure(*pairs[proto], seconds), strict=True):
+                        samples[case][proto].append(value)
+                        click.echo(f"  {proto:>8}  {case.name:<28} round {round_ + 1}: "
+                                   f"{value:>14,.1f} {case.unit}", err=True)
+    return [(c, {p: statistics.median(v) for p, v in by_proto.items()})
+            for c, by_proto in samples.items()]
 
 
 def ratio(case: Case, values: dict[str, float]) -> float:

@@ -86,15 +86,16 @@ def demo(nodes: int) -> None:
 
 
 @main.command()
-@click.option("--seconds", default=3.0, show_default=True, help="Length of each timed case.")
-def bench(seconds: float) -> None:
+@click.option("--seconds", default=2.0, show_default=True, help="Length of each timed case.")
+@click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
+def bench(seconds: float, rounds: int) -> None:
     """Compare py_dist with stock inet_tcp_dist on this machine, in one run."""
     from pydist import bench as bench_module
 
     click.echo("measuring (one line per case):", err=True)
-    rows = bench_module.run(seconds)
-    click.echo("\nratio: how many times better py_dist is (throughput py/tcp, "
-               "times tcp/py)\n")
+    rows = bench_module.run(seconds, rounds)
+    click.echo(f"\nmedians of {rounds} rounds; ratio: how many times better py_dist is "
+               "(throughput py/tcp, times tcp/py)\n")
     click.echo(bench_module.table(rows))
 
 
