@@ -3,14 +3,8 @@
 Fed port packets from the BEAM, messages from links and the time; it
 answers with bytes for the BEAM (``port_out``), messages for links
 (``link_out``) and link commands (``commands``), which the I/O shell
-carries out. It is the only core module that knows all the others.
-
-Names used here:
-- a *link* is one ZeroMQ connection to a neighbour node; its key is an
-  ``int`` for a link this node dialled and the ROUTER routing id (``bytes``)
-  for a link a neighbour dialled;
-- a *channel* is one Erlang distribution connection, ``chan`` its id on
-  the port; between nodes it is named by (initiator, epoch).
+carries out. It is the only core module that knows all the others; links and channels
+are described in :mod:`pydist.core.channels`.
 """
 
 from __future__ import annotations
@@ -18,19 +12,19 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydist.core import frame, port_codec
+from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_key
 from pydist.core.config import Config
 from pydist.core.etf import Atom, EtfError
 from pydist.core.liveness import Liveness, Verdict
 from pydist.core.wire import (
     CLOSE_REASONS,
+    DEFAULT_HOPS,
     FLAG_INITIATOR,
     HEADER,
     OP_CTRL,
-    PY_CHAN_BASE,
     VERSION,
     Kind,
     node_id,
@@ -38,42 +32,9 @@ from pydist.core.wire import (
 
 log = logging.getLogger("pydist.node")
 
-LinkKey = int | bytes
 Out = bytes | memoryview
 
 _DATA = int(Kind.DATA)
-_RECENT_CLOSED = 1024
-
-
-@dataclass(eq=False)
-class Link:
-    key: LinkKey
-    peer: bytes | None
-    endpoint: str | None
-    last_rx: float
-    last_tx: float
-    up: bool = False
-    channels: set[int] = field(default_factory=set)
-
-    @property
-    def dialled(self) -> bool:
-        return isinstance(self.key, int)
-
-
-@dataclass(eq=False)
-class Channel:
-    chan: int
-    peer: bytes
-    peer_id: int
-    epoch: int
-    initiator: bool
-    link: Link
-    seq_out: int = 0
-    seq_in: int = 0
-
-    @property
-    def remote_key(self) -> tuple[int, int, bool]:
-        return (self.peer_id, self.epoch, self.initiator)
 
 
 class Node:
@@ -85,11 +46,8 @@ class Node:
         self.id = 0
         self.links: dict[LinkKey, Link] = {}
         self.by_peer: dict[bytes, Link] = {}
-        self.channels: dict[int, Channel] = {}
-        self.remote: dict[tuple[int, int, bool], Channel] = {}
-        self.recently_closed: dict[tuple[int, int, bool], None] = {}
+        self.channels = ChannelTable(self.rng)
         self.next_dial = 1
-        self.next_py_chan = PY_CHAN_BASE
         self.stats: Counter[str] = Counter()
         self.deadline = now + config.heartbeat_interval
         # outputs, drained by the shell after every call
@@ -118,8 +76,7 @@ class Node:
         if ch is None:  # closed while the BEAM was still writing
             self.stats["data_after_close"] += 1
             return
-        flags = FLAG_INITIATOR if ch.initiator else 0
-        header = HEADER.pack(VERSION, _DATA, flags, 16, 0, ch.epoch, self.id,
+        header = HEADER.pack(VERSION, _DATA, ch.flags, DEFAULT_HOPS, 0, ch.epoch, self.id,
                              ch.peer_id, ch.seq_out, 0, 1)
         ch.seq_out += 1
         link = ch.link
@@ -141,7 +98,7 @@ class Node:
                 ch = self.channels.get(chan)
                 if ch is not None:
                     self._send(ch.link, Kind.CLOSE, ch, str(reason).encode(), now)
-                    self._forget(ch)
+                    self.channels.remove(ch)
             case _:
                 self.stats["port_errors"] += 1
                 log.error("unknown control message from the BEAM: %r", term)
@@ -160,11 +117,9 @@ class Node:
                 return
         elif link is None or (link.dialled and link.endpoint != endpoint):
             link = self._dial(peer, endpoint, now)
-        epoch = self.rng.randrange(1, 1 << 32)
-        while (node_id(peer), epoch, True) in self.remote:
-            epoch = self.rng.randrange(1, 1 << 32)
-        ch = Channel(chan, peer, node_id(peer), epoch, True, link)
-        self._adopt(ch)
+        peer_id = node_id(peer)
+        ch = Channel(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
+        self.channels.add(ch)
         self._send(link, Kind.OPEN, ch, peer, now)
 
     def _dial(self, peer: bytes, endpoint: str, now: float) -> Link:
@@ -210,7 +165,7 @@ class Node:
             self._link_down(link, "peer_exit")
 
     def _receive_data(self, link: Link, hdr: frame.Header, payload: Any, now: float) -> None:
-        ch = self.remote.get((hdr.src, hdr.epoch, not hdr.flags & FLAG_INITIATOR))
+        ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
         if ch is None or ch.link is not link:
             self.stats["data_unknown_channel"] += 1
             self._refuse(link, hdr, now)
@@ -265,7 +220,7 @@ class Node:
     def _open(self, link: Link, hdr: frame.Header, target: bytes, now: float) -> None:
         assert link.peer is not None
         key = (hdr.src, hdr.epoch, False)
-        if key in self.remote:
+        if self.channels.remote(key) is not None:
             self.stats["duplicate_open"] += 1
             return
         reason = None
@@ -280,17 +235,17 @@ class Node:
             header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch)
             self.link_out.append((link.key, frame.join(header, reason.encode())))
             return
-        ch = Channel(self._new_py_chan(), link.peer, hdr.src, hdr.epoch, False, link)
-        self._adopt(ch)
+        ch = Channel(self.channels.new_py_chan(), link.peer, hdr.src, hdr.epoch, False, link)
+        self.channels.add(ch)
         self.port_out.append(port_codec.encode_ctrl((Atom("accepted"), ch.chan, link.peer)))
 
     def _remote_close(self, hdr: frame.Header, reason: bytes) -> None:
-        ch = self.remote.get((hdr.src, hdr.epoch, not hdr.flags & FLAG_INITIATOR))
+        ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
         if ch is not None:
             log.info("channel %d closed by %s: %s", ch.chan, ch.peer.decode(errors="replace"),
                      reason.decode(errors="replace"))
             self._tell_closed(ch.chan, "peer_closed")
-            self._forget(ch)
+            self.channels.remove(ch)
 
     def _bad_frame(self, link: Link | None, key: LinkKey, why: str, now: float) -> None:
         """Garbage takes down at most the link it came on."""
@@ -302,10 +257,10 @@ class Node:
             self._link_down(link, "protocol_error")
 
     def _refuse(self, link: Link, hdr: frame.Header, now: float) -> None:
-        key = (hdr.src, hdr.epoch, not hdr.flags & FLAG_INITIATOR)
-        if key in self.recently_closed:
+        key = received_key(hdr.src, hdr.epoch, hdr.flags)
+        if self.channels.recently_closed(key):
             return
-        self._remember_closed(key)
+        self.channels.remember_closed(key)
         flags = 0 if hdr.flags & FLAG_INITIATOR else FLAG_INITIATOR
         header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags)
         self.link_out.append((link.key, frame.join(header, b"unknown_channel")))
@@ -339,31 +294,14 @@ class Node:
         if ch is None:
             header = frame.encode(kind, self.id, 0)
         else:
-            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch,
-                                  flags=FLAG_INITIATOR if ch.initiator else 0)
+            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, flags=ch.flags)
         link.last_tx = now
         self.link_out.append((link.key, frame.join(header, payload)))
-
-    def _adopt(self, ch: Channel) -> None:
-        self.channels[ch.chan] = ch
-        self.remote[ch.remote_key] = ch
-        ch.link.channels.add(ch.chan)
-
-    def _forget(self, ch: Channel) -> None:
-        self.channels.pop(ch.chan, None)
-        self.remote.pop(ch.remote_key, None)
-        ch.link.channels.discard(ch.chan)
-        self._remember_closed(ch.remote_key)
-
-    def _remember_closed(self, key: tuple[int, int, bool]) -> None:
-        self.recently_closed[key] = None
-        if len(self.recently_closed) > _RECENT_CLOSED:
-            del self.recently_closed[next(iter(self.recently_closed))]
 
     def _close(self, ch: Channel, reason: str, now: float) -> None:
         self._send(ch.link, Kind.CLOSE, ch, reason.encode(), now)
         self._tell_closed(ch.chan, reason)
-        self._forget(ch)
+        self.channels.remove(ch)
 
     def _tell_closed(self, chan: int, reason: str) -> None:
         assert reason in CLOSE_REASONS, reason
@@ -387,16 +325,9 @@ class Node:
         for chan in sorted(link.channels):
             ch = self.channels[chan]
             self._tell_closed(chan, reason)
-            self._forget(ch)
+            self.channels.remove(ch)
         if link.dialled:
             self.commands.append(("hangup", link.key, None))
-
-    def _new_py_chan(self) -> int:
-        chan = self.next_py_chan
-        while chan in self.channels:
-            chan = PY_CHAN_BASE + (chan + 1 - PY_CHAN_BASE) % PY_CHAN_BASE
-        self.next_py_chan = PY_CHAN_BASE + (chan + 1 - PY_CHAN_BASE) % PY_CHAN_BASE
-        return chan
 
     def info(self) -> dict[Atom, Any]:
         """The port program's view, as an Erlang map for ``py_dist:info/0``.

@@ -14,8 +14,8 @@ from typing import Any
 
 import zmq
 
+from pydist.core.channels import LinkKey
 from pydist.core.frame import JOIN_MAX
-from pydist.core.node import LinkKey
 from pydist.core.wire import HEADER_SIZE
 
 log = logging.getLogger("pydist.links")

@@ -15,9 +15,10 @@ from typing import Any
 
 import zmq
 
+from pydist.core.channels import LinkKey
 from pydist.core.config import Config
 from pydist.core.etf import Atom
-from pydist.core.node import LinkKey, Node
+from pydist.core.node import Node
 from pydist.core.port_codec import PortDecoder, PortError, encode_ctrl
 from pydist.shell import stdio
 from pydist.shell.links import Links

@@ -1,0 +1,122 @@
+"""Links, channels, and the table that names channels both ways.
+
+A *link* is one ZeroMQ connection to a neighbour node; its key is an
+``int`` for a link this node dialled and the ROUTER routing id (``bytes``)
+for a link a neighbour dialled. A *channel* is one Erlang distribution
+connection: ``chan`` is its id on the port, and between nodes it is named
+by (peer, epoch, which side opened it), so that the frames of an old
+connection never reach a new one.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from pydist.core.wire import FLAG_INITIATOR, PY_CHAN_BASE
+
+LinkKey = int | bytes
+#: (peer node id, epoch, whether this node opened the channel)
+RemoteKey = tuple[int, int, bool]
+
+_RECENT_CLOSED = 1024
+
+
+@dataclass(eq=False)
+class Link:
+    key: LinkKey
+    peer: bytes | None
+    endpoint: str | None
+    last_rx: float
+    last_tx: float
+    up: bool = False
+    channels: set[int] = field(default_factory=set)
+
+    @property
+    def dialled(self) -> bool:
+        return isinstance(self.key, int)
+
+
+@dataclass(eq=False)
+class Channel:
+    chan: int
+    peer: bytes
+    peer_id: int
+    epoch: int
+    initiator: bool
+    link: Link
+    seq_out: int = 0
+    seq_in: int = 0
+
+    @property
+    def remote_key(self) -> RemoteKey:
+        return (self.peer_id, self.epoch, self.initiator)
+
+    @property
+    def flags(self) -> int:
+        """Header flags of the frames this node sends on the channel."""
+        return FLAG_INITIATOR if self.initiator else 0
+
+
+def received_key(src: int, epoch: int, flags: int) -> RemoteKey:
+    """Our name of the channel a received frame belongs to: the sender
+    opened it exactly when we did not."""
+    return (src, epoch, not flags & FLAG_INITIATOR)
+
+
+class ChannelTable(Mapping[int, Channel]):
+    """Channels by port id, and by their name between nodes."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._by_chan: dict[int, Channel] = {}
+        self._by_remote: dict[RemoteKey, Channel] = {}
+        self._closed: dict[RemoteKey, None] = {}  # bounded, oldest first
+        self._next_py = PY_CHAN_BASE
+        self._rng = rng
+
+    def __getitem__(self, chan: int) -> Channel:
+        return self._by_chan[chan]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._by_chan)
+
+    def __len__(self) -> int:
+        return len(self._by_chan)
+
+    def remote(self, key: RemoteKey) -> Channel | None:
+        return self._by_remote.get(key)
+
+    def add(self, ch: Channel) -> None:
+        self._by_chan[ch.chan] = ch
+        self._by_remote[ch.remote_key] = ch
+        ch.link.channels.add(ch.chan)
+
+    def remove(self, ch: Channel) -> None:
+        self._by_chan.pop(ch.chan, None)
+        self._by_remote.pop(ch.remote_key, None)
+        ch.link.channels.discard(ch.chan)
+        self.remember_closed(ch.remote_key)
+
+    def new_epoch(self, peer_id: int) -> int:
+        """A random epoch not in use towards ``peer_id`` for a channel we open."""
+        while True:
+            epoch = self._rng.randrange(1, 1 << 32)
+            if (peer_id, epoch, True) not in self._by_remote:
+                return epoch
+
+    def new_py_chan(self) -> int:
+        """A port id for an accepted channel, from the range Python owns."""
+        chan = self._next_py
+        while chan in self._by_chan:
+            chan = PY_CHAN_BASE + (chan + 1 - PY_CHAN_BASE) % PY_CHAN_BASE
+        self._next_py = PY_CHAN_BASE + (chan + 1 - PY_CHAN_BASE) % PY_CHAN_BASE
+        return chan
+
+    def remember_closed(self, key: RemoteKey) -> None:
+        self._closed[key] = None
+        if len(self._closed) > _RECENT_CLOSED:
+            del self._closed[next(iter(self._closed))]
+
+    def recently_closed(self, key: RemoteKey) -> bool:
+        return key in self._closed
