@@ -39,3 +39,11 @@ def test_info_shows_a_running_nodes_links(cluster: Cluster) -> None:
     missing = pydist("info", "nobody@127.0.0.1", "--cookie", "x", env=cluster.env)
     assert missing.returncode != 0
     assert "did not answer" in missing.stderr
+
+
+def test_pydist_erl_runs_a_node_on_py_dist(cluster: Cluster) -> None:
+    out = pydist("erl", "-noshell", "-name", "cli_erl@127.0.0.1", "-setcookie", "c",
+                 "-eval", "io:format(\"~p~n\", [maps:get(listen_port, py_dist:info())]), "
+                          "halt().", env=cluster.env)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) > 0
