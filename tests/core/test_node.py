@@ -631,3 +631,15 @@ def test_any_interleaving_delivers_each_channel_in_order(
     for (receiver, rchan), payloads in expected.items():
         assert net.received(receiver, rchan) == payloads
     assert net.closed("a") == net.closed("b") == []
+
+
+def test_link_failed_drops_that_link_only() -> None:
+    net, (b_a,) = connected("c")
+    net.connect("c", 3, "b")
+    net.pump()
+    b = net.nodes["b"]
+    b.link_failed(net.key("b", "a"), "internal error: test", net.now)
+    net.collect("b")
+    assert net.closed("b") == [(b_a, "protocol_error")]
+    assert b.stats["frame_errors"] == 1
+    assert len(b.channels) == 1  # c's channel stays

@@ -247,6 +247,11 @@ class Node:
             self._tell_closed(ch.chan, "peer_closed")
             self.channels.remove(ch)
 
+    def link_failed(self, key: LinkKey, why: str, now: float) -> None:
+        """The shell could not handle a message from this link (a bug, not
+        bad input, which :meth:`link_message` handles): drop only the link."""
+        self._bad_frame(self.links.get(key), key, why, now)
+
     def _bad_frame(self, link: Link | None, key: LinkKey, why: str, now: float) -> None:
         """Garbage takes down at most the link it came on."""
         self.stats["frame_errors"] += 1

@@ -106,7 +106,10 @@ class Runtime:
             self.stopping = True
             return
         for packet in packets:
-            self.node.port_packet(packet, now)
+            try:
+                self.node.port_packet(packet, now)
+            except Exception:  # a bug: keep every other connection going
+                log.exception("failed on a packet from the BEAM; dropped it")
 
     def _receive(self, sock: Any, key: LinkKey | None, now: float) -> None:
         node = self.node
@@ -116,10 +119,12 @@ class Runtime:
             if not sock.get(zmq.EVENTS) & zmq.POLLIN:
                 return
             parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            if key is None:
-                node.link_message(parts[0].bytes, parts[1:], now)
-            else:
-                node.link_message(key, parts, now)
+            link = parts[0].bytes if key is None else key
+            try:
+                node.link_message(link, parts[1:] if key is None else parts, now)
+            except Exception as exc:  # a bug: cost one link, not the node
+                log.exception("failed on a message from a link")
+                node.link_failed(link, f"internal error: {exc!r}", now)
 
     def _flush(self) -> None:
         node, links = self.node, self.links
