@@ -72,7 +72,6 @@ class ErlNode:
         self._answers: dict[int, queue.Queue[bytes]] = {}
         self._lock = threading.Lock()
         self._next = 0
-        self.lines: list[str] = []
         # proto "py": py_dist flags on the command line; "env": whatever the
         # environment (ERL_FLAGS) says; anything else: stock distribution.
         dist = cli.erl_flags() if proto == "py" else []
@@ -81,7 +80,9 @@ class ErlNode:
         cmd = ["erl", "-noshell", naming, self.node, *cookie,
                "-pa", str(cluster.agent_dir), *dist, *args, "-eval", "pd_agent:start()"]
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            # stderr (the port program's log among it) goes straight to the log
+            # file: on the stdout pipe its lines could cut into an answer.
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             env=env, start_new_session=True)
         self.pid = self.proc.pid
         self._ready = threading.Event()
@@ -102,19 +103,25 @@ class ErlNode:
         for raw in self.proc.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             if line.startswith("@@R "):
-                _, ident, hexed = line.split(" ", 2)
-                answers = self._answers.get(int(ident))
+                try:
+                    _, ident, hexed = line.split(" ", 2)
+                    answer = bytes.fromhex(hexed)
+                    answers = self._answers.get(int(ident))
+                except ValueError:
+                    self._log.write(f"unreadable answer: {line[:200]}\n")
+                    continue
                 if answers is not None:
-                    answers.put(bytes.fromhex(hexed))
+                    answers.put(answer)
                 continue
             if line == "@@READY":
                 self._ready.set()
                 continue
-            self.lines.append(line)
             self._log.write(line + "\n")
 
     def log_text(self) -> str:
-        return "\n".join(self.lines)
+        """Everything the node and its port program logged so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
 
     def eval(self, expr: str, timeout: float = 60.0) -> Any:
         """Evaluate an Erlang expression sequence on the node; return its value."""
