@@ -643,3 +643,24 @@ def test_link_failed_drops_that_link_only() -> None:
     assert net.closed("b") == [(b_a, "protocol_error")]
     assert b.stats["frame_errors"] == 1
     assert len(b.channels) == 1  # c's channel stays
+
+
+def test_silence_while_not_receiving_kills_no_link() -> None:
+    """While the shell does not read links (its BEAM is behind), the silence
+    is ours: heartbeats still go out, and no neighbour is declared dead."""
+    net, (b1,) = connected()
+    a = net.nodes["a"]
+    a.receiving = False
+    net.blocked.add(("b", "a"))  # a hears nothing from b
+    sent_before = len(net.sent("a", "b", Kind.HEARTBEAT))
+    for step in range(1, 30):
+        a.timer(net.now + step * INTERVAL)
+        net.collect("a")
+    assert net.closed("a") == []
+    assert len(a.links) == 1
+    net.pump()
+    assert len(net.sent("a", "b", Kind.HEARTBEAT)) > sent_before
+    a.receiving = True
+    a.timer(net.now + 30 * INTERVAL + TIMEOUT + 0.01)
+    net.collect("a")
+    assert net.closed("a") == [(1, "heartbeat_timeout")]

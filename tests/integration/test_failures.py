@@ -73,3 +73,35 @@ def test_port_program_killed_node_survives_and_reconnects(cluster: Cluster) -> N
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
     assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
     b.port_pid = info["os_pid"]
+
+
+def test_a_stalled_beam_is_not_taken_for_dead(cluster: Cluster) -> None:
+    """A BEAM that reads nothing from its port for longer than the heartbeat
+    timeout (a long GC, an overloaded machine) keeps its connections: its
+    port program buffers what arrives and goes on heartbeating."""
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    a.eval("register(stalled_sink, pd_agent:sink()).")
+    watch_nodedown(b, a)
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        b.eval(f"[{{stalled_sink, '{a.node}'}} ! {{data, binary:copy(<<1>>, 1 bsl 20)}}"
+               f" || _ <- lists:seq(1, 8)], ok.")
+        time.sleep(2.0)  # over three heartbeat timeouts
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    got = a.eval("""
+        Wait = fun W(0) -> timeout;
+                   W(K) -> stalled_sink ! {count, self()},
+                           receive {count, 8, Bytes} -> Bytes;
+                                   {count, _, _} -> timer:sleep(50), W(K - 1)
+                           end
+               end,
+        Wait(100).
+    """)
+    assert got == 8 << 20
+    assert b.eval("""
+        persistent_term:get(w) ! {get, self()},
+        receive {nodedown, R} -> R after 500 -> no_nodedown end.
+    """) == "no_nodedown"
+    assert a.eval("nodes().") == [b.node]

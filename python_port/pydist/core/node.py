@@ -49,6 +49,9 @@ class Node:
         self.channels = ChannelTable(self.rng)
         self.next_dial = 1
         self.stats: Counter[str] = Counter()
+        #: False while the shell is not reading links (the BEAM is behind):
+        #: silence then is ours, not the neighbours', and kills no link
+        self.receiving = True
         self.deadline = now + config.heartbeat_interval
         # outputs, drained by the shell after every call
         self.port_out: list[Out] = []
@@ -278,6 +281,8 @@ class Node:
             return
         deadline = now + self.liveness.interval
         for link in list(self.links.values()):
+            if not self.receiving:
+                link.last_rx = now
             verdict = self.liveness.verdict(now, link.last_rx, link.last_tx)
             if verdict is Verdict.DEAD:
                 self._link_down(link, "heartbeat_timeout" if link.up else "connect_timeout")

@@ -27,6 +27,8 @@ log = logging.getLogger("pydist.runtime")
 
 READ_SIZE = 1024 * 1024
 RECV_BUDGET = 256  # messages per socket per turn, so no link starves the rest
+#: bytes waiting for the BEAM to read above which links are not read
+PORT_BACKLOG_MAX = 16 * 1024 * 1024
 
 
 class Runtime:
@@ -41,18 +43,22 @@ class Runtime:
         self.decoder = PortDecoder(config.max_frame + 1024, scratch=READ_SIZE)
         self.poller = zmq.Poller()
         self.sockets: dict[Any, LinkKey] = {}
+        self.watched_out: set[int] = set()
+        self.writer = stdio.Writer(stdout_fd)
         self.reading_stdin = False
+        self.reading_links = True
         self.stopping = False
 
     def run(self) -> int:
         for fd in (self.stdin_fd, self.stdout_fd):
             stdio.enlarge_pipe(fd, self.config.pipe_size)
         stdio.set_nonblocking(self.stdin_fd)
+        stdio.set_nonblocking(self.stdout_fd)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the BEAM owns ^C
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.poller.register(self.links.router, zmq.POLLIN)
         self._watch_stdin(True)
-        stdio.write_all(self.stdout_fd, [encode_ctrl((Atom("ready"), self.links.port))])
+        self.writer.write([encode_ctrl((Atom("ready"), self.links.port))])
         log.info("listening on port %d", self.links.port)
         try:
             while not self.stopping:
@@ -82,7 +88,9 @@ class Runtime:
         events = self.poller.poll(int(timeout))
         now = time.monotonic()
         for sock, _ in events:
-            if sock == self.stdin_fd:
+            if sock == self.stdout_fd:
+                self.writer.flush()
+            elif sock == self.stdin_fd:
                 self._read_stdin(now)
             elif sock is self.links.router:
                 self._receive(sock, None, now)
@@ -134,12 +142,12 @@ class Runtime:
                     assert isinstance(key, int)
                     sock = links.dial(key, arg)
                     self.sockets[sock] = key
-                    self.poller.register(sock, zmq.POLLIN)
+                    self.poller.register(sock, zmq.POLLIN if self.reading_links else 0)
                 elif op == "hangup":
                     assert isinstance(key, int)
                     old = links.dealers.get(key)
                     if old is not None:
-                        self.poller.unregister(old)
+                        self.poller.register(old, 0)  # unregisters, if it was
                         del self.sockets[old]
                     links.hangup(key)
             node.commands.clear()
@@ -148,14 +156,39 @@ class Runtime:
                 links.send(key, parts)
             node.link_out.clear()
         if node.port_out:
-            stdio.write_all(self.stdout_fd, node.port_out)
+            self.writer.write(node.port_out)
             node.port_out.clear()
         if links.backlog:
             links.retry()
         self._watch_stdin(not links.backlog)
+        self._watch_stdout()
+
+    def _watch_stdout(self) -> None:
+        """Wait for the pipe to the BEAM while output is pending, and stop
+        reading links while too much is (hysteresis: resume at half)."""
+        pending = self.writer.pending_bytes
+        stdout_watched = self.stdout_fd in self.watched_out
+        if pending and not stdout_watched:
+            self.poller.register(self.stdout_fd, zmq.POLLOUT)
+            self.watched_out.add(self.stdout_fd)
+        elif not pending and stdout_watched:
+            self.poller.unregister(self.stdout_fd)
+            self.watched_out.discard(self.stdout_fd)
+        if self.reading_links and pending > PORT_BACKLOG_MAX:
+            self._watch_links(False)
+        elif not self.reading_links and pending <= PORT_BACKLOG_MAX // 2:
+            self._watch_links(True)
+
+    def _watch_links(self, on: bool) -> None:
+        self.reading_links = on
+        self.node.receiving = on
+        flags = zmq.POLLIN if on else 0
+        for sock in (self.links.router, *self.sockets):
+            self.poller.modify(sock, flags)
 
     def _shutdown(self) -> None:
         try:
+            self.writer.drain()
             self.node.port_closed(time.monotonic())
             for key, parts in self.node.link_out:
                 self.links.send(key, parts)

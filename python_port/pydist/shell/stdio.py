@@ -36,21 +36,49 @@ def read_into(fd: int, buffer: memoryview) -> int | None:
         return None
 
 
-def write_all(fd: int, chunks: Sequence[bytes | memoryview]) -> None:
-    """Write every chunk with as few system calls as the pipe allows.
+class Writer:
+    """Non-blocking, gathered writes to the BEAM, with a bounded backlog.
 
-    The pipe to the BEAM is blocking: when the BEAM reads slowly we wait,
-    which is the back-pressure we want (the port owner never blocks).
+    The event loop must never block on the pipe: a BEAM that reads slowly
+    for a moment would otherwise stop our heartbeats, and neighbours would
+    take this node for dead. What the pipe does not take waits here; the
+    runtime stops reading from links while more than its bound waits.
     """
-    pending = [memoryview(c) for c in chunks if len(c)]
-    while pending:
-        batch = pending[:_IOV_MAX]
-        written = os.writev(fd, batch)
-        # drop whole chunks written, then cut into the first partial one
-        i = 0
-        while i < len(batch) and written >= len(batch[i]):
-            written -= len(batch[i])
-            i += 1
-        del pending[:i]
-        if written:
-            pending[0] = pending[0][written:]
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._pending: list[memoryview] = []
+        self.pending_bytes = 0
+
+    def write(self, chunks: Sequence[bytes | memoryview]) -> None:
+        for chunk in chunks:
+            if len(chunk):
+                view = memoryview(chunk)
+                self._pending.append(view)
+                self.pending_bytes += len(view)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write as much as the pipe takes now."""
+        pending = self._pending
+        while pending:
+            batch = pending[:_IOV_MAX]
+            try:
+                written = os.writev(self.fd, batch)
+            except BlockingIOError:
+                return
+            self.pending_bytes -= written
+            # drop whole chunks written, then cut into the first partial one
+            i = 0
+            while i < len(batch) and written >= len(batch[i]):
+                written -= len(batch[i])
+                i += 1
+            del pending[:i]
+            if written:
+                pending[0] = pending[0][written:]
+                return  # the pipe is full
+
+    def drain(self) -> None:
+        """Block until everything is written (only at shutdown)."""
+        os.set_blocking(self.fd, True)
+        self.flush()
