@@ -648,7 +648,7 @@ def test_link_failed_drops_that_link_only() -> None:
 def test_silence_while_not_receiving_kills_no_link() -> None:
     """While the shell does not read links (its BEAM is behind), the silence
     is ours: heartbeats still go out, and no neighbour is declared dead."""
-    net, (b1,) = connected()
+    net, _ = connected()
     a = net.nodes["a"]
     a.receiving = False
     net.blocked.add(("b", "a"))  # a hears nothing from b
