@@ -24,7 +24,19 @@
              queue = queue:new() :: queue:queue(binary()),
              waiting :: undefined | {reference(), pid(), reference()},
              closed :: undefined | atom(),
-             queued = 0 :: non_neg_integer()}).
+             queued = 0 :: non_neg_integer(),
+             paused = false :: boolean()}).
+
+%% Output state once the connection is up.  While Python reports the link
+%% congested the controller is paused: it leaves data in erts, which then
+%% suspends this connection's senders (busy_dist_port), as stock
+%% distribution does for a slow peer, and no other connection waits.
+-record(out, {dhandle :: erlang:dist_handle(),
+              port :: port(),
+              chan :: non_neg_integer(),
+              max :: pos_integer(),
+              paused = false :: boolean(),
+              pending = false :: boolean()}).
 
 %% What a peer may send before our side of the handshake is complete: the
 %% handshake itself, and whatever it writes in the moment between its
@@ -102,7 +114,12 @@ handshake(#hs{} = S) ->
             From ! {Ref, ok},
             process_flag(priority, normal),
             erlang:dist_ctrl_get_data_notification(DHandle),
-            output(DHandle, S#hs.port, S#hs.chan, Max);
+            output(#out{dhandle = DHandle, port = S#hs.port, chan = S#hs.chan,
+                        max = Max, paused = S#hs.paused});
+        py_dist_pause ->
+            handshake(S#hs{paused = true});
+        py_dist_resume ->
+            handshake(S#hs{paused = false});
         {py_dist_closed, Reason} ->
             %% Like a socket closed under a handshake: noticed at the next
             %% recv.  A handshake that lost a simultaneous connect waits for
@@ -172,36 +189,58 @@ collect_forwarded(Acc) ->
 
 %%% Connection up: output
 
-output(DHandle, Port, Chan, Max) ->
+output(#out{} = O) ->
     receive
+        dist_data when O#out.paused ->
+            output(O#out{pending = true});
         dist_data ->
-            drain(DHandle, Port, Chan, Max, 0, []),
-            erlang:dist_ctrl_get_data_notification(DHandle),
-            output(DHandle, Port, Chan, Max);
+            output(send_data(O));
+        py_dist_pause ->
+            output(O#out{paused = true});
+        py_dist_resume when O#out.pending ->
+            output(send_data(O#out{paused = false, pending = false}));
+        py_dist_resume ->
+            output(O#out{paused = false});
         dist_tick ->
-            port_send(Port, py_dist_packet:tick(Chan)),
-            output(DHandle, Port, Chan, Max);
+            port_send(O#out.port, py_dist_packet:tick(O#out.chan)),
+            output(O);
         {py_dist_closed, Reason} ->
             exit(exit_reason(Reason));
         {'EXIT', _Pid, Reason} ->
             exit(Reason);
         _ ->
-            output(DHandle, Port, Chan, Max)
+            output(O)
     end.
 
-%% Batch up to Max bytes per port command: the per-packet cost on the
+%% Drain erts and ask to be told when there is more; or, when a pause
+%% arrives between two batches, leave the rest in erts until resumed.
+send_data(O) ->
+    case drain(O, 0, []) of
+        done ->
+            erlang:dist_ctrl_get_data_notification(O#out.dhandle),
+            O;
+        paused ->
+            O#out{paused = true, pending = true}
+    end.
+
+%% Batch up to max bytes per port command: the per-packet cost on the
 %% Python side is what limits small-message throughput.
-drain(DHandle, Port, Chan, Max, Size, Acc) when Size >= Max ->
-    port_send(Port, py_dist_packet:data(Chan, lists:reverse(Acc))),
-    drain(DHandle, Port, Chan, Max, 0, []);
-drain(DHandle, Port, Chan, Max, Size, Acc) ->
-    case erlang:dist_ctrl_get_data(DHandle) of
+drain(#out{max = Max} = O, Size, Acc) when Size >= Max ->
+    port_send(O#out.port, py_dist_packet:data(O#out.chan, lists:reverse(Acc))),
+    receive
+        py_dist_pause -> paused
+    after 0 ->
+            drain(O, 0, [])
+    end;
+drain(O, Size, Acc) ->
+    case erlang:dist_ctrl_get_data(O#out.dhandle) of
         none when Acc =:= [] ->
-            ok;
+            done;
         none ->
-            port_send(Port, py_dist_packet:data(Chan, lists:reverse(Acc)));
+            port_send(O#out.port, py_dist_packet:data(O#out.chan, lists:reverse(Acc))),
+            done;
         {Len, _Data} = Packet ->
-            drain(DHandle, Port, Chan, Max, Size + Len + 4, [Packet | Acc])
+            drain(O, Size + Len + 4, [Packet | Acc])
     end.
 
 port_send(Port, Data) ->

@@ -210,6 +210,10 @@ inbound({ctrl, {closed, Chan, Reason}}, #state{routes = Routes} = S) ->
         #{} ->
             S
     end;
+inbound({ctrl, {pause, Chan}}, S) ->
+    tell_ctrl(Chan, py_dist_pause, S);
+inbound({ctrl, {resume, Chan}}, S) ->
+    tell_ctrl(Chan, py_dist_resume, S);
 inbound({ctrl, {link_up, Peer}}, S) when is_binary(Peer) ->
     true = ets:insert(?LINKS, {Peer}),
     S;
@@ -224,6 +228,13 @@ inbound({ctrl, Other}, S) ->
     S;
 inbound({error, Reason}, S) ->
     ?LOG_ERROR("py_dist: bad packet from the port: ~0p", [Reason]),
+    S.
+
+tell_ctrl(Chan, Msg, #state{routes = Routes} = S) ->
+    case Routes of
+        #{Chan := Route} -> element(2, Route) ! Msg;
+        #{} -> ok
+    end,
     S.
 
 put_frames(Chan, DHandle, Frames, S) ->

@@ -120,6 +120,10 @@ class Net:
                     rkey = f"peer-{label}-{key}".encode()
                     self.wires[(label, key)] = (target, rkey)
                     self.wires[(target, rkey)] = (label, key)
+            elif op == "forget":
+                # a link the neighbour dialled: its connection stays until
+                # the neighbour hangs up; only the shell's queue goes
+                assert isinstance(key, bytes)
             elif op == "hangup":
                 other = self.wires.pop((label, key), None)
                 if other is not None:
@@ -419,7 +423,8 @@ def test_a_silent_link_is_declared_dead() -> None:
         net.advance_to(t)
     assert sorted(net.closed("b")) == sorted([(b1, "heartbeat_timeout"),
                                               (b2, "heartbeat_timeout")])
-    assert net.commands["b"] == []  # nothing to hang up on a ROUTER link
+    # nothing to hang up on a ROUTER link: the shell only forgets its queue
+    assert [c[0] for c in net.commands["b"]] == ["forget"]
 
 
 def test_reconnect_after_a_dead_link() -> None:
@@ -664,3 +669,27 @@ def test_silence_while_not_receiving_kills_no_link() -> None:
     a.timer(net.now + 30 * INTERVAL + TIMEOUT + 0.01)
     net.collect("a")
     assert net.closed("a") == [(1, "heartbeat_timeout")]
+
+
+def test_congestion_pauses_and_resumes_the_channels_of_that_link_only() -> None:
+    net, _ = connected("c", chans=(1, 2))
+    net.connect("a", 3, "c")
+    net.pump()
+    a = net.nodes["a"]
+    a.congestion(net.key("a", "b"), True)
+    a.congestion(net.key("a", "b"), True)  # no news: nothing more said
+    net.collect("a")
+    assert [e for e in net.ctrl("a") if e[0] in ("pause", "resume")] == [
+        ("pause", 1), ("pause", 2)]
+    assert a.stats["link_congested"] == 1
+    # a channel opened over a congested link starts paused
+    net.connect("a", 4, "b")
+    net.collect("a")
+    assert ("pause", 4) in net.ctrl("a")
+    a.congestion(net.key("a", "b"), False)
+    net.collect("a")
+    assert [e for e in net.ctrl("a") if e[0] == "resume"] == [
+        ("resume", 1), ("resume", 2), ("resume", 4)]
+    a.congestion(b"no such link", True)  # a link already gone: ignored
+    net.collect("a")
+    assert ("pause", 3) not in net.ctrl("a")

@@ -105,3 +105,43 @@ def test_a_stalled_beam_is_not_taken_for_dead(cluster: Cluster) -> None:
         receive {nodedown, R} -> R after 500 -> no_nodedown end.
     """) == "no_nodedown"
     assert a.eval("nodes().") == [b.node]
+
+
+def test_a_slow_peer_holds_up_only_its_own_connection(cluster: Cluster) -> None:
+    """b stops reading (its BEAM is frozen) while a streams to it: a's link
+    to b fills, a pauses that one connection, and a keeps talking to c."""
+    small_queues = ("-py_dist", "link_hwm", "4")
+    a, b, c = (cluster.start(n, *small_queues) for n in ("a", "b", "c"))
+    for x in (b, c):
+        assert a.eval(f"net_adm:ping('{x.node}').") == "pong"
+    b.eval("register(slow_sink, pd_agent:sink()).")
+    watch_nodedown(a, b)
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        a.eval(f"""
+            spawn(fun() -> B = binary:copy(<<2>>, 1 bsl 20),
+                           [{{slow_sink, '{b.node}'}} ! {{data, B}} || _ <- lists:seq(1, 64)]
+                  end), ok.
+        """)
+        time.sleep(1.5)  # long enough for b's buffers and a's link queue to fill
+        # the connection to c does not wait for b
+        assert a.eval(f"rpc:call('{c.node}', erlang, node, [], 2000).") == c.node
+        stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
+        assert stats.get(b"link_congested", 0) >= 1, stats
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    # and nothing for b was lost
+    got = b.eval("""
+        Wait = fun W(0) -> timeout;
+                   W(K) -> slow_sink ! {count, self()},
+                           receive {count, 64, Bytes} -> Bytes;
+                                   {count, _, _} -> timer:sleep(100), W(K - 1)
+                           end
+               end,
+        Wait(300).
+    """, timeout=60)
+    assert got == 64 << 20
+    assert a.eval("""
+        persistent_term:get(w) ! {get, self()},
+        receive {nodedown, R} -> R after 200 -> no_nodedown end.
+    """) == "no_nodedown"

@@ -31,6 +31,7 @@ class Link:
     last_rx: float
     last_tx: float
     up: bool = False
+    congested: bool = False
     channels: set[int] = field(default_factory=set)
 
     @property

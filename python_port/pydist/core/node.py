@@ -123,6 +123,8 @@ class Node:
         peer_id = node_id(peer)
         ch = Channel(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
         self.channels.add(ch)
+        if link.congested:
+            self.port_out.append(port_codec.encode_ctrl((Atom("pause"), chan)))
         self._send(link, Kind.OPEN, ch, peer, now)
 
     def _dial(self, peer: bytes, endpoint: str, now: float) -> Link:
@@ -241,6 +243,8 @@ class Node:
         ch = Channel(self.channels.new_py_chan(), link.peer, hdr.src, hdr.epoch, False, link)
         self.channels.add(ch)
         self.port_out.append(port_codec.encode_ctrl((Atom("accepted"), ch.chan, link.peer)))
+        if link.congested:
+            self.port_out.append(port_codec.encode_ctrl((Atom("pause"), ch.chan)))
 
     def _remote_close(self, hdr: frame.Header, reason: bytes) -> None:
         ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
@@ -292,6 +296,20 @@ class Node:
             deadline = min(deadline, self.liveness.deadline(link.last_rx, link.last_tx))
         self.deadline = deadline
 
+    def congestion(self, key: LinkKey, congested: bool) -> None:
+        """The shell found a link's queue full, or drained again: pause or
+        resume the connections over it, so the BEAM keeps their data (and
+        suspends their senders, as a busy distribution port does) while
+        every other connection flows."""
+        link = self.links.get(key)
+        if link is None or link.congested == congested:
+            return
+        link.congested = congested
+        self.stats["link_congested" if congested else "link_drained"] += 1
+        op = Atom("pause" if congested else "resume")
+        for chan in sorted(link.channels):
+            self.port_out.append(port_codec.encode_ctrl((op, chan)))
+
     def port_closed(self, now: float) -> None:
         """The BEAM is gone: say goodbye so neighbours need not time out."""
         for link in self.links.values():
@@ -336,8 +354,7 @@ class Node:
             ch = self.channels[chan]
             self._tell_closed(chan, reason)
             self.channels.remove(ch)
-        if link.dialled:
-            self.commands.append(("hangup", link.key, None))
+        self.commands.append(("hangup" if link.dialled else "forget", link.key, None))
 
     def info(self) -> dict[Atom, Any]:
         """The port program's view, as an Erlang map for ``py_dist:info/0``.

@@ -2,8 +2,9 @@
 
 A link is one TCP connection used both ways, so a node holds one socket per
 neighbour it dialled plus its listener. Sends never block the event loop:
-a message that meets a full queue waits in a per-link backlog, and while any
-backlog exists the runtime stops reading the BEAM (back-pressure).
+a message that meets a full queue waits in a per-link backlog. A link with
+a backlog is *congested*: the core pauses the connections that use it, so
+one slow neighbour holds up only its own traffic.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Links:
         self.port = int(endpoint.rsplit(b":", 1)[1])
         self.dealers: dict[int, zmq.Socket[Any]] = {}
         self.backlog: dict[LinkKey, deque[list[Any]]] = {}
+        self.backlog_bytes = 0
 
     def _tune(self, sock: zmq.Socket[Any]) -> None:
         sock.setsockopt(zmq.LINGER, 200)
@@ -55,19 +57,29 @@ class Links:
         return sock
 
     def hangup(self, key: int) -> zmq.Socket[Any] | None:
-        self.backlog.pop(key, None)
+        self._drop_backlog(key)
         sock = self.dealers.pop(key, None)
         if sock is not None:
             sock.close(linger=0)
         return sock
 
+    def forget(self, key: LinkKey) -> None:
+        """The core dropped a link a neighbour dialled: so do we."""
+        self._drop_backlog(key)
+
+    def _drop_backlog(self, key: LinkKey) -> None:
+        queued = self.backlog.pop(key, None)
+        if queued:
+            self.backlog_bytes -= sum(_size(parts) for parts in queued)
+
     def send(self, key: LinkKey, parts: list[Any]) -> None:
         queued = self.backlog.get(key)
-        if queued is not None:
-            queued.append(parts)
-            return
-        if not self._try_send(key, parts):
-            self.backlog[key] = deque([parts])
+        if queued is None:
+            if self._try_send(key, parts):
+                return
+            queued = self.backlog[key] = deque()
+        queued.append(parts)
+        self.backlog_bytes += _size(parts)
 
     def _try_send(self, key: LinkKey, parts: list[Any]) -> bool:
         copy = len(parts[-1]) < ZERO_COPY_MIN
@@ -92,7 +104,7 @@ class Links:
         for key in list(self.backlog):
             queued = self.backlog[key]
             while queued and self._try_send(key, queued[0]):
-                queued.popleft()
+                self.backlog_bytes -= _size(queued.popleft())
             if not queued:
                 del self.backlog[key]
 
@@ -100,3 +112,7 @@ class Links:
         for sock in self.dealers.values():
             sock.close()
         self.router.close()
+
+
+def _size(parts: list[Any]) -> int:
+    return sum(len(p) for p in parts)

@@ -29,6 +29,9 @@ READ_SIZE = 1024 * 1024
 RECV_BUDGET = 256  # messages per socket per turn, so no link starves the rest
 #: bytes waiting for the BEAM to read above which links are not read
 PORT_BACKLOG_MAX = 16 * 1024 * 1024
+#: bytes waiting for congested links above which the BEAM is not read: a
+#: safety net, since pausing a congested link's connections bounds it first
+LINK_BACKLOG_MAX = 64 * 1024 * 1024
 
 
 class Runtime:
@@ -44,6 +47,7 @@ class Runtime:
         self.poller = zmq.Poller()
         self.sockets: dict[Any, LinkKey] = {}
         self.watched_out: set[int] = set()
+        self.congested: set[LinkKey] = set()
         self.writer = stdio.Writer(stdout_fd)
         self.reading_stdin = False
         self.reading_links = True
@@ -143,6 +147,9 @@ class Runtime:
                     sock = links.dial(key, arg)
                     self.sockets[sock] = key
                     self.poller.register(sock, zmq.POLLIN if self.reading_links else 0)
+                elif op == "forget":
+                    assert isinstance(key, bytes)
+                    links.forget(key)
                 elif op == "hangup":
                     assert isinstance(key, int)
                     old = links.dealers.get(key)
@@ -160,8 +167,22 @@ class Runtime:
             node.port_out.clear()
         if links.backlog:
             links.retry()
-        self._watch_stdin(not links.backlog)
+        self._report_congestion()
+        self._watch_stdin(links.backlog_bytes <= LINK_BACKLOG_MAX)
         self._watch_stdout()
+
+    def _report_congestion(self) -> None:
+        congested = set(self.links.backlog)
+        if congested == self.congested:
+            return
+        for key in congested - self.congested:
+            self.node.congestion(key, True)
+        for key in self.congested - congested:
+            self.node.congestion(key, False)
+        self.congested = congested
+        if self.node.port_out:
+            self.writer.write(self.node.port_out)
+            self.node.port_out.clear()
 
     def _watch_stdout(self) -> None:
         """Wait for the pipe to the BEAM while output is pending, and stop
