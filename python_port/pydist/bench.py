@@ -67,6 +67,7 @@ def _first_connect(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:
         _fresh += 1
         node = src.cluster.start(f"bench_new_{_fresh}_{src.proto.replace('_', '')}",
                                  proto=src.proto)
+        node.eval("timer:sleep(200).")  # let both kinds of node finish booting alike
         micros, result = src.eval(f"timer:tc(net_adm, ping, ['{node.node}']).")
         assert result == "pong"
         times.append(float(micros))
