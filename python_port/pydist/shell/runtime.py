@@ -208,12 +208,17 @@ class Runtime:
             self.poller.modify(sock, flags)
 
     def _shutdown(self) -> None:
+        """Say goodbye to every neighbour first (the usual reason to stop is
+        a BEAM that is gone), then hand the BEAM what it may still read."""
         try:
-            self.writer.drain()
             self.node.port_closed(time.monotonic())
             for key, parts in self.node.link_out:
                 self.links.send(key, parts)
             self.node.link_out.clear()
+            try:
+                self.writer.drain()
+            except OSError:
+                pass  # the BEAM is gone: nobody to write to
         finally:
             self.links.close()
             self.ctx.term()
