@@ -38,7 +38,15 @@
                 next_chan = 1 :: chan(),
                 info_waiting = #{} :: #{integer() => gen_server:from()},
                 next_info = 1 :: integer(),
-                restarts = 0 :: non_neg_integer()}).
+                restarts = 0 :: non_neg_integer(),
+                holding = false :: boolean()}).
+
+%% The spawn driver reads the pipe from Python as fast as it can, whatever
+%% this process's mailbox holds.  Past ?HOLD_AT queued messages Python is
+%% asked to stop reading its links until the mailbox is down to ?RELEASE_AT:
+%% the mailbox then stays bounded by those plus Python's own output buffer.
+-define(HOLD_AT, 4096).
+-define(RELEASE_AT, 512).
 
 %%% API
 
@@ -165,7 +173,7 @@ handle_cast(_Msg, S) ->
     {noreply, S}.
 
 handle_info({Port, {data, Packet}}, #state{port = Port} = S) ->
-    {noreply, inbound(py_dist_packet:decode(Packet), S)};
+    {noreply, pace_input(inbound(py_dist_packet:decode(Packet), S))};
 handle_info({'DOWN', _Ref, process, Ctrl, _Reason}, S) ->
     {noreply, ctrl_down(Ctrl, S)};
 handle_info({Port, {exit_status, Status}}, #state{port = Port} = S) ->
@@ -186,6 +194,19 @@ terminate(_Reason, _S) ->
     ok.
 
 %%% Inbound
+
+pace_input(#state{holding = Holding} = S) ->
+    {message_queue_len, Queued} = erlang:process_info(self(), message_queue_len),
+    if
+        not Holding andalso Queued > ?HOLD_AT ->
+            send_ctrl(S#state.port, {input, hold}),
+            S#state{holding = true};
+        Holding andalso Queued < ?RELEASE_AT ->
+            send_ctrl(S#state.port, {input, release}),
+            S#state{holding = false};
+        true ->
+            S
+    end.
 
 inbound({data, Chan, Frames}, #state{routes = Routes} = S) ->
     case Routes of
@@ -320,7 +341,7 @@ port_down(Reason, #state{ctrls = Ctrls} = S) ->
     _ = [erlang:demonitor(Ref, [flush]) || {_Chan, Ref} <- maps:values(Ctrls)],
     true = ets:delete_all_objects(?LINKS),
     restart_port(S#state{port = undefined, os_pid = undefined,
-                         routes = #{}, ctrls = #{}}).
+                         routes = #{}, ctrls = #{}, holding = false}).
 
 restart_port(#state{restarts = N} = S) ->
     case start_port(S#state.listen_port) of

@@ -693,3 +693,16 @@ def test_congestion_pauses_and_resumes_the_channels_of_that_link_only() -> None:
     a.congestion(b"no such link", True)  # a link already gone: ignored
     net.collect("a")
     assert ("pause", 3) not in net.ctrl("a")
+
+
+def test_the_beam_can_hold_and_release_link_input() -> None:
+    net = Net("a")
+    a = net.nodes["a"]
+    assert a.beam_holds is False
+    net.beam("a", (Atom("input"), Atom("hold")))
+    assert a.beam_holds is True
+    net.beam("a", (Atom("input"), Atom("release")))
+    assert a.beam_holds is False
+    assert (a.stats["beam_holds"], a.stats["beam_releases"]) == (1, 1)
+    net.beam("a", (Atom("input"), Atom("sideways")))
+    assert a.beam_holds is False and a.stats["port_errors"] == 1

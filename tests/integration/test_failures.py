@@ -145,3 +145,38 @@ def test_a_slow_peer_holds_up_only_its_own_connection(cluster: Cluster) -> None:
         persistent_term:get(w) ! {get, self()},
         receive {nodedown, R} -> R after 200 -> no_nodedown end.
     """) == "no_nodedown"
+
+
+def test_a_port_owner_that_falls_behind_holds_its_links(cluster: Cluster) -> None:
+    """The port owner's mailbox has a bound too: when it falls behind, the
+    port program stops reading links until it catches up; nothing is lost."""
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    a.eval("register(busy_sink, pd_agent:sink()).")
+    watch_nodedown(b, a)
+    count = 100_000
+    a.eval("sys:suspend(py_dist_port).")
+    try:
+        b.eval(f"spawn(fun() -> [{{busy_sink, '{a.node}'}} ! {{data, <<I:800>>}}"
+               f" || I <- lists:seq(1, {count})] end), ok.")
+        time.sleep(1.5)
+        queued = a.eval("element(2, process_info(whereis(py_dist_port), message_queue_len)).")
+    finally:
+        a.eval("sys:resume(py_dist_port).")
+    assert queued > 4096, queued  # the owner really was behind
+    got = a.eval(f"""
+        Wait = fun W(0) -> timeout;
+                   W(K) -> busy_sink ! {{count, self()}},
+                           receive {{count, {count}, _}} -> all;
+                                   {{count, _, _}} -> timer:sleep(100), W(K - 1)
+                           end
+               end,
+        Wait(300).
+    """, timeout=60)
+    assert got == "all"
+    stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
+    assert stats.get(b"beam_holds", 0) >= 1 and stats.get(b"beam_releases", 0) >= 1, stats
+    assert b.eval("""
+        persistent_term:get(w) ! {get, self()},
+        receive {nodedown, R} -> R after 200 -> no_nodedown end.
+    """) == "no_nodedown"

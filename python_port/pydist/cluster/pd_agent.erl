@@ -45,12 +45,12 @@ eval(Text) ->
 %% sender's numbers arrive 1..N in order.
 ordered_receiver(Name, {Senders, N}) ->
     Parent = self(),
-    Pid = spawn(fun() ->
+    Pid = spawn_opt(fun() ->
                         register(Name, self()),
                         Parent ! {registered, self()},
                         Result = receive_ordered(Senders * N, #{}, N),
                         receive {get, From} -> From ! {result, Result} end
-                end),
+                end, [{message_queue_data, off_heap}]),
     receive {registered, Pid} -> Pid end.
 
 receive_ordered(0, Seen, N) ->
@@ -76,7 +76,9 @@ blast(Dest, S, N) ->
 
 %% A process that counts what it gets and answers {count, From}.
 sink() ->
-    spawn(fun() -> sink(0, 0) end).
+    %% off_heap: a sink that falls behind a fast carrier must not slow down
+    %% further by copying its growing mailbox at every garbage collection
+    spawn_opt(fun() -> sink(0, 0) end, [{message_queue_data, off_heap}]).
 
 sink(Msgs, Bytes) ->
     receive

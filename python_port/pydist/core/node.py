@@ -52,6 +52,8 @@ class Node:
         #: False while the shell is not reading links (the BEAM is behind):
         #: silence then is ours, not the neighbours', and kills no link
         self.receiving = True
+        #: the BEAM's port owner asked us to stop reading links for a while
+        self.beam_holds = False
         self.deadline = now + config.heartbeat_interval
         # outputs, drained by the shell after every call
         self.port_out: list[Out] = []
@@ -94,6 +96,9 @@ class Node:
             case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)):
                 endpoint = f"tcp://{host.decode()}:{port}" if host else None
                 self._connect(chan, peer, endpoint, now)
+            case (Atom("input"), Atom("hold") | Atom("release") as what):
+                self.beam_holds = what == "hold"
+                self.stats["beam_holds" if self.beam_holds else "beam_releases"] += 1
             case (Atom("info"), int(ref)):
                 reply = (Atom("info"), ref, self.info())
                 self.port_out.append(port_codec.encode_ctrl(reply))

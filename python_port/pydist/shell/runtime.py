@@ -186,7 +186,8 @@ class Runtime:
 
     def _watch_stdout(self) -> None:
         """Wait for the pipe to the BEAM while output is pending, and stop
-        reading links while too much is (hysteresis: resume at half)."""
+        reading links while too much is (hysteresis: resume at half) or
+        while the BEAM's port owner says it is behind."""
         pending = self.writer.pending_bytes
         stdout_watched = self.stdout_fd in self.watched_out
         if pending and not stdout_watched:
@@ -195,10 +196,10 @@ class Runtime:
         elif not pending and stdout_watched:
             self.poller.unregister(self.stdout_fd)
             self.watched_out.discard(self.stdout_fd)
-        if self.reading_links and pending > PORT_BACKLOG_MAX:
-            self._watch_links(False)
-        elif not self.reading_links and pending <= PORT_BACKLOG_MAX // 2:
-            self._watch_links(True)
+        behind = self.node.beam_holds or (
+            pending > PORT_BACKLOG_MAX // (1 if self.reading_links else 2))
+        if self.reading_links == behind:
+            self._watch_links(not behind)
 
     def _watch_links(self, on: bool) -> None:
         self.reading_links = on
