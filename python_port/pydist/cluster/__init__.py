@@ -197,6 +197,7 @@ class Cluster:
         self.agent_dir = compile_agent(self.dir / "agent")
         self.env = dict(os.environ)
         self.env.pop("ERL_FLAGS", None)
+        self.env.setdefault("HOME", str(self.dir))  # erl refuses to start without one
         self.nodes: list[ErlNode] = []
         self.epmd: subprocess.Popen[bytes] | None = None
         self.epmd_port = int(os.environ.get("ERL_EPMD_PORT", "4369"))
