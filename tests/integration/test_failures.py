@@ -20,6 +20,19 @@ def nodedown(observer):  # type: ignore[no-untyped-def]
     """, timeout=20)
 
 
+def sink_total(node, sink: str, messages: int):  # type: ignore[no-untyped-def]
+    """Bytes the registered sink got once it has all ``messages``, or timeout."""
+    return node.eval(f"""
+        Wait = fun W(0) -> timeout;
+                   W(K) -> {sink} ! {{count, self()}},
+                           receive {{count, {messages}, Bytes}} -> Bytes;
+                                   {{count, _, _}} -> timer:sleep(100), W(K - 1)
+                           end
+               end,
+        Wait(300).
+    """, timeout=60)
+
+
 def test_kill9_of_a_peer_is_seen_within_a_second(cluster: Cluster) -> None:
     a, b, c = cluster.start("a"), cluster.start("b"), cluster.start("c")
     for x in (b, c):
@@ -90,16 +103,7 @@ def test_a_stalled_beam_is_not_taken_for_dead(cluster: Cluster) -> None:
         time.sleep(2.0)  # over three heartbeat timeouts
     finally:
         os.kill(a.pid, signal.SIGCONT)
-    got = a.eval("""
-        Wait = fun W(0) -> timeout;
-                   W(K) -> stalled_sink ! {count, self()},
-                           receive {count, 8, Bytes} -> Bytes;
-                                   {count, _, _} -> timer:sleep(50), W(K - 1)
-                           end
-               end,
-        Wait(100).
-    """)
-    assert got == 8 << 20
+    assert sink_total(a, "stalled_sink", 8) == 8 << 20
     assert b.eval("""
         persistent_term:get(w) ! {get, self()},
         receive {nodedown, R} -> R after 500 -> no_nodedown end.
@@ -131,16 +135,7 @@ def test_a_slow_peer_holds_up_only_its_own_connection(cluster: Cluster) -> None:
     finally:
         os.kill(b.pid, signal.SIGCONT)
     # and nothing for b was lost
-    got = b.eval("""
-        Wait = fun W(0) -> timeout;
-                   W(K) -> slow_sink ! {count, self()},
-                           receive {count, 64, Bytes} -> Bytes;
-                                   {count, _, _} -> timer:sleep(100), W(K - 1)
-                           end
-               end,
-        Wait(300).
-    """, timeout=60)
-    assert got == 64 << 20
+    assert sink_total(b, "slow_sink", 64) == 64 << 20
     assert a.eval("""
         persistent_term:get(w) ! {get, self()},
         receive {nodedown, R} -> R after 200 -> no_nodedown end.
@@ -164,16 +159,7 @@ def test_a_port_owner_that_falls_behind_holds_its_links(cluster: Cluster) -> Non
     finally:
         a.eval("sys:resume(py_dist_port).")
     assert queued > 4096, queued  # the owner really was behind
-    got = a.eval(f"""
-        Wait = fun W(0) -> timeout;
-                   W(K) -> busy_sink ! {{count, self()}},
-                           receive {{count, {count}, _}} -> all;
-                                   {{count, _, _}} -> timer:sleep(100), W(K - 1)
-                           end
-               end,
-        Wait(300).
-    """, timeout=60)
-    assert got == "all"
+    assert sink_total(a, "busy_sink", count) == count * 100  # <<I:800>> is 100 bytes
     stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
     assert stats.get(b"beam_holds", 0) >= 1 and stats.get(b"beam_releases", 0) >= 1, stats
     assert b.eval("""
