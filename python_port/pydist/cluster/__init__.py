@@ -77,7 +77,9 @@ class ErlNode:
         dist = cli.erl_flags() if proto == "py" else []
         naming = "-name" if "." in host or ":" in host else "-sname"
         cookie = ["-setcookie", cluster.cookie] if cluster.cookie else []
-        cmd = ["erl", "-noshell", naming, self.node, *cookie,
+        # with a private epmd, erl must not start (and leave behind) its own
+        epmd = ["-start_epmd", "false"] if cluster.epmd is not None else []
+        cmd = ["erl", "-noshell", naming, self.node, *cookie, *epmd,
                "-pa", str(cluster.agent_dir), *dist, *args, "-eval", "pd_agent:start()"]
         self.proc = subprocess.Popen(
             # stderr (the port program's log among it) goes straight to the log
