@@ -172,6 +172,8 @@ class Runtime:
         self._watch_stdout()
 
     def _report_congestion(self) -> None:
+        if not self.links.backlog and not self.congested:
+            return  # the usual case, on every turn
         congested = set(self.links.backlog)
         if congested == self.congested:
             return
