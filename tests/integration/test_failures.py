@@ -13,11 +13,12 @@ def watch_nodedown(observer, target) -> None:  # type: ignore[no-untyped-def]
     observer.eval(f"persistent_term:put(w, pd_agent:collect_nodedown('{target.node}')).")
 
 
-def nodedown(observer):  # type: ignore[no-untyped-def]
-    return observer.eval("""
-        persistent_term:get(w) ! {get, self()},
-        receive {nodedown, R} -> R after 10000 -> timeout end.
-    """, timeout=20)
+def nodedown(observer, wait_ms: int = 10000):  # type: ignore[no-untyped-def]
+    """What the watcher saw: (time, reason), or "timeout" after ``wait_ms``."""
+    return observer.eval(f"""
+        persistent_term:get(w) ! {{get, self()}},
+        receive {{nodedown, R}} -> R after {wait_ms} -> timeout end.
+    """, timeout=wait_ms / 1000 + 10)
 
 
 def sink_total(node, sink: str, messages: int):  # type: ignore[no-untyped-def]
@@ -104,10 +105,7 @@ def test_a_stalled_beam_is_not_taken_for_dead(cluster: Cluster) -> None:
     finally:
         os.kill(a.pid, signal.SIGCONT)
     assert sink_total(a, "stalled_sink", 8) == 8 << 20
-    assert b.eval("""
-        persistent_term:get(w) ! {get, self()},
-        receive {nodedown, R} -> R after 500 -> no_nodedown end.
-    """) == "no_nodedown"
+    assert nodedown(b, wait_ms=500) == "timeout"  # no nodedown
     assert a.eval("nodes().") == [b.node]
 
 
@@ -136,10 +134,7 @@ def test_a_slow_peer_holds_up_only_its_own_connection(cluster: Cluster) -> None:
         os.kill(b.pid, signal.SIGCONT)
     # and nothing for b was lost
     assert sink_total(b, "slow_sink", 64) == 64 << 20
-    assert a.eval("""
-        persistent_term:get(w) ! {get, self()},
-        receive {nodedown, R} -> R after 200 -> no_nodedown end.
-    """) == "no_nodedown"
+    assert nodedown(a, wait_ms=200) == "timeout"  # no nodedown
 
 
 def test_a_port_owner_that_falls_behind_holds_its_links(cluster: Cluster) -> None:
@@ -162,7 +157,4 @@ def test_a_port_owner_that_falls_behind_holds_its_links(cluster: Cluster) -> Non
     assert sink_total(a, "busy_sink", count) == count * 100  # <<I:800>> is 100 bytes
     stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
     assert stats.get(b"beam_holds", 0) >= 1 and stats.get(b"beam_releases", 0) >= 1, stats
-    assert b.eval("""
-        persistent_term:get(w) ! {get, self()},
-        receive {nodedown, R} -> R after 200 -> no_nodedown end.
-    """) == "no_nodedown"
+    assert nodedown(b, wait_ms=200) == "timeout"  # no nodedown

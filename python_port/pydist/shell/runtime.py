@@ -152,11 +152,10 @@ class Runtime:
                     links.forget(key)
                 elif op == "hangup":
                     assert isinstance(key, int)
-                    old = links.dealers.get(key)
+                    old = links.hangup(key)
                     if old is not None:
                         self.poller.register(old, 0)  # unregisters, if it was
                         del self.sockets[old]
-                    links.hangup(key)
             node.commands.clear()
         if node.link_out:
             for key, parts in node.link_out:
