@@ -16,7 +16,8 @@
          setup/5, close/1, select/1, address/0, is_node_name/1,
          setopts/2, getopts/2]).
 %% public API
--export([info/0]).
+-export([info/0, link/1, link/2, unlink/1, neighbours/0,
+         add_route/2, del_route/1, routes/0, topology/0, endpoint/1]).
 %% spawned
 -export([accept_loop/1, do_accept/6, do_setup/6]).
 
@@ -32,6 +33,75 @@
 -spec info() -> map().
 info() ->
     py_dist_port:info().
+
+%% @doc Keep a link to Node (a neighbour): dialled now, and again whenever
+%% it goes down.  Its endpoint is looked up through the epmd module unless
+%% given as `#{endpoint => {Host, Port}}'; `#{cost => C}' sets the cost
+%% this node advertises for the link (default: the `link_cost' key).
+-spec link(node()) -> ok | {error, term()}.
+link(Node) ->
+    link(Node, #{}).
+
+-spec link(node(), py_dist_neighbours:link_opts()) -> ok | {error, term()}.
+link(Node, Opts) when is_atom(Node), is_map(Opts) ->
+    py_dist_neighbours:link(Node, Opts).
+
+%% @doc Stop keeping a link to Node and close it.  Connections over it
+%% go down and come back over another route, if there is one.
+-spec unlink(node()) -> ok.
+unlink(Node) when is_atom(Node) ->
+    py_dist_neighbours:unlink(Node).
+
+%% @doc The neighbours kept (by configuration or link/1,2) and their links' state.
+-spec neighbours() -> [{node(), down | dialling | up}].
+neighbours() ->
+    py_dist_neighbours:neighbours().
+
+%% @doc Send traffic for Dest through the neighbour Via, whatever the
+%% computed route says.  It applies while the link to Via is up; when it
+%% is down the computed route is used.
+-spec add_route(node(), node()) -> ok.
+add_route(Dest, Via) when is_atom(Dest), is_atom(Via) ->
+    py_dist_neighbours:add_route(Dest, Via).
+
+-spec del_route(node()) -> ok | {error, not_found}.
+del_route(Dest) when is_atom(Dest) ->
+    py_dist_neighbours:del_route(Dest).
+
+%% @doc The routing table in use: per destination the neighbour traffic
+%% goes through, the path cost (-1: unknown, as for a static route to a
+%% node the link state does not know) and whether the route is static.
+-spec routes() -> [#{dest := binary(), via := binary(), cost := integer(),
+                     static := boolean()}].
+routes() ->
+    case topology() of
+        #{routes := Routes} -> Routes;
+        #{} -> []
+    end.
+
+%% @doc The port program's link-state database (every node's LSP: its
+%% neighbours and link costs, sequence number, lifetime left in ms) and
+%% its routes.
+-spec topology() -> map().
+topology() ->
+    case py_dist_port:query(topology) of
+        {ok, Topology} -> Topology;
+        {error, _} = Error -> #{error => Error}
+    end.
+
+%% @doc Where Node's carrier listens, from the epmd module.
+-spec endpoint(node()) -> {ok, inet:ip_address(), inet:port_number()} | {error, term()}.
+endpoint(Node) ->
+    case split_host(Node) of
+        {ok, Name, Host} ->
+            try resolve(Node, Name, Host) of
+                {Ip, Port, _Version} -> {ok, Ip, Port}
+            catch
+                exit:Reason -> {error, Reason}
+            end;
+        error ->
+            {error, bad_node_name}
+    end.
 
 %%% net_kernel callbacks
 
@@ -124,11 +194,12 @@ do_setup(Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
     {Name, Host} = split_node(Node, LongOrShortNames),
     Timer = dist_util:start_timer(SetupTime),
     NodeBin = atom_to_binary(Node, utf8),
-    %% A live link to the node means it is up where we last found it: no
-    %% epmd round trip.  Should the link go in the meantime, Python refuses
-    %% the channel and this attempt fails as a broken TCP connect would.
+    %% A node the carrier reaches (over a link or a route) is up where the
+    %% routing knows it: no epmd round trip, and behind a route none would
+    %% answer.  Should the route go in the meantime, Python refuses the
+    %% channel and this attempt fails as a broken TCP connect would.
     {Endpoint, Version} =
-        case py_dist_port:has_link(NodeBin) of
+        case py_dist_port:reachable(NodeBin) of
             true ->
                 {{<<>>, 0}, ?HIGHEST_DIST_VERSION};
             false ->

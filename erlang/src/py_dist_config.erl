@@ -13,8 +13,10 @@
 -type key() :: python | listen_address | listen_port
              | heartbeat_interval | heartbeat_timeout
              | max_batch | max_frame | link_hwm | pipe_size
-             | log_level | start_timeout | restart_delay.
--type kind() :: string | integer | atom.
+             | log_level | start_timeout | restart_delay
+             | neighbours | neighbour_retry | link_cost | max_hops
+             | lsp_lifetime | lsdb_sync_interval | max_nodes.
+-type kind() :: string | integer | atom | term.
 
 -export_type([key/0]).
 
@@ -32,7 +34,14 @@ keys() ->
      {pipe_size,          integer, 1024 * 1024,    true},
      {log_level,          atom,    warning,        true},
      {start_timeout,      integer, 15000,          false},
-     {restart_delay,      integer, 500,            false}].
+     {restart_delay,      integer, 500,            false},
+     {neighbours,         term,    [],             false},
+     {neighbour_retry,    integer, 1000,           false},
+     {link_cost,          integer, 10,             true},
+     {max_hops,           integer, 16,             true},
+     {lsp_lifetime,       integer, 60000,          true},
+     {lsdb_sync_interval, integer, 5000,           true},
+     {max_nodes,          integer, 4096,           true}].
 
 -spec get(key()) -> term().
 get(Key) ->
@@ -70,6 +79,14 @@ python_command() ->
 -spec parse(kind(), string()) -> term().
 parse(string, Text) -> Text;
 parse(atom, Text) -> list_to_atom(Text);
+parse(term, Text) ->
+    try
+        {ok, Tokens, _} = erl_scan:string(Text ++ "."),
+        {ok, Term} = erl_parse:parse_term(Tokens),
+        Term
+    catch
+        error:_ -> erlang:error({bad_py_dist_config, Text})
+    end;
 parse(integer, Text) ->
     try list_to_integer(Text)
     catch error:badarg -> erlang:error({bad_py_dist_config, Text})
@@ -90,6 +107,7 @@ check(_Key, string, V) when is_list(V) -> V;
 check(_Key, string, V) when is_binary(V) -> binary_to_list(V);
 check(_Key, integer, V) when is_integer(V) -> V;
 check(_Key, atom, V) when is_atom(V) -> V;
+check(_Key, term, V) -> V;
 check(Key, _Kind, V) -> erlang:error({bad_py_dist_config, Key, V}).
 
 default(python, default_python) ->

@@ -18,10 +18,10 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, listen/1, set_acceptor/1, register_channel/1,
-         hold/1, up/2, info/0, has_link/1]).
+         hold/1, up/2, info/0, reachable/1, command/1, query/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--define(LINKS, py_dist_links).
+-define(REACHABLE, py_dist_reachable).
 
 -type chan() :: non_neg_integer().
 -type route() :: {handshake, pid()}
@@ -36,7 +36,7 @@
                 routes = #{} :: #{chan() => route()},
                 ctrls = #{} :: #{pid() => {chan(), reference()}},
                 next_chan = 1 :: chan(),
-                info_waiting = #{} :: #{integer() => gen_server:from()},
+                info_waiting = #{} :: #{integer() => {info | query, gen_server:from()}},
                 next_info = 1 :: integer(),
                 restarts = 0 :: non_neg_integer(),
                 holding = false :: boolean()}).
@@ -79,20 +79,33 @@ hold(Chan) ->
 up(Chan, DHandle) ->
     gen_server:call(?MODULE, {up, Chan, DHandle}).
 
-%% @doc The carrier's state: this side's, and the port program's links and
-%% counters under `port' (absent if the program does not answer in time).
-%% @doc Whether the port program has a live link to the node: then a new
-%% connection to it needs no epmd lookup.  Read without a call: it is on the
-%% path of every connection setup.
--spec has_link(binary()) -> boolean().
-has_link(Node) ->
-    try ets:member(?LINKS, Node)
+%% @doc Whether the port program can reach the node, over a link or a
+%% route: then a new connection to it needs no epmd lookup (and through a
+%% route, none would answer).  Read without a call: it is on the path of
+%% every connection setup.
+-spec reachable(binary()) -> boolean().
+reachable(Node) ->
+    try ets:member(?REACHABLE, Node)
     catch error:badarg -> false
     end.
 
+%% @doc The carrier's state: this side's, and the port program's links and
+%% counters under `port' (absent if the program does not answer in time).
 -spec info() -> map().
 info() ->
     gen_server:call(?MODULE, info, 10000).
+
+%% @doc Hand a control message to the port program (dropped while it is
+%% being restarted; py_dist_neighbours repeats what must survive that).
+-spec command(tuple()) -> ok.
+command(Term) ->
+    gen_server:cast(?MODULE, {command, Term}).
+
+%% @doc Ask the port program (`topology'); {error, no_answer} if it does
+%% not answer in time.
+-spec query(topology) -> {ok, term()} | {error, no_answer}.
+query(What) ->
+    gen_server:call(?MODULE, {query, What}, 10000).
 
 %%% gen_server
 
@@ -101,7 +114,7 @@ init([]) ->
     %% load the module whose code names every close reason atom
     _ = py_dist_ctrl:close_reasons(),
     _ = port_info_keys(),
-    ?LINKS = ets:new(?LINKS, [named_table, protected, set, {read_concurrency, true}]),
+    ?REACHABLE = ets:new(?REACHABLE, [named_table, protected, set, {read_concurrency, true}]),
     process_flag(message_queue_data, off_heap),
     case start_port() of
         {ok, Port, OsPid, ListenPort} ->
@@ -139,9 +152,19 @@ handle_call(info, From, #state{next_info = Ref, info_waiting = Waiting} = S) ->
     case send_ctrl(S#state.port, {info, Ref}) of
         true ->
             erlang:send_after(5000, self(), {info_timeout, Ref}),
-            {noreply, S#state{next_info = Ref + 1, info_waiting = Waiting#{Ref => From}}};
+            {noreply, S#state{next_info = Ref + 1,
+                              info_waiting = Waiting#{Ref => {info, From}}}};
         false ->
             {reply, local_info(S), S}
+    end;
+handle_call({query, What}, From, #state{next_info = Ref, info_waiting = Waiting} = S) ->
+    case send_ctrl(S#state.port, {query, Ref, What}) of
+        true ->
+            erlang:send_after(5000, self(), {info_timeout, Ref}),
+            {noreply, S#state{next_info = Ref + 1,
+                              info_waiting = Waiting#{Ref => {query, From}}}};
+        false ->
+            {reply, {error, no_answer}, S}
     end.
 
 local_info(S) ->
@@ -151,24 +174,35 @@ local_info(S) ->
       channels => map_size(S#state.routes),
       restarts => S#state.restarts}.
 
-%% The keys of the port program's part of info/0; naming them here makes
-%% the atoms exist for the safe decode of its answer.
+%% The atoms of the port program's answers and reports; naming them here
+%% makes them exist for the safe decode of its control messages.
 port_info_keys() ->
-    [links, peer, up, dialled, channels, stats].
+    [links, peer, up, dialled, channels, stats,
+     reachable, unreachable, neighbour_up, neighbour_down, reply,
+     node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static].
 
-answer_info(Ref, Port, #state{info_waiting = Waiting} = S) ->
+answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
     case maps:take(Ref, Waiting) of
-        {From, Rest} ->
+        {{info, From}, Rest} ->
             Info = local_info(S),
-            gen_server:reply(From, case Port of
+            gen_server:reply(From, case Answer of
                                        undefined -> Info;
-                                       _ -> Info#{port => Port}
+                                       _ -> Info#{port => Answer}
+                                   end),
+            S#state{info_waiting = Rest};
+        {{query, From}, Rest} ->
+            gen_server:reply(From, case Answer of
+                                       undefined -> {error, no_answer};
+                                       _ -> {ok, Answer}
                                    end),
             S#state{info_waiting = Rest};
         error ->
             S
     end.
 
+handle_cast({command, Term}, S) ->
+    send_ctrl(S#state.port, Term),
+    {noreply, S};
 handle_cast(_Msg, S) ->
     {noreply, S}.
 
@@ -235,14 +269,22 @@ inbound({ctrl, {pause, Chan}}, S) ->
     tell_ctrl(Chan, py_dist_pause, S);
 inbound({ctrl, {resume, Chan}}, S) ->
     tell_ctrl(Chan, py_dist_resume, S);
-inbound({ctrl, {link_up, Peer}}, S) when is_binary(Peer) ->
-    true = ets:insert(?LINKS, {Peer}),
+inbound({ctrl, {reachable, Peer}}, S) when is_binary(Peer) ->
+    true = ets:insert(?REACHABLE, {Peer}),
     S;
-inbound({ctrl, {link_down, Peer}}, S) when is_binary(Peer) ->
-    true = ets:delete(?LINKS, Peer),
+inbound({ctrl, {unreachable, Peer}}, S) when is_binary(Peer) ->
+    true = ets:delete(?REACHABLE, Peer),
+    S;
+inbound({ctrl, {neighbour_up, Peer}}, S) when is_binary(Peer) ->
+    py_dist_neighbours:link_state(Peer, up),
+    S;
+inbound({ctrl, {neighbour_down, Peer}}, S) when is_binary(Peer) ->
+    py_dist_neighbours:link_state(Peer, down),
     S;
 inbound({ctrl, {info, Ref, Port}}, S) when is_map(Port) ->
     answer_info(Ref, Port, S);
+inbound({ctrl, {reply, Ref, Answer}}, S) ->
+    answer_info(Ref, Answer, S);
 inbound({ctrl, Other}, S) ->
     ?LOG_WARNING("py_dist: unexpected control message from the port: ~0p",
                  [Other]),
@@ -339,7 +381,7 @@ port_down(Reason, #state{ctrls = Ctrls} = S) ->
                "down and it is restarted", [S#state.os_pid, Reason]),
     _ = [Ctrl ! {py_dist_closed, port_exit} || Ctrl <- maps:keys(Ctrls)],
     _ = [erlang:demonitor(Ref, [flush]) || {_Chan, Ref} <- maps:values(Ctrls)],
-    true = ets:delete_all_objects(?LINKS),
+    true = ets:delete_all_objects(?REACHABLE),
     restart_port(S#state{port = undefined, os_pid = undefined,
                          routes = #{}, ctrls = #{}, holding = false}).
 
@@ -347,6 +389,7 @@ restart_port(#state{restarts = N} = S) ->
     case start_port(S#state.listen_port) of
         {ok, Port, OsPid, _ListenPort} ->
             is_binary(S#state.node) andalso send_ctrl(Port, {set_node, S#state.node}),
+            py_dist_neighbours:port_restarted(),
             S#state{port = Port, os_pid = OsPid, restarts = N + 1};
         {error, Reason} ->
             ?LOG_ERROR("py_dist: cannot restart the port program: ~0p",

@@ -3,6 +3,7 @@
 %% It restarts the port owner should it ever crash; the owner itself
 %% restarts the Python program when that dies, without crashing, because
 %% net_sup (one_for_all, intensity 0) would take distribution down with it.
+%% The neighbours process keeps the links and static routes asked for.
 -module(py_dist_sup).
 -behaviour(supervisor).
 
@@ -18,4 +19,10 @@ init([]) ->
               shutdown => 5000,
               type => worker,
               modules => [py_dist_port]},
-    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, [Owner]}}.
+    Neighbours = #{id => py_dist_neighbours,
+                   start => {py_dist_neighbours, start_link, []},
+                   restart => permanent,
+                   shutdown => 5000,
+                   type => worker,
+                   modules => [py_dist_neighbours]},
+    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, [Owner, Neighbours]}}.

@@ -224,8 +224,8 @@ def test_connect_is_accepted() -> None:
     assert isinstance(key, int)
     assert net.commands["b"] == []
     # a's BEAM only hears that the link is up: the channel needs no answer
-    assert net.events["a"] == [("link_up", b"b@h")]
-    assert ("link_up", b"a@h") in net.events["b"]
+    assert net.events["a"] == [("reachable", b"b@h")]
+    assert ("reachable", b"a@h") in net.events["b"]
     assert net.nodes["a"].links[key].up
 
 
@@ -242,15 +242,15 @@ def test_connect_without_endpoint_and_without_link_is_refused() -> None:
     net.beam("a", (Atom("set_node"), b"a@h"))
     net.beam("a", (Atom("connect"), 7, b"b@h", b"", 0))
     net.pump()
-    assert net.closed("a") == [(7, "no_link")]
+    assert net.closed("a") == [(7, "no_route")]
     assert net.commands["a"] == []
 
 
 def test_link_down_is_told_once_the_last_link_to_a_peer_goes() -> None:
     net, _ = connected()
     net.advance_to(net.now + 10.0)  # nothing heard: every link times out
-    assert ("link_down", b"b@h") in net.events["a"]
-    assert ("link_down", b"a@h") in net.events["b"]
+    assert ("unreachable", b"b@h") in net.events["a"]
+    assert ("unreachable", b"a@h") in net.events["b"]
 
 
 def test_second_channel_reuses_the_link() -> None:
@@ -578,8 +578,8 @@ def test_open_for_another_node_is_refused() -> None:
     a, b = net.nodes["a"], net.nodes["b"]
     key = net.key("b", "a")
     before = dict(b.channels)
-    hdr = frame.encode(Kind.OPEN, a.id, 0, 4321, flags=FLAG_INITIATOR)
-    b.link_message(key, [hdr, b"zz@h"], net.now)
+    hdr = frame.encode(Kind.OPEN, a.id, b.id, 4321, flags=FLAG_INITIATOR)
+    b.link_message(key, [hdr, b"\x03a@hzz@h"], net.now)
     refusals = [(header_of(p), bytes(frame.split(p)[1])) for k, p in b.link_out if k == key]
     assert [(h.kind, h.dst, h.epoch, body) for h, body in refusals] == [
         (Kind.CLOSE, a.id, 4321, b"wrong_node")]
@@ -593,10 +593,11 @@ def test_dialling_the_wrong_node() -> None:
     key = net.key("a", "b")
     net.pump()
     assert net.accepted("b") == []
-    # b refuses the OPEN (the refusal is lost: a hangs up on b's HELLO first)
+    # the OPEN is for x, not b: b has no route to x and drops it
     refusals = [bytes(frame.split(parts)[1]) for src, _, parts in net.emitted
                 if src == "b" and header_of(parts).kind == Kind.CLOSE]
-    assert refusals == [b"wrong_node"]
+    assert refusals == []
+    assert net.nodes["b"].stats["no_route"] == 1
     assert net.closed("a") == [(1, "wrong_node")]
     assert net.commands["a"][-1] == ("hangup", key, None)
 

@@ -4,6 +4,15 @@ Each node runs ``pd_agent`` (next to this file), which evaluates Erlang
 expressions sent over its stdin and answers in the external term format.
 Every process started here is stopped here, by its pid: the ``erl`` OS
 process, the port program it started, and the private ``epmd``.
+
+A node can run inside a network namespace (see :mod:`pydist.cluster.netns`):
+``Cluster.start(..., netns=line.ns("a"), host=line.address("a"))``.  The
+cluster then starts an ``epmd`` of its own in that namespace, on the
+cluster's epmd port, and stops it with the rest; the namespaces themselves
+belong to the ``netns.Line``, which must outlive the cluster::
+
+    with netns.Line(["a", "b"]) as line, Cluster() as c:
+        ...
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pydist import cli
+from pydist.cluster import netns as _netns
 from pydist.core import etf
 
 AGENT_SRC = Path(__file__).with_name("pd_agent.erl")
@@ -62,11 +72,12 @@ class ErlNode:
     """One ``erl`` OS process, driven through ``pd_agent``."""
 
     def __init__(self, cluster: Cluster, name: str, args: Sequence[str], proto: str,
-                 env: dict[str, str], host: str = HOST) -> None:
+                 env: dict[str, str], host: str = HOST, netns: str | None = None) -> None:
         self.cluster = cluster
         self.name = name
         self.node = f"{name}@{host}"
         self.proto = proto
+        self.netns = netns
         self.log_path = cluster.dir / f"{name}.log"
         self._log = self.log_path.open("a", buffering=1)
         self._answers: dict[int, queue.Queue[bytes]] = {}
@@ -78,8 +89,12 @@ class ErlNode:
         naming = "-name" if "." in host or ":" in host else "-sname"
         cookie = ["-setcookie", cluster.cookie] if cluster.cookie else []
         # with a private epmd, erl must not start (and leave behind) its own
-        epmd = ["-start_epmd", "false"] if cluster.epmd is not None else []
-        cmd = ["erl", "-noshell", naming, self.node, *cookie, *epmd,
+        # (in a namespace the cluster always runs one: see Cluster.start)
+        own_epmd = cluster.epmd is not None or netns is not None
+        epmd = ["-start_epmd", "false"] if own_epmd else []
+        # `ip netns exec` execs erl, so the pid stays erl's own
+        prefix = _netns.exec_prefix(netns) if netns is not None else []
+        cmd = [*prefix, "erl", "-noshell", naming, self.node, *cookie, *epmd,
                "-pa", str(cluster.agent_dir), *dist, *args, "-eval", "pd_agent:start()"]
         self.proc = subprocess.Popen(
             # stderr (the port program's log among it) goes straight to the log
@@ -202,6 +217,9 @@ class Cluster:
         self.env.setdefault("HOME", str(self.dir))  # erl refuses to start without one
         self.nodes: list[ErlNode] = []
         self.epmd: subprocess.Popen[bytes] | None = None
+        # one epmd per network namespace used, on the same port as self.epmd
+        self.netns_epmds: dict[str, subprocess.Popen[bytes]] = {}
+        self._epmd_lock = threading.Lock()
         self.epmd_port = int(os.environ.get("ERL_EPMD_PORT", "4369"))
         if private_epmd:
             self.epmd_port = free_port()
@@ -221,15 +239,52 @@ class Cluster:
         raise NodeError("private epmd did not start")
 
     def start(self, name: str, *args: str, proto: str = "py",
-              env: dict[str, str] | None = None, host: str = HOST) -> ErlNode:
-        node = ErlNode(self, name, args, proto, {**self.env, **(env or {})}, host)
+              env: dict[str, str] | None = None, host: str = HOST,
+              netns: str | None = None) -> ErlNode:
+        """Start a node; with ``netns`` (a namespace's name) inside it.
+
+        ``host`` names the node (``name@host``): in a namespace, one of its
+        addresses, so that the other namespaces can reach it.
+        """
+        if netns is not None:
+            self.netns_epmd(netns)
+        node = ErlNode(self, name, args, proto, {**self.env, **(env or {})}, host, netns)
         self.nodes.append(node)
         return node
+
+    def netns_epmd(self, ns: str) -> subprocess.Popen[bytes]:
+        """The cluster's epmd in namespace ``ns``; started on first use.
+
+        Namespaces have their own network stacks, so it listens on the
+        cluster's epmd port there too (also when the nodes outside use the
+        machine's epmd: a namespace has none).
+        """
+        with self._epmd_lock:
+            epmd = self.netns_epmds.get(ns)
+            if epmd is not None and epmd.poll() is None:
+                return epmd
+            epmd = subprocess.Popen(
+                [*_netns.exec_prefix(ns), "epmd", "-port", str(self.epmd_port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            self.netns_epmds[ns] = epmd
+            deadline = time.monotonic() + 10
+            result = ""
+            while time.monotonic() < deadline and epmd.poll() is None:
+                result = _netns.probe(ns, HOST, self.epmd_port, timeout=0.5)
+                if result == "connected":
+                    return epmd
+                time.sleep(0.05)
+            _stop_proc(epmd)
+            raise NodeError(f"epmd in namespace {ns} did not start "
+                            f"(exit {epmd.returncode}; last connect: {result or 'none'})")
 
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
         self.nodes.clear()
+        for epmd in self.netns_epmds.values():
+            _stop_proc(epmd)
+        self.netns_epmds.clear()
         if self.epmd is not None and self.epmd.poll() is None:
             self.epmd.terminate()
             try:
@@ -245,6 +300,17 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stop_proc(proc: subprocess.Popen[bytes]) -> None:
+    """Stop one process of ours by its pid: SIGTERM, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 @contextlib.contextmanager

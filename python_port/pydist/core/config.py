@@ -26,6 +26,11 @@ class Config:
     log_level: str = "warning"
     max_links: int = 1024
     max_channels: int = 65536
+    max_hops: int = 16
+    link_cost: int = 10
+    lsp_lifetime: float = 60.0
+    lsdb_sync_interval: float = 5.0
+    max_nodes: int = 4096
 
     @classmethod
     def from_pairs(cls, pairs: list[str]) -> Config:

@@ -19,9 +19,10 @@ from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_
 from pydist.core.config import Config
 from pydist.core.etf import Atom, EtfError
 from pydist.core.liveness import Liveness, Verdict
+from pydist.core.lsdb import MAX_COST
+from pydist.core.router import Router
 from pydist.core.wire import (
     CLOSE_REASONS,
-    DEFAULT_HOPS,
     FLAG_INITIATOR,
     HEADER,
     OP_CTRL,
@@ -35,6 +36,9 @@ log = logging.getLogger("pydist.node")
 Out = bytes | memoryview
 
 _DATA = int(Kind.DATA)
+#: kinds that travel end to end (and are forwarded); the rest stay on one link
+_ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE)))
+_HOPS_BYTE = 3  # offset of the hop limit in the header
 
 
 class Node:
@@ -55,10 +59,18 @@ class Node:
         #: the BEAM's port owner asked us to stop reading links for a while
         self.beam_holds = False
         self.deadline = now + config.heartbeat_interval
+        self.router = self._new_router(b"", now)
+        #: neighbours the BEAM asked to keep a link to: name -> cost
+        self.wanted: dict[bytes, int] = {}
         # outputs, drained by the shell after every call
         self.port_out: list[Out] = []
         self.link_out: list[tuple[LinkKey, list[Out]]] = []
         self.commands: list[tuple[str, LinkKey, Any]] = []
+
+    def _new_router(self, name: bytes, now: float) -> Router:
+        c = self.config
+        return Router(name, now, lifetime=c.lsp_lifetime, sync_interval=c.lsdb_sync_interval,
+                      max_nodes=c.max_nodes, max_neighbours=c.max_links, stats=self.stats)
 
     # ------------------------------------------------------------------
     # input from the BEAM
@@ -72,6 +84,7 @@ class Node:
             return
         if decoded[0] == OP_CTRL:
             self._control(decoded[1], now)
+            self._settle(now)
         else:
             _, chan, body = decoded  # type: ignore[misc]
             self._send_data(chan, body, now)
@@ -81,8 +94,8 @@ class Node:
         if ch is None:  # closed while the BEAM was still writing
             self.stats["data_after_close"] += 1
             return
-        header = HEADER.pack(VERSION, _DATA, ch.flags, DEFAULT_HOPS, 0, ch.epoch, self.id,
-                             ch.peer_id, ch.seq_out, 0, 1)
+        header = HEADER.pack(VERSION, _DATA, ch.flags, self.config.max_hops, 0, ch.epoch,
+                             self.id, ch.peer_id, ch.seq_out, 0, 1)
         ch.seq_out += 1
         link = ch.link
         link.last_tx = now
@@ -93,6 +106,7 @@ class Node:
             case (Atom("set_node"), bytes(name)):
                 self.name = name
                 self.id = node_id(name)
+                self.router = self._new_router(name, now)
             case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)):
                 endpoint = f"tcp://{host.decode()}:{port}" if host else None
                 self._connect(chan, peer, endpoint, now)
@@ -102,42 +116,68 @@ class Node:
             case (Atom("info"), int(ref)):
                 reply = (Atom("info"), ref, self.info())
                 self.port_out.append(port_codec.encode_ctrl(reply))
+            case (Atom("query"), int(ref), Atom("topology")):
+                reply = (Atom("reply"), ref, self.topology(now))
+                self.port_out.append(port_codec.encode_ctrl(reply))
             case (Atom("close"), int(chan), reason):
                 ch = self.channels.get(chan)
                 if ch is not None:
                     self._send(ch.link, Kind.CLOSE, ch, str(reason).encode(), now)
                     self.channels.remove(ch)
+            case (Atom("link"), bytes(peer), bytes(host), int(port), int(cost)) if (
+                    host and 0 < port < 65536 and 0 < cost <= MAX_COST):
+                self._keep_link(peer, f"tcp://{host.decode()}:{port}", cost, now)
+            case (Atom("unlink"), bytes(peer)):
+                self.wanted.pop(peer, None)
+                for link in [ln for ln in self.links.values() if ln.peer == peer]:
+                    self._link_down(link, "unlinked", now)
+            case (Atom("add_route"), bytes(dest), bytes(via)):
+                self.router.add_route(dest, via)
+            case (Atom("del_route"), bytes(dest)):
+                self.router.del_route(dest)
             case _:
                 self.stats["port_errors"] += 1
                 log.error("unknown control message from the BEAM: %r", term)
 
+    def _keep_link(self, peer: bytes, endpoint: str, cost: int, now: float) -> None:
+        """A neighbour by configuration or ``py_dist:link/1``: dial it unless
+        a link is up or on its way; the BEAM asks again after a failure."""
+        old = self.wanted.get(peer)
+        self.wanted[peer] = cost
+        link = self.by_peer.get(peer)
+        if link is None:
+            self._dial(peer, endpoint, now)
+        elif link.up and old != cost:
+            self.router.neighbour_up(peer, link.key, cost, now)
+
     def _connect(self, chan: int, peer: bytes, endpoint: str | None, now: float) -> None:
-        """Open a channel to ``peer``: over the link we have to it, or over
-        a new link to ``endpoint``. Without an endpoint (the BEAM knew of a
-        live link and skipped epmd) a link that is gone refuses the channel."""
+        """Open a channel to ``peer``: along the route to it, or over the
+        link we have or make to ``endpoint``. Without an endpoint (the BEAM
+        knew the node reachable and skipped epmd) a node that is no longer
+        reachable refuses the channel."""
         if self.name is None or chan in self.channels:
             self._tell_closed(chan, "not_ready" if self.name is None else "duplicate_channel")
             return
-        link = self.by_peer.get(peer)
-        if endpoint is None:
-            if link is None or not link.up:
-                self._tell_closed(chan, "no_link")
-                return
-        elif link is None or (link.dialled and link.endpoint != endpoint):
-            link = self._dial(peer, endpoint, now)
         peer_id = node_id(peer)
+        key = self.router.next_hop(peer_id)
+        link = self.links.get(key) if key is not None else self.by_peer.get(peer)
+        if link is None:
+            if endpoint is None:
+                self._tell_closed(chan, "no_route")
+                return
+            link = self._dial(peer, endpoint, now)
         ch = Channel(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
         self.channels.add(ch)
         if link.congested:
             self.port_out.append(port_codec.encode_ctrl((Atom("pause"), chan)))
-        self._send(link, Kind.OPEN, ch, peer, now)
+        self._send(link, Kind.OPEN, ch, _names(self.name, peer), now)
 
     def _dial(self, peer: bytes, endpoint: str, now: float) -> Link:
         key = self.next_dial
         self.next_dial += 1
         link = Link(key, peer, endpoint, last_rx=now, last_tx=now)
         self.links[key] = link
-        self.by_peer[peer] = link
+        self.by_peer.setdefault(peer, link)
         self.commands.append(("dial", key, endpoint))
         self._send(link, Kind.HELLO, None, self.name or b"", now)
         self.deadline = min(self.deadline, self.liveness.deadline(now, now))
@@ -159,26 +199,54 @@ class Node:
             self._unknown_link(key, hdr, bytes(payload), now)
             return
         link.last_rx = now
-        if hdr.kind == _DATA:
-            self._receive_data(link, hdr, payload, now)
-        elif hdr.kind == Kind.HEARTBEAT:
+        kind = hdr.kind
+        if kind in _ROUTED:
+            if not link.up:
+                self._bad_frame(link, key, f"{Kind(kind).name} before HELLO", now)
+            elif hdr.dst != self.id:
+                self._forward(hdr, head, payload, now)
+            elif kind == _DATA:
+                self._receive_data(hdr, payload, now)
+            elif kind == Kind.OPEN:
+                self._open(link, hdr, bytes(payload), now)
+            else:
+                self._remote_close(hdr, bytes(payload))
+        elif kind == Kind.HEARTBEAT:
             pass
-        elif hdr.kind == Kind.HELLO:
+        elif kind == Kind.HELLO:
             self._hello(link, bytes(payload), now)
         elif not link.up:
-            self._bad_frame(link, key, f"{Kind(hdr.kind).name} before HELLO", now)
-        elif hdr.kind == Kind.OPEN:
-            self._open(link, hdr, bytes(payload), now)
-        elif hdr.kind == Kind.CLOSE:
-            self._remote_close(hdr, bytes(payload))
-        elif hdr.kind == Kind.BYE:
-            self._link_down(link, "peer_exit")
+            self._bad_frame(link, key, f"{Kind(kind).name} before HELLO", now)
+        elif kind == Kind.LSP:
+            self.router.receive_lsp(key, bytes(payload), now)
+        elif kind == Kind.SUMMARY:
+            self.router.receive_summary(key, bytes(payload), now)
+        elif kind == Kind.BYE:
+            self._link_down(link, "peer_exit", now)
+        if self.router.dirty or self.router.out:
+            self._settle(now)
 
-    def _receive_data(self, link: Link, hdr: frame.Header, payload: Any, now: float) -> None:
+    def _forward(self, hdr: frame.Header, head: memoryview, payload: Any, now: float) -> None:
+        """A frame for another node: on along the table, one hop less."""
+        if hdr.hops <= 1:
+            self.stats["hop_limit_exceeded"] += 1
+            return
+        key = self.router.next_hop(hdr.dst)
+        link = self.links.get(key) if key is not None else None
+        if link is None:
+            self.stats["no_route"] += 1
+            return
+        self.stats["forwarded"] += 1
+        header = bytearray(head)
+        header[_HOPS_BYTE] = hdr.hops - 1
+        link.last_tx = now
+        self.link_out.append((link.key, frame.join(bytes(header), payload)))
+
+    def _receive_data(self, hdr: frame.Header, payload: Any, now: float) -> None:
         ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
-        if ch is None or ch.link is not link:
+        if ch is None:
             self.stats["data_unknown_channel"] += 1
-            self._refuse(link, hdr, now)
+            self._refuse(hdr, now)
             return
         if hdr.seq != ch.seq_in:
             log.error("channel %d to %s: frame %d where %d was due; closing",
@@ -198,14 +266,21 @@ class Node:
         if link.dialled and name != link.peer:
             log.error("%s answers as %s; not the node we dialled",
                       link.endpoint, name.decode(errors="replace"))
-            self._link_down(link, "wrong_node")
+            self._link_down(link, "wrong_node", now)
+            return
+        if name == self.name:
+            self._bad_frame(link, link.key, "HELLO with our own name", now)
             return
         link.up = True
         link.peer = name
         if not link.dialled:
-            self.by_peer[name] = link
             self._send(link, Kind.HELLO, None, self.name or b"", now)
-        self.port_out.append(port_codec.encode_ctrl((Atom("link_up"), name)))
+        # The newest link to a neighbour carries its traffic: a neighbour
+        # dials again when its old link died, maybe before we noticed.
+        self.by_peer[name] = link
+        self.router.neighbour_up(name, link.key, self.wanted.get(name, self.config.link_cost), now)
+        if name in self.wanted:
+            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), name)))
 
     def _unknown_link(self, key: LinkKey, hdr: frame.Header, payload: bytes, now: float) -> None:
         if hdr.kind == Kind.HELLO and isinstance(key, bytes):
@@ -227,28 +302,31 @@ class Node:
             self.stats["frames_unknown_link"] += 1
             self.link_out.append((key, [frame.encode(Kind.BYE, self.id, hdr.src)]))
 
-    def _open(self, link: Link, hdr: frame.Header, target: bytes, now: float) -> None:
-        assert link.peer is not None
+    def _open(self, link: Link, hdr: frame.Header, payload: bytes, now: float) -> None:
         key = (hdr.src, hdr.epoch, False)
         if self.channels.remote(key) is not None:
             self.stats["duplicate_open"] += 1
             return
+        source, target = _split_names(payload)
         reason = None
         if target != self.name:
             reason = "wrong_node"
-        elif hdr.src != node_id(link.peer):
+        elif source is None or node_id(source) != hdr.src:
             reason = "wrong_source"
         elif len(self.channels) >= self.config.max_channels:
             reason = "max_channels"
-        if reason is not None:
-            log.error("refusing channel from %s: %s", link.peer.decode(errors="replace"), reason)
-            header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch)
-            self.link_out.append((link.key, frame.join(header, reason.encode())))
+        if reason is not None or source is None:
+            log.error("refusing channel from %s: %s", (link.peer or b"?").decode(errors="replace"),
+                      reason)
+            self._route_close(hdr, (reason or "wrong_source").encode(), link, now)
             return
-        ch = Channel(self.channels.new_py_chan(), link.peer, hdr.src, hdr.epoch, False, link)
+        hop = self.router.next_hop(hdr.src)
+        back = self.links.get(hop) if hop is not None else None
+        ch = Channel(self.channels.new_py_chan(), source, hdr.src, hdr.epoch, False,
+                     back or link)
         self.channels.add(ch)
-        self.port_out.append(port_codec.encode_ctrl((Atom("accepted"), ch.chan, link.peer)))
-        if link.congested:
+        self.port_out.append(port_codec.encode_ctrl((Atom("accepted"), ch.chan, source)))
+        if ch.link.congested:
             self.port_out.append(port_codec.encode_ctrl((Atom("pause"), ch.chan)))
 
     def _remote_close(self, hdr: frame.Header, reason: bytes) -> None:
@@ -263,6 +341,7 @@ class Node:
         """The shell could not handle a message from this link (a bug, not
         bad input, which :meth:`link_message` handles): drop only the link."""
         self._bad_frame(self.links.get(key), key, why, now)
+        self._settle(now)
 
     def _bad_frame(self, link: Link | None, key: LinkKey, why: str, now: float) -> None:
         """Garbage takes down at most the link it came on."""
@@ -271,16 +350,25 @@ class Node:
                 else (key.hex()[:16] if isinstance(key, bytes) else str(key)))
         log.error("bad frame from %s: %s; dropping the link", peer, why)
         if link is not None:
-            self._link_down(link, "protocol_error")
+            self._link_down(link, "protocol_error", now)
 
-    def _refuse(self, link: Link, hdr: frame.Header, now: float) -> None:
+    def _refuse(self, hdr: frame.Header, now: float) -> None:
         key = received_key(hdr.src, hdr.epoch, hdr.flags)
         if self.channels.recently_closed(key):
             return
         self.channels.remember_closed(key)
+        self._route_close(hdr, b"unknown_channel", None, now)
+
+    def _route_close(self, hdr: frame.Header, reason: bytes, arrived: Link | None,
+                     now: float) -> None:
+        """CLOSE back to the source of ``hdr``, along the route (or the link it came on)."""
         flags = 0 if hdr.flags & FLAG_INITIATOR else FLAG_INITIATOR
-        header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags)
-        self.link_out.append((link.key, frame.join(header, b"unknown_channel")))
+        hop = self.router.next_hop(hdr.src)
+        link = self.links.get(hop) if hop is not None else arrived
+        if link is not None:
+            header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags,
+                                  hops=self.config.max_hops)
+            self.link_out.append((link.key, frame.join(header, reason)))
 
     # ------------------------------------------------------------------
     # time
@@ -294,12 +382,16 @@ class Node:
                 link.last_rx = now
             verdict = self.liveness.verdict(now, link.last_rx, link.last_tx)
             if verdict is Verdict.DEAD:
-                self._link_down(link, "heartbeat_timeout" if link.up else "connect_timeout")
+                self._link_down(link, "heartbeat_timeout" if link.up else "connect_timeout", now)
                 continue
             if verdict is Verdict.SEND_HEARTBEAT:
                 self._send(link, Kind.HEARTBEAT, None, b"", now)
             deadline = min(deadline, self.liveness.deadline(link.last_rx, link.last_tx))
+        if self.name is not None:
+            self.router.timer(now)
+            deadline = min(deadline, self.router.deadline())
         self.deadline = deadline
+        self._settle(now)
 
     def congestion(self, key: LinkKey, congested: bool) -> None:
         """The shell found a link's queue full, or drained again: pause or
@@ -321,13 +413,56 @@ class Node:
             self._send(link, Kind.BYE, None, b"", now)
 
     # ------------------------------------------------------------------
+    # routing
+
+    def _settle(self, now: float) -> None:
+        """Send what the router wants sent, and act on a new table: tell the
+        BEAM which nodes it can reach, move channels to their new next hop,
+        and close those whose path lost a link (frames may be lost there;
+        the sequencing layer will retransmit instead)."""
+        router = self.router
+        for key, kind, payload in router.out:
+            link = self.links.get(key)
+            if link is not None and link.up:
+                self._send(link, kind, None, payload, now)
+        router.out.clear()
+        change = router.settle()
+        if change is None:
+            return
+        for name in change.reachable:
+            self.port_out.append(port_codec.encode_ctrl((Atom("reachable"), name)))
+        for name in change.unreachable:
+            self.port_out.append(port_codec.encode_ctrl((Atom("unreachable"), name)))
+        lost = {name: "no_route" for name in change.unreachable}
+        lost.update((name, "path_lost") for name in change.broken)
+        for ch in list(self.channels.values()):
+            reason = lost.get(ch.peer)
+            if reason is not None:
+                self._close(ch, reason, now)
+                continue
+            hop = router.next_hop(ch.peer_id)
+            link = self.links.get(hop) if hop is not None else None
+            if link is not None and link is not ch.link:
+                self._rebind(ch, link)
+
+    def _rebind(self, ch: Channel, link: Link) -> None:
+        old = ch.link
+        old.channels.discard(ch.chan)
+        link.channels.add(ch.chan)
+        ch.link = link
+        if old.congested != link.congested:
+            op = Atom("pause" if link.congested else "resume")
+            self.port_out.append(port_codec.encode_ctrl((op, ch.chan)))
+
+    # ------------------------------------------------------------------
     # helpers
 
     def _send(self, link: Link, kind: Kind, ch: Channel | None, payload: bytes, now: float) -> None:
         if ch is None:
             header = frame.encode(kind, self.id, 0)
         else:
-            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, flags=ch.flags)
+            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, flags=ch.flags,
+                                  hops=self.config.max_hops)
         link.last_tx = now
         self.link_out.append((link.key, frame.join(header, payload)))
 
@@ -340,7 +475,7 @@ class Node:
         assert reason in CLOSE_REASONS, reason
         self.port_out.append(port_codec.encode_ctrl((Atom("closed"), chan, Atom(reason))))
 
-    def _link_down(self, link: Link, reason: str) -> None:
+    def _link_down(self, link: Link, reason: str, now: float) -> None:
         if self.links.pop(link.key, None) is None:
             return
         if link.peer is not None and self.by_peer.get(link.peer) is link:
@@ -349,8 +484,10 @@ class Node:
                          None)
             if other is not None:
                 self.by_peer[link.peer] = other
+                self.router.neighbour_up(link.peer, other.key,
+                                         self.wanted.get(link.peer, self.config.link_cost), now)
             elif link.up:
-                self.port_out.append(port_codec.encode_ctrl((Atom("link_down"), link.peer)))
+                self.router.neighbour_down(link.peer, now)
         if link.channels or link.up:
             log.warning("link to %s down: %s (%d channels)",
                         (link.peer or b"?").decode(errors="replace"), reason, len(link.channels))
@@ -360,6 +497,8 @@ class Node:
             self._tell_closed(chan, reason)
             self.channels.remove(ch)
         self.commands.append(("hangup" if link.dialled else "forget", link.key, None))
+        if link.peer in self.wanted and link.peer not in self.by_peer:
+            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_down"), link.peer)))
 
     def info(self) -> dict[Atom, Any]:
         """The port program's view, as an Erlang map for ``py_dist:info/0``.
@@ -375,3 +514,31 @@ class Node:
             ],
             Atom("stats"): {k.encode(): v for k, v in sorted(self.stats.items())},
         }
+
+    def topology(self, now: float) -> dict[Atom, Any]:
+        """``py_dist:topology/0``: the link-state database and the routes."""
+        topo = self.router.topology(now)
+        return {
+            Atom("node"): self.name or b"",
+            Atom("lsdb"): [
+                {Atom("origin"): origin, Atom("seq"): seq, Atom("age_left"): int(left * 1000),
+                 Atom("neighbours"): [(n, c) for n, c in nbrs]}
+                for origin, seq, left, nbrs in topo["lsdb"]  # type: ignore[attr-defined]
+            ],
+            Atom("routes"): [
+                {Atom("dest"): dest, Atom("via"): via, Atom("cost"): cost, Atom("static"): static}
+                for dest, via, cost, static in topo["routes"]  # type: ignore[attr-defined]
+            ],
+        }
+
+
+def _names(source: bytes, target: bytes) -> bytes:
+    """OPEN's payload: both ends' names, so every node on the path knows them."""
+    return bytes((len(source),)) + source + target
+
+
+def _split_names(payload: bytes) -> tuple[bytes | None, bytes]:
+    if not payload or payload[0] == 0 or payload[0] >= len(payload):
+        return None, payload
+    size = payload[0]
+    return payload[1:1 + size], payload[1 + size:]

@@ -28,7 +28,7 @@ PORT_LEN = struct.Struct("!I")
 CLOSE_REASONS = (
     "peer_closed", "peer_exit", "heartbeat_timeout", "connect_timeout",
     "wrong_node", "protocol_error", "sequence_gap", "not_ready",
-    "duplicate_channel", "port_exit", "no_link",
+    "duplicate_channel", "port_exit", "no_route", "path_lost", "unlinked",
 )
 
 # --- Python <-> Python frames over ZeroMQ ---------------------------------
@@ -43,6 +43,8 @@ class Kind(enum.IntEnum):
     OPEN = 4
     CLOSE = 5
     BYE = 6
+    LSP = 7
+    SUMMARY = 8
 
 
 #: flag: the sender opened the channel (tells the two ends' ids apart)

@@ -1,0 +1,228 @@
+"""Link state: the packets each node floods, and the database they build.
+
+Each node originates one link-state packet (LSP): its name, a sequence
+number, a remaining lifetime, the endpoint it listens on, and its
+neighbours with the cost of each link. Every node keeps the newest LSP of
+every origin; shortest paths (:mod:`pydist.core.spf`) are computed from them.
+
+Flooding is reliable because links are: an LSP goes over ZeroMQ's TCP, so
+it is lost only with the link, and a link that comes (back) up starts with
+an exchange of *summaries* (origin and sequence of every LSP held), after
+which each side sends what the other lacks. Summaries are also exchanged
+periodically, a cheap repair for anything else (IS-IS's CSNPs do the same
+on broadcast media). Originators refresh their LSP before its lifetime runs
+out; an LSP nobody refreshes (its node is gone) ages out everywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+MAX_NAME = 255
+MAX_COST = (1 << 24) - 1
+MAX_LIFETIME_MS = (1 << 32) - 1
+
+_SEQ_LIFE = struct.Struct("!QI")
+_COUNT = struct.Struct("!H")
+_COST = struct.Struct("!I")
+_SEQ = struct.Struct("!Q")
+
+
+class LspError(ValueError):
+    """A link-state packet or summary we do not accept."""
+
+
+@dataclass(frozen=True)
+class Lsp:
+    origin: bytes
+    seq: int
+    #: seconds left before the LSP expires, as of when it was encoded
+    lifetime: float
+    #: (neighbour name, cost), sorted by name, names unique
+    neighbours: tuple[tuple[bytes, int], ...]
+    #: where the origin listens, ``host:port`` (empty: not advertised)
+    endpoint: bytes = b""
+
+
+def encode(lsp: Lsp, lifetime: float | None = None) -> bytes:
+    """The payload of an LSP frame; ``lifetime`` overrides the remaining time."""
+    life = lsp.lifetime if lifetime is None else lifetime
+    life_ms = min(MAX_LIFETIME_MS, max(0, int(life * 1000)))
+    out = [_name(lsp.origin), _SEQ_LIFE.pack(lsp.seq, life_ms),
+           _name(lsp.endpoint, empty=True), _COUNT.pack(len(lsp.neighbours))]
+    for name, cost in lsp.neighbours:
+        out.append(_name(name))
+        out.append(_COST.pack(cost))
+    return b"".join(out)
+
+
+def decode(data: bytes, max_neighbours: int) -> Lsp:
+    """Parse an LSP payload; every malformation raises :class:`LspError`."""
+    reader = _Reader(data)
+    origin = reader.name()
+    seq, life_ms = reader.unpack(_SEQ_LIFE)
+    endpoint = reader.name(empty=True)
+    (count,) = reader.unpack(_COUNT)
+    if count > max_neighbours:
+        raise LspError(f"LSP of {origin!r} lists {count} neighbours, more than {max_neighbours}")
+    neighbours = []
+    for _ in range(count):
+        name = reader.name()
+        (cost,) = reader.unpack(_COST)
+        if not 0 < cost <= MAX_COST:
+            raise LspError(f"LSP of {origin!r}: cost {cost} to {name!r}")
+        neighbours.append((name, cost))
+    reader.end()
+    if seq == 0:
+        raise LspError(f"LSP of {origin!r} with sequence 0")
+    if life_ms == 0:
+        raise LspError(f"LSP of {origin!r} with no lifetime left")
+    names = [n for n, _ in neighbours]
+    if names != sorted(set(names)):
+        raise LspError(f"LSP of {origin!r}: neighbours not sorted and unique")
+    if origin in names:
+        raise LspError(f"LSP of {origin!r} lists itself")
+    return Lsp(origin, seq, life_ms / 1000, tuple(neighbours), endpoint)
+
+
+def encode_summary(entries: Iterable[tuple[bytes, int]]) -> bytes:
+    items = list(entries)
+    return b"".join([_COUNT.pack(len(items)),
+                     *(_name(o) + _SEQ.pack(s) for o, s in items)])
+
+
+def decode_summary(data: bytes, max_entries: int) -> list[tuple[bytes, int]]:
+    reader = _Reader(data)
+    (count,) = reader.unpack(_COUNT)
+    if count > max_entries:
+        raise LspError(f"summary of {count} entries, more than {max_entries}")
+    items = []
+    for _ in range(count):
+        origin = reader.name()
+        (seq,) = reader.unpack(_SEQ)
+        items.append((origin, seq))
+    reader.end()
+    return items
+
+
+class Verdict(enum.Enum):
+    NEW = "new"  # installed: flood it to every other neighbour
+    DUPLICATE = "duplicate"  # we hold this one: nothing to do
+    STALE = "stale"  # we hold a newer one: send ours back to the sender
+    OURS_NEWER = "ours_newer"  # an older life of ours is about: re-originate past it
+    FULL = "full"  # a new origin, but the database is at its bound: refused
+
+
+@dataclass
+class Entry:
+    lsp: Lsp
+    expires: float
+
+
+class Lsdb:
+    """The newest LSP of every origin, ours included; bounded."""
+
+    def __init__(self, me: bytes, lifetime: float, max_entries: int) -> None:
+        self.me = me
+        self.lifetime = lifetime
+        self.max_entries = max_entries
+        self.entries: dict[bytes, Entry] = {}
+        self.seq = 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, origin: bytes) -> Lsp | None:
+        entry = self.entries.get(origin)
+        return None if entry is None else entry.lsp
+
+    def lsps(self) -> dict[bytes, Lsp]:
+        return {origin: entry.lsp for origin, entry in self.entries.items()}
+
+    def originate(self, neighbours: Mapping[bytes, int], endpoint: bytes, now: float,
+                  at_least: int = 0) -> Lsp:
+        """A new LSP of ours, installed; the caller floods it."""
+        self.seq = max(self.seq, at_least) + 1
+        lsp = Lsp(self.me, self.seq, self.lifetime, tuple(sorted(neighbours.items())), endpoint)
+        self.entries[self.me] = Entry(lsp, now + self.lifetime)
+        return lsp
+
+    def receive(self, lsp: Lsp, now: float) -> Verdict:
+        held = self.entries.get(lsp.origin)
+        if lsp.origin == self.me:
+            if lsp.seq > self.seq:
+                return Verdict.OURS_NEWER
+            return Verdict.DUPLICATE if lsp.seq == self.seq else Verdict.STALE
+        if held is not None:
+            if lsp.seq == held.lsp.seq:
+                return Verdict.DUPLICATE
+            if lsp.seq < held.lsp.seq:
+                return Verdict.STALE
+        elif len(self.entries) >= self.max_entries:
+            return Verdict.FULL
+        self.entries[lsp.origin] = Entry(lsp, now + lsp.lifetime)
+        return Verdict.NEW
+
+    def remaining(self, origin: bytes, now: float) -> float:
+        return max(0.0, self.entries[origin].expires - now)
+
+    def summary(self) -> list[tuple[bytes, int]]:
+        return [(origin, entry.lsp.seq) for origin, entry in self.entries.items()]
+
+    def compare(self, summary: Iterable[tuple[bytes, int]]) -> tuple[list[bytes], bool]:
+        """Against a neighbour's summary: the origins whose LSPs we should
+        send it (ours are newer, or it lacks them), and whether it holds
+        anything newer than we do (then it should hear our summary)."""
+        theirs = dict(summary)
+        send = [origin for origin, entry in self.entries.items()
+                if theirs.get(origin, 0) < entry.lsp.seq]
+        behind = any(seq > (self.entries[o].lsp.seq if o in self.entries else 0)
+                     for o, seq in theirs.items() if o != self.me)
+        return send, behind or theirs.get(self.me, 0) > self.seq
+
+    def expire(self, now: float) -> list[bytes]:
+        """Drop the LSPs nobody refreshed; ours is never dropped."""
+        gone = [o for o, e in self.entries.items() if e.expires <= now and o != self.me]
+        for origin in gone:
+            del self.entries[origin]
+        return gone
+
+    def deadline(self) -> float:
+        """When the next LSP of another origin expires."""
+        return min((e.expires for o, e in self.entries.items() if o != self.me),
+                   default=float("inf"))
+
+
+def _name(value: bytes, empty: bool = False) -> bytes:
+    if len(value) > MAX_NAME or (not value and not empty):
+        raise LspError(f"name of {len(value)} bytes")
+    return bytes((len(value),)) + value
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+        self.pos = 0
+
+    def take(self, size: int) -> bytes:
+        if self.pos + size > len(self.data):
+            raise LspError(f"truncated at byte {self.pos} of {len(self.data)}")
+        chunk = self.data[self.pos:self.pos + size]
+        self.pos += size
+        return chunk
+
+    def name(self, empty: bool = False) -> bytes:
+        value = self.take(self.take(1)[0])
+        if not value and not empty:
+            raise LspError(f"empty name at byte {self.pos}")
+        return value
+
+    def unpack(self, layout: struct.Struct) -> tuple[int, ...]:
+        return layout.unpack(self.take(layout.size))
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise LspError(f"{len(self.data) - self.pos} trailing bytes")
