@@ -17,6 +17,7 @@ out; an LSP nobody refreshes (its node is gone) ages out everywhere.
 from __future__ import annotations
 
 import enum
+import hashlib
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ class Lsp:
 def encode(lsp: Lsp, lifetime: float | None = None) -> bytes:
     """The payload of an LSP frame; ``lifetime`` overrides the remaining time."""
     life = lsp.lifetime if lifetime is None else lifetime
-    life_ms = min(MAX_LIFETIME_MS, max(0, int(life * 1000)))
+    life_ms = min(MAX_LIFETIME_MS, max(0, round(life * 1000)))
     out = [_name(lsp.origin), _SEQ_LIFE.pack(lsp.seq, life_ms),
            _name(lsp.endpoint, empty=True), _COUNT.pack(len(lsp.neighbours))]
     for name, cost in lsp.neighbours:
@@ -153,13 +154,15 @@ class Lsdb:
     def receive(self, lsp: Lsp, now: float) -> Verdict:
         held = self.entries.get(lsp.origin)
         if lsp.origin == self.me:
-            if lsp.seq > self.seq:
-                return Verdict.OURS_NEWER
+            if lsp.seq > self.seq or (
+                    held and lsp.seq == self.seq and _rank(lsp) != _rank(held.lsp)):
+                return Verdict.OURS_NEWER  # a former life of ours is still about
             return Verdict.DUPLICATE if lsp.seq == self.seq else Verdict.STALE
         if held is not None:
-            if lsp.seq == held.lsp.seq:
+            new, old = _rank(lsp), _rank(held.lsp)
+            if new == old:
                 return Verdict.DUPLICATE
-            if lsp.seq < held.lsp.seq:
+            if new < old:
                 return Verdict.STALE
         elif len(self.entries) >= self.max_entries:
             return Verdict.FULL
@@ -194,6 +197,16 @@ class Lsdb:
         """When the next LSP of another origin expires."""
         return min((e.expires for o, e in self.entries.items() if o != self.me),
                    default=float("inf"))
+
+
+def _rank(lsp: Lsp) -> tuple[int, bytes]:
+    """Which of two LSPs of one origin is newer: the sequence decides, and at
+    equal sequences (a node restarted and counts again from where an earlier
+    life got to) a digest of the content, as IS-IS does with its checksum, so
+    that every node keeps the same one and the origin, seeing a copy that is
+    not its own, outbids it."""
+    content = repr((lsp.neighbours, lsp.endpoint)).encode()
+    return lsp.seq, hashlib.blake2b(content, digest_size=8).digest()
 
 
 def _name(value: bytes, empty: bool = False) -> bytes:

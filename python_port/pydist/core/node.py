@@ -130,6 +130,7 @@ class Node:
             case (Atom("unlink"), bytes(peer)):
                 self.wanted.pop(peer, None)
                 for link in [ln for ln in self.links.values() if ln.peer == peer]:
+                    self._send(link, Kind.BYE, None, b"", now)  # the neighbour drops it now
                     self._link_down(link, "unlinked", now)
             case (Atom("add_route"), bytes(dest), bytes(via)):
                 self.router.add_route(dest, via)

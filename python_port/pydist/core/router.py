@@ -196,8 +196,9 @@ class Router:
 
     def _send_lsp(self, key: LinkKey, origin: bytes, now: float) -> None:
         lsp = self.db.get(origin)
-        if lsp is not None:
-            payload = lsdb.encode(lsp, self.db.remaining(origin, now))
+        remaining = self.db.remaining(origin, now) if lsp is not None else 0.0
+        if lsp is not None and remaining >= 0.001:  # an LSP out of time is not sent
+            payload = lsdb.encode(lsp, remaining)
             self.out.append((key, Kind.LSP, payload))
 
     def topology(self, now: float) -> dict[str, object]:

@@ -60,7 +60,7 @@ class Links:
         self._drop_backlog(key)
         sock = self.dealers.pop(key, None)
         if sock is not None:
-            sock.close(linger=0)
+            sock.close()  # LINGER lets a last BYE out, for a little while
         return sock
 
     def forget(self, key: LinkKey) -> None:
