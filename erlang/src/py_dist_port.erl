@@ -36,7 +36,8 @@
                 routes = #{} :: #{chan() => route()},
                 ctrls = #{} :: #{pid() => {chan(), reference()}},
                 next_chan = 1 :: chan(),
-                info_waiting = #{} :: #{integer() => {info | query, gen_server:from()}},
+                info_waiting = #{} :: #{integer() => {info, gen_server:from()}
+                                                   | {query, reference()}},
                 next_info = 1 :: integer(),
                 restarts = 0 :: non_neg_integer(),
                 holding = false :: boolean()}).
@@ -97,15 +98,41 @@ info() ->
 
 %% @doc Hand a control message to the port program (dropped while it is
 %% being restarted; py_dist_neighbours repeats what must survive that).
+%% The caller writes it, waiting if the port is busy, so that what the
+%% caller asks next (query/1) reaches the port after it; this process
+%% itself never waits on the port.
 -spec command(tuple()) -> ok.
 command(Term) ->
-    gen_server:cast(?MODULE, {command, Term}).
+    case gen_server:call(?MODULE, port) of
+        {ok, Port} -> write(Port, Term);
+        {error, no_port} -> ok
+    end.
 
 %% @doc Ask the port program (`topology'); {error, no_answer} if it does
-%% not answer in time.
+%% not answer in time.  Written by the caller too, for the same order.
 -spec query(topology) -> {ok, term()} | {error, no_answer}.
 query(What) ->
-    gen_server:call(?MODULE, {query, What}, 10000).
+    Alias = alias([reply]),
+    case gen_server:call(?MODULE, {register_query, Alias}) of
+        {ok, Ref, Port} ->
+            write(Port, {query, Ref, What}),
+            receive
+                {py_dist_reply, Ref, Answer} -> {ok, Answer}
+            after 5000 ->
+                    unalias(Alias),
+                    {error, no_answer}
+            end;
+        {error, no_port} ->
+            unalias(Alias),
+            {error, no_answer}
+    end.
+
+write(Port, Term) ->
+    try erlang:port_command(Port, py_dist_packet:ctrl(Term)) of
+        true -> ok
+    catch
+        error:badarg -> ok  % the port program is being restarted
+    end.
 
 %%% gen_server
 
@@ -157,15 +184,17 @@ handle_call(info, From, #state{next_info = Ref, info_waiting = Waiting} = S) ->
         false ->
             {reply, local_info(S), S}
     end;
-handle_call({query, What}, From, #state{next_info = Ref, info_waiting = Waiting} = S) ->
-    case send_ctrl(S#state.port, {query, Ref, What}) of
-        true ->
-            erlang:send_after(5000, self(), {info_timeout, Ref}),
-            {noreply, S#state{next_info = Ref + 1,
-                              info_waiting = Waiting#{Ref => {query, From}}}};
-        false ->
-            {reply, {error, no_answer}, S}
-    end.
+handle_call(port, _From, #state{port = undefined} = S) ->
+    {reply, {error, no_port}, S};
+handle_call(port, _From, #state{port = Port} = S) ->
+    {reply, {ok, Port}, S};
+handle_call({register_query, _Alias}, _From, #state{port = undefined} = S) ->
+    {reply, {error, no_port}, S};
+handle_call({register_query, Alias}, _From,
+            #state{next_info = Ref, info_waiting = Waiting, port = Port} = S) ->
+    erlang:send_after(5000, self(), {info_timeout, Ref}),
+    {reply, {ok, Ref, Port}, S#state{next_info = Ref + 1,
+                                     info_waiting = Waiting#{Ref => {query, Alias}}}}.
 
 local_info(S) ->
     #{os_pid => S#state.os_pid,
@@ -190,19 +219,13 @@ answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
                                        _ -> Info#{port => Answer}
                                    end),
             S#state{info_waiting = Rest};
-        {{query, From}, Rest} ->
-            gen_server:reply(From, case Answer of
-                                       undefined -> {error, no_answer};
-                                       _ -> {ok, Answer}
-                                   end),
+        {{query, Alias}, Rest} ->
+            is_map(Answer) andalso (Alias ! {py_dist_reply, Ref, Answer}),
             S#state{info_waiting = Rest};
         error ->
             S
     end.
 
-handle_cast({command, Term}, S) ->
-    send_ctrl(S#state.port, Term),
-    {noreply, S};
 handle_cast(_Msg, S) ->
     {noreply, S}.
 

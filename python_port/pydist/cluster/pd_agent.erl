@@ -8,7 +8,8 @@
 
 -export([start/0, eval/1]).
 -export([ordered_receiver/2, blast/3, sink/0, pinger/2, echo/0,
-         throughput/4, rtt/2, collect_nodedown/1, wait_for_nodes/2]).
+         throughput/4, rtt/2, collect_nodedown/1, wait_for_nodes/2,
+         watch_nodes/0, nodedowns/1, ask/1]).
 
 start() ->
     io:setopts(standard_io, [binary, {encoding, latin1}]),
@@ -156,3 +157,29 @@ wait_nodes(Nodes, Deadline) ->
                 false -> timer:sleep(20), wait_nodes(Nodes, Deadline)
             end
     end.
+
+%% A process that records every nodedown from now on; nodedowns/1 reads them.
+watch_nodes() ->
+    Parent = self(),
+    Pid = spawn(fun() ->
+                        ok = net_kernel:monitor_nodes(true, [nodedown_reason]),
+                        Parent ! {watching, self()},
+                        watch_loop([])
+                end),
+    receive {watching, Pid} -> Pid end.
+
+watch_loop(Downs) ->
+    receive
+        {nodedown, Node, Info} ->
+            watch_loop([{Node, proplists:get_value(nodedown_reason, Info)} | Downs]);
+        {get, From} ->
+            From ! {nodedowns, lists:reverse(Downs)},
+            watch_loop(Downs);
+        _ ->
+            watch_loop(Downs)
+    end.
+
+%% [{Node, Reason}] seen by a watch_nodes/0 process, oldest first.
+nodedowns(Watcher) ->
+    Watcher ! {get, self()},
+    receive {nodedowns, Downs} -> Downs after 5000 -> timeout end.

@@ -237,7 +237,9 @@ class Node:
         if link is None:
             self.stats["no_route"] += 1
             return
-        self.stats["forwarded"] += 1
+        stats = self.stats
+        stats["forwarded"] += 1
+        stats["forwarded_bytes"] += len(payload)
         header = bytearray(head)
         header[_HOPS_BYTE] = hdr.hops - 1
         link.last_tx = now
