@@ -98,7 +98,7 @@ def test_ring_of_ten(cluster: Cluster) -> None:
 
 
 def test_static_route_overrides_the_computed_one(cluster: Cluster) -> None:
-    r0, r1, r2, r3, r4, r5 = ring(cluster, 6)
+    r0, r1, _, r3, _, r5 = ring(cluster, 6)
     # r3 is opposite r0: both ways cost the same, the tie goes to r1
     assert route(r0, r3) == {"dest": r3.node.encode(), "via": r1.node.encode(),
                              "cost": 30, "static": False}
@@ -134,7 +134,7 @@ def test_cutting_a_link_of_a_ring(cluster: Cluster) -> None:
     prevent_overlapping_partitions is off here: with it on, global turns
     every such nodedown into more disconnects (OTP's rule, not py_dist's)."""
     nodes = ring(cluster, 6, "-kernel", "prevent_overlapping_partitions", "false")
-    r0, r1, r2, r3, r4, r5 = nodes
+    r0, r1, _, _, r4, r5 = nodes
     wait_for_mesh(nodes)
     for node in nodes:
         node.eval("persistent_term:put(pd_watch, pd_agent:watch_nodes()).")
@@ -204,8 +204,9 @@ def test_line_in_namespaces(tmp_path: Path) -> None:
         digest = a.eval(f"""
             Bin = crypto:strong_rand_bytes(64 * 1024 * 1024),
             Self = self(),
-            spawn('{c.node}', fun() -> receive {{bin, B}} ->
-                                  Self ! {{md5, erlang:md5(B), byte_size(B)}} end end) ! {{bin, Bin}},
+            Far = spawn('{c.node}', fun() -> receive {{bin, B}} ->
+                                  Self ! {{md5, erlang:md5(B), byte_size(B)}} end end),
+            Far ! {{bin, Bin}},
             receive {{md5, M, S}} -> {{M =:= erlang:md5(Bin), S}} after 60000 -> timeout end.""",
                         timeout=120)
         assert digest == (True, 64 * 1024 * 1024)
