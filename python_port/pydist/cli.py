@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -74,30 +75,43 @@ def erl(args: tuple[str, ...]) -> None:
 @click.argument("node")
 @click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
 def info(node: str, cookie: str | None) -> None:
-    """Show the py_dist carrier of a running NODE: its port program and links.
-
-    Joins the cluster as a short-lived hidden node (over py_dist, through
-    the machine's epmd) and asks NODE for py_dist:info().
-    """
-    from pydist.cluster import Cluster, NodeError
+    """Show the py_dist carrier of a running NODE: its port program and links."""
     from pydist.demo import describe
+
+    click.echo(describe(node, _ask(node, cookie, "info")))
+
+
+@main.command()
+@click.argument("node")
+@click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
+def routes(node: str, cookie: str | None) -> None:
+    """Show the link-state database and routing table of a running NODE."""
+    from pydist.demo import describe_topology
+
+    click.echo(describe_topology(_ask(node, cookie, "topology")))
+
+
+def _ask(node: str, cookie: str | None, function: str) -> dict[str, Any]:
+    """py_dist:FUNCTION() on NODE, asked from a short-lived hidden node that
+    joins over py_dist through the machine's epmd."""
+    from pydist.cluster import Cluster, NodeError
 
     if "@" not in node:
         raise click.BadParameter("a node name looks like name@host", param_hint="NODE")
     host = node.split("@", 1)[1]
     with Cluster(cookie=cookie, private_epmd=False) as cluster:
-        me = cluster.start(f"pydist_info_{os.getpid()}", "-hidden", host=host)
+        me = cluster.start(f"pydist_{function}_{os.getpid()}", "-hidden", host=host)
         try:
-            result = me.eval(f"rpc:call('{node}', py_dist, info, [], 15000).", timeout=30)
+            result = me.eval(f"rpc:call('{node}', py_dist, {function}, [], 15000).", timeout=30)
         except NodeError as exc:
             raise click.ClickException(str(exc)) from exc
         if not isinstance(result, dict):
             raise click.ClickException(f"{node} did not answer: {result!r}")
-        click.echo(describe(node, result))
+        return result
 
 
 @main.command()
-@click.option("--nodes", default=4, show_default=True, help="How many nodes to start.")
+@click.option("--nodes", default=5, show_default=True, help="How many nodes to start.")
 def demo(nodes: int) -> None:
     """Start a small py_dist cluster on this machine and show it working."""
     from pydist import demo as demo_module

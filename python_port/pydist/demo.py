@@ -7,25 +7,42 @@ from typing import Any
 
 import click
 
-from pydist.cluster import Cluster
+from pydist.cluster import HOST, Cluster
 
 
-def run(count: int = 4) -> None:
+def run(count: int = 5) -> None:
+    """``count`` nodes in a line, each linked to the next only: the ends
+    talk through every node between them."""
     t0 = time.monotonic()
     with Cluster() as cluster:
         names = [chr(ord("a") + i) for i in range(count)]
-        nodes = [cluster.start(n) for n in names]
-        click.echo(f"started {count} nodes with -proto_dist py in "
-                   f"{time.monotonic() - t0:.1f}s (private epmd on port {cluster.epmd_port})")
-        first = nodes[0]
+        nodes = []
+        for i, name in enumerate(names):
+            nxt = [f"'{names[i + 1]}@{HOST}'"] if i + 1 < count else []
+            nodes.append(cluster.start(name, "-py_dist", "neighbours", f"[{', '.join(nxt)}]"))
+        first, last = nodes[0], nodes[-1]
+        click.echo(f"started {count} nodes with -proto_dist py in {time.monotonic() - t0:.1f}s, "
+                   f"each linked to the next: {' - '.join(names)}")
+        first.eval(f"""
+            Wait = fun W(T) -> case length(py_dist:routes()) of
+                                   {count - 1} -> ok;
+                                   _ when T =< 0 -> timeout;
+                                   _ -> timer:sleep(50), W(T - 50)
+                               end end,
+            ok = Wait(20000).""", timeout=30)
+        click.echo(f"  routing converged after {time.monotonic() - t0:.1f}s")
+
+        click.echo(f"\n{first.node} pings every node; only {nodes[1].node} is a neighbour:")
+        routes = {r["dest"].decode(): r for r in first.eval("py_dist:routes().")}
         for node in nodes[1:]:
-            result = node.eval(f"net_adm:ping('{first.node}').")
-            click.echo(f"  {node.node} pings {first.node}: {result}")
+            pong = first.eval(f"net_adm:ping('{node.node}').")
+            via = routes[node.node]["via"].decode()
+            how = "direct link" if via == node.node else f"routed via {via}"
+            click.echo(f"  {node.node}: {pong} ({how}, path cost {routes[node.node]['cost']})")
         others = sorted(n.node for n in nodes[1:])
         first.eval(f"ok = pd_agent:wait_for_nodes({others!r}, 10000).".replace('"', "'"))
 
-        click.echo("\nmessages and calls between the nodes:")
-        last = nodes[-1]
+        click.echo(f"\n{first.node} and {last.node} share no link; their traffic is routed:")
         first.eval("register(demo_inbox, self()).")
         last.eval(f"{{demo_inbox, '{first.node}'}} ! {{hello, node(), <<\"over ZeroMQ\">>}}.")
         got = first.eval("receive M -> M after 5000 -> timeout end.")
@@ -48,8 +65,12 @@ def run(count: int = 4) -> None:
         seen = last.eval("global:sync(), node(global:whereis_name(demo_service)).")
         click.echo(f"  global name registered on {global_node} is seen from {last.node} "
                    f"on {seen}")
+        click.echo(f"  {first.node} is connected to {sorted(first.eval('nodes().'))}")
 
-        click.echo("\nwhat connected (py_dist:info/0 of each node):")
+        click.echo(f"\nthe topology as {first.node} sees it (py_dist:topology/0, "
+                   f"also: pydist routes NODE):")
+        click.echo(describe_topology(first.eval("py_dist:topology().")))
+        click.echo("\nwhat each node's carrier holds (py_dist:info/0):")
         for node in nodes:
             click.echo(describe(node.node, node.eval("py_dist:info().")))
         click.echo(f"\nstopping the nodes ({time.monotonic() - t0:.1f}s in all)")
@@ -72,4 +93,22 @@ def describe(node: str, info: dict[str, Any]) -> str:
     counters = ", ".join(f"{k.decode()}={v}" for k, v in sorted(port["stats"].items()))
     if counters:
         lines.append(f"    counters: {counters}")
+    return "\n".join(lines)
+
+
+def describe_topology(topo: dict[str, Any]) -> str:
+    """The link-state database and the routes, from ``py_dist:topology/0``."""
+    if "error" in topo:
+        return f"  (no answer from the port program: {topo['error']!r})"
+    lines = ["  link-state database (origin, sequence, lifetime left: neighbours/cost):"]
+    for lsp in topo["lsdb"]:
+        nbrs = ", ".join(f"{n.decode()}/{c}" for n, c in lsp["neighbours"]) or "none"
+        lines.append(f"    {lsp['origin'].decode()} #{lsp['seq']} {lsp['age_left'] / 1000:.0f}s: "
+                     f"{nbrs}")
+    lines.append("  routes (destination -> next hop, path cost):")
+    for route in topo["routes"]:
+        cost = "?" if route["cost"] < 0 else route["cost"]
+        static = ", static" if route["static"] else ""
+        lines.append(f"    {route['dest'].decode()} -> {route['via'].decode()} "
+                     f"({cost}{static})")
     return "\n".join(lines)

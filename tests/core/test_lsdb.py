@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydist.core.lsdb import (
     MAX_COST,
     MAX_LIFETIME_MS,
+    MAX_SEQ,
     Lsdb,
     Lsp,
     LspError,
@@ -28,7 +29,7 @@ FAST = settings(max_examples=150, deadline=None)
 SIM = settings(max_examples=60, deadline=None)
 
 names = st.binary(min_size=1, max_size=40)
-seqs = st.integers(1, 2**64 - 1)
+seqs = st.integers(1, MAX_SEQ)
 costs = st.integers(1, MAX_COST)
 
 
@@ -131,11 +132,13 @@ def test_malformed_input_raises_only_lsp_error(
 
 
 @pytest.mark.parametrize("data", [
-    raw(seq=0), raw(life_ms=0), raw(count=3), raw(count=1), raw(trailing=b"\0"),
+    raw(seq=0), raw(seq=MAX_SEQ + 1), raw(life_ms=0), raw(count=3), raw(count=1),
+    raw(trailing=b"\0"),
     raw(nbrs=((b"c", 1), (b"b", 1))), raw(nbrs=((b"b", 1), (b"b", 2))),
     raw(nbrs=((b"a", 1), (b"b", 1))), raw(nbrs=((b"b", 0),)), raw(nbrs=((b"b", MAX_COST + 1),)),
     raw(nbrs=((b"", 1),)), raw(origin=b""), raw()[:-1], b"",
-], ids=["seq0", "life0", "count-over-max", "count-short", "trailing", "unsorted", "duplicate",
+], ids=["seq0", "seq-too-high", "life0", "count-over-max", "count-short", "trailing",
+        "unsorted", "duplicate",
         "lists-itself", "cost0", "cost-big", "empty-neighbour", "empty-origin", "truncated",
         "empty"])
 def test_bogus_lsp_rejected(data: bytes) -> None:

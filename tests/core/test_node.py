@@ -56,6 +56,8 @@ class Net:
         self.endpoints: dict[str, str] = {}
         #: (node, its link key) -> (peer node, the peer's key for the same link)
         self.wires: dict[tuple[str, LinkKey], tuple[str, LinkKey]] = {}
+        #: wires a node hung up: what it sent before still arrives (LINGER)
+        self.lingering: dict[tuple[str, LinkKey], tuple[str, LinkKey]] = {}
         #: messages in flight: (sender, sender's link key, parts)
         self.queue: list[tuple[str, LinkKey, list[bytes]]] = []
         #: (sender, receiver) pairs whose messages are lost
@@ -111,6 +113,7 @@ class Net:
     def collect(self, label: str) -> None:
         """Drain a node's outputs, as the shell does after every call."""
         node = self.nodes[label]
+        hangups = []
         for op, key, arg in node.commands:
             self.commands[label].append((op, key, arg))
             if op == "dial":
@@ -125,9 +128,7 @@ class Net:
                 # the neighbour hangs up; only the shell's queue goes
                 assert isinstance(key, bytes)
             elif op == "hangup":
-                other = self.wires.pop((label, key), None)
-                if other is not None:
-                    self.wires.pop(other, None)
+                hangups.append(key)  # after this call's messages, as the shell does
             else:
                 raise AssertionError(f"unknown command {op!r}")
         node.commands.clear()
@@ -145,10 +146,15 @@ class Net:
             self.queue.append((label, key, [bytes(p) for p in parts]))
             self.emitted.append(self.queue[-1])
         node.link_out.clear()
+        for key in hangups:
+            other = self.wires.pop((label, key), None)
+            if other is not None:
+                self.lingering[(label, key)] = other
+                self.wires.pop(other, None)
 
     def _deliver(self, index: int) -> None:
         src, key, parts = self.queue.pop(index)
-        wire = self.wires.get((src, key))
+        wire = self.wires.get((src, key)) or self.lingering.get((src, key))
         if wire is None or (src, wire[0]) in self.blocked:
             return
         dst, dkey = wire

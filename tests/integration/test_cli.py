@@ -41,6 +41,23 @@ def test_info_shows_a_running_nodes_links(cluster: Cluster) -> None:
     assert "did not answer" in missing.stderr
 
 
+def test_routes_shows_the_link_state_and_the_table(cluster: Cluster) -> None:
+    a = cluster.start("a", "-py_dist", "neighbours", "['b@127.0.0.1']")
+    b = cluster.start("b", "-py_dist", "neighbours", "['c@127.0.0.1']")
+    c = cluster.start("c")
+    assert a.eval("""
+        W = fun L(T) -> case length(py_dist:routes()) of
+                           2 -> ok;
+                           _ when T =< 0 -> timeout;
+                           _ -> timer:sleep(50), L(T - 50)
+                       end end,
+        W(20000).""") == "ok"
+    out = pydist("routes", a.node, "--cookie", cluster.cookie or "", env=cluster.env)
+    assert out.returncode == 0, out.stderr
+    assert f"    {b.node} #" in out.stdout and f": {a.node}/10, {c.node}/10" in out.stdout
+    assert f"    {c.node} -> {b.node} (20)" in out.stdout
+
+
 def test_pydist_erl_runs_a_node_on_py_dist(cluster: Cluster) -> None:
     out = pydist("erl", "-noshell", "-name", "cli_erl@127.0.0.1", "-setcookie", "c",
                  "-eval", "io:format(\"~p~n\", [maps:get(listen_port, py_dist:info())]), "

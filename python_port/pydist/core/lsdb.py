@@ -25,6 +25,9 @@ from dataclasses import dataclass
 MAX_NAME = 255
 MAX_COST = (1 << 24) - 1
 MAX_LIFETIME_MS = (1 << 32) - 1
+#: sequences above this are refused: an origin outbids an earlier life of
+#: itself by one, so no packet we accept can push ours past 64 bits
+MAX_SEQ = 1 << 62
 
 _SEQ_LIFE = struct.Struct("!QI")
 _COUNT = struct.Struct("!H")
@@ -77,8 +80,8 @@ def decode(data: bytes, max_neighbours: int) -> Lsp:
             raise LspError(f"LSP of {origin!r}: cost {cost} to {name!r}")
         neighbours.append((name, cost))
     reader.end()
-    if seq == 0:
-        raise LspError(f"LSP of {origin!r} with sequence 0")
+    if not 0 < seq <= MAX_SEQ:
+        raise LspError(f"LSP of {origin!r} with sequence {seq}")
     if life_ms == 0:
         raise LspError(f"LSP of {origin!r} with no lifetime left")
     names = [n for n, _ in neighbours]

@@ -50,6 +50,8 @@ class Router:
         #: the forwarding table: destination node id -> link key
         self.hops: dict[int, LinkKey] = {}
         self.via: dict[bytes, bytes] = {}  # destination -> neighbour, as used
+        #: node id -> name of every node in the tables (rebuilt by settle,
+        #: so it is bounded as they are)
         self.names: dict[int, bytes] = {node_id(me): me}
         self.paths = spf.Paths(me)
         self.dirty = True
@@ -85,7 +87,7 @@ class Router:
             log.error("bad link-state packet: %s", exc)
             return
         ident = node_id(lsp.origin)
-        if self.names.setdefault(ident, lsp.origin) != lsp.origin:
+        if self.names.get(ident, lsp.origin) != lsp.origin:
             self.stats["lsp_rejected"] += 1
             log.error("node names %r and %r share an id; ignoring the second",
                       self.names[ident], lsp.origin)
@@ -119,7 +121,6 @@ class Router:
 
     def add_route(self, dest: bytes, via: bytes) -> None:
         self.static[dest] = via
-        self.names.setdefault(node_id(dest), dest)
         self.dirty = True
 
     def del_route(self, dest: bytes) -> bool:
@@ -160,8 +161,8 @@ class Router:
                     if nbr in self.adjacent and dest != self.me})
         self.via = via
         self.hops = {node_id(dest): self.adjacent[nbr][0] for dest, nbr in via.items()}
-        for origin in lsps:
-            self.names.setdefault(node_id(origin), origin)
+        self.names = {node_id(name): name for name in (*lsps, *self.adjacent, *via)}
+        self.names[node_id(self.me)] = self.me
         links = {(u, v) for u, nbrs in spf.edges(lsps).items() for v in nbrs}
         change = Change()
         change.reachable = sorted(set(via) - set(old_via))

@@ -100,7 +100,10 @@ class Runtime:
                 self._receive(sock, None, now)
             else:
                 self._receive(sock, self.sockets.get(sock), now)
-        node.timer(now)
+        try:
+            node.timer(now)
+        except Exception:  # a bug: log it, keep serving; the next turn retries
+            log.exception("failed in the timer")
         self._flush()
 
     def _read_stdin(self, now: float) -> None:
@@ -139,7 +142,10 @@ class Runtime:
                 node.link_failed(link, f"internal error: {exc!r}", now)
 
     def _flush(self) -> None:
+        """Carry out what the core asked for: links dialled before anything
+        is sent on them, and hung up after their last words (a BYE) are out."""
         node, links = self.node, self.links
+        hangups = []
         if node.commands:
             for op, key, arg in node.commands:
                 if op == "dial":
@@ -149,18 +155,23 @@ class Runtime:
                     self.poller.register(sock, zmq.POLLIN if self.reading_links else 0)
                 elif op == "forget":
                     assert isinstance(key, bytes)
-                    links.forget(key)
+                    hangups.append(key)
                 elif op == "hangup":
                     assert isinstance(key, int)
-                    old = links.hangup(key)
-                    if old is not None:
-                        self.poller.register(old, 0)  # unregisters, if it was
-                        del self.sockets[old]
+                    hangups.append(key)
             node.commands.clear()
         if node.link_out:
             for key, parts in node.link_out:
                 links.send(key, parts)
             node.link_out.clear()
+        for key in hangups:
+            if isinstance(key, bytes):
+                links.forget(key)
+                continue
+            old = links.hangup(key)
+            if old is not None:
+                self.poller.register(old, 0)  # unregisters, if it was
+                del self.sockets[old]
         if node.port_out:
             self.writer.write(node.port_out)
             node.port_out.clear()
