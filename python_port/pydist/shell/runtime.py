@@ -145,7 +145,7 @@ class Runtime:
         """Carry out what the core asked for: links dialled before anything
         is sent on them, and hung up after their last words (a BYE) are out."""
         node, links = self.node, self.links
-        hangups = []
+        hangups: list[LinkKey] = []
         if node.commands:
             for op, key, arg in node.commands:
                 if op == "dial":
