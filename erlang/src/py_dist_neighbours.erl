@@ -136,8 +136,13 @@ handle_cast(_Msg, S) ->
     {noreply, S}.
 
 handle_info(retry, S) ->
-    {noreply, tick(retry(S#state{timer = undefined}),
-                   py_dist_config:get(neighbour_retry))};
+    %% soon again while the node is not yet distributed: the first links
+    %% should not wait a whole retry period after boot
+    Delay = case node() of
+                nonode@nohost -> 50;
+                _ -> py_dist_config:get(neighbour_retry)
+            end,
+    {noreply, tick(retry(S#state{timer = undefined}), Delay)};
 handle_info(_Other, S) ->
     {noreply, S}.
 

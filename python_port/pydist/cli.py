@@ -122,15 +122,29 @@ def demo(nodes: int) -> None:
 @main.command()
 @click.option("--seconds", default=2.0, show_default=True, help="Length of each timed case.")
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
-def bench(seconds: float, rounds: int) -> None:
-    """Compare py_dist with stock inet_tcp_dist on this machine, in one run."""
+@click.option("--part", type=click.Choice(["all", "carrier", "routing"]), default="all",
+              show_default=True, help="carrier: py_dist against inet_tcp; routing: a 2-hop "
+              "route against a direct link, and reroute times.")
+def bench(seconds: float, rounds: int, part: str) -> None:
+    """Compare py_dist with stock inet_tcp_dist, and routes with links, in one run."""
     from pydist import bench as bench_module
+    from pydist import bench_routing
 
     click.echo("measuring (one line per case):", err=True)
-    rows = bench_module.run(seconds, rounds)
-    click.echo(f"\nmedians of {rounds} rounds; ratio: how many times better py_dist is "
-               "(throughput py/tcp, times tcp/py)\n")
-    click.echo(bench_module.table(rows))
+    if part in ("all", "carrier"):
+        rows = bench_module.run(seconds, rounds)
+        click.echo(f"\nmedians of {rounds} rounds; ratio: how many times better py_dist is "
+                   "(throughput py/tcp, times tcp/py)\n")
+        click.echo(bench_module.table(rows))
+    if part in ("all", "routing"):
+        routed = bench_routing.run(seconds, rounds)
+        times = bench_routing.reroute(rounds)
+        click.echo(f"\nrouting, medians of {rounds} rounds: py_dist over a direct link and "
+                   "over a route through a third node (ratio: routed vs direct)\n")
+        click.echo(bench_routing.table(routed))
+        click.echo(f"\nlink on the path lost -> traffic flowing the other way round: "
+                   f"{times['unlink']:,.0f} ms after py_dist:unlink/1, "
+                   f"{times['silent']:,.0f} ms after a silent failure (heartbeats)")
 
 
 @main.command()

@@ -205,7 +205,7 @@ class Node:
             if not link.up:
                 self._bad_frame(link, key, f"{Kind(kind).name} before HELLO", now)
             elif hdr.dst != self.id:
-                self._forward(hdr, head, payload, now)
+                self._forward(hdr, head, payload, parts, now)
             elif kind == _DATA:
                 self._receive_data(hdr, payload, now)
             elif kind == Kind.OPEN:
@@ -227,8 +227,12 @@ class Node:
         if self.router.dirty or self.router.out:
             self._settle(now)
 
-    def _forward(self, hdr: frame.Header, head: memoryview, payload: Any, now: float) -> None:
-        """A frame for another node: on along the table, one hop less."""
+    def _forward(self, hdr: frame.Header, head: memoryview, payload: Any, parts: list[Any],
+                 now: float) -> None:
+        """A frame for another node: on along the table, one hop less. A
+        payload that came as a part of its own goes on as that very part (a
+        ZeroMQ message shares it by reference count; no copy, no Python
+        buffer to keep alive)."""
         if hdr.hops <= 1:
             self.stats["hop_limit_exceeded"] += 1
             return
@@ -243,7 +247,8 @@ class Node:
         header = bytearray(head)
         header[_HOPS_BYTE] = hdr.hops - 1
         link.last_tx = now
-        self.link_out.append((link.key, frame.join(bytes(header), payload)))
+        out = [bytes(header), parts[1]] if len(parts) == 2 else frame.join(bytes(header), payload)
+        self.link_out.append((link.key, out))
 
     def _receive_data(self, hdr: frame.Header, payload: Any, now: float) -> None:
         ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
@@ -432,6 +437,9 @@ class Node:
         change = router.settle()
         if change is None:
             return
+        if change.reachable or change.unreachable or change.broken:
+            log.info("routes changed: reachable %s, unreachable %s, broken %s",
+                     change.reachable, change.unreachable, change.broken)
         for name in change.reachable:
             self.port_out.append(port_codec.encode_ctrl((Atom("reachable"), name)))
         for name in change.unreachable:
