@@ -8,17 +8,7 @@ import time
 
 from pydist.cluster import Cluster
 
-
-def watch_nodedown(observer, target) -> None:  # type: ignore[no-untyped-def]
-    observer.eval(f"persistent_term:put(w, pd_agent:collect_nodedown('{target.node}')).")
-
-
-def nodedown(observer, wait_ms: int = 10000):  # type: ignore[no-untyped-def]
-    """What the watcher saw: (time, reason), or "timeout" after ``wait_ms``."""
-    return observer.eval(f"""
-        persistent_term:get(w) ! {{get, self()}},
-        receive {{nodedown, R}} -> R after {wait_ms} -> timeout end.
-    """, timeout=wait_ms / 1000 + 10)
+from .helpers import nodedown, watch_nodedown
 
 
 def sink_total(node, sink: str, messages: int):  # type: ignore[no-untyped-def]

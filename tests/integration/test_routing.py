@@ -4,6 +4,8 @@ first node cannot reach the last one's address at all."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from typing import Any
 import pytest
 
 from pydist.cluster import Cluster, ErlNode, netns
+
+from .helpers import nodedown, watch_nodedown
 
 HOST = "127.0.0.1"
 
@@ -211,3 +215,46 @@ def test_line_in_namespaces(tmp_path: Path) -> None:
                         timeout=120)
         assert digest == (True, 64 * 1024 * 1024)
         assert stats(b).get(b"forwarded", 0) > 64  # the binary went through b
+
+
+def test_liveness_across_a_route(cluster: Cluster) -> None:
+    """A node two hops away that stops answering is found out end to end:
+    a frozen port program through the link state (its neighbour's
+    heartbeats), a frozen BEAM through the Erlang ticks, which travel the
+    route. The node in the middle stays connected throughout."""
+    tick = ("-kernel", "net_ticktime", "2")
+    a = cluster.start("a", "-py_dist", "neighbours", f"['b@{HOST}']", *tick)
+    b = cluster.start("b", "-py_dist", "neighbours", f"['c@{HOST}']", *tick)
+    c = cluster.start("c", *tick)
+    wait_routes(a, 2)
+    for far in (b, c):
+        assert a.eval(f"net_adm:ping('{far.node}').") == "pong"
+
+    assert c.port_pid is not None
+    watch_nodedown(a, c)
+    frozen = time.time()
+    os.kill(c.port_pid, signal.SIGSTOP)
+    try:
+        seen = nodedown(a)
+    finally:
+        os.kill(c.port_pid, signal.SIGCONT)
+    assert seen != "timeout"
+    at, reason = seen
+    assert reason in (("py_dist", "no_route"), ("py_dist", "path_lost")), reason
+    assert at / 1e6 - frozen < 1.5  # the heartbeat timeout (0.6 s) and a flood
+    assert b.node in a.eval("nodes().")
+
+    wait_routes(a, 2)
+    assert a.eval(f"net_adm:ping('{c.node}').") == "pong"
+    watch_nodedown(a, c)
+    frozen = time.time()
+    os.kill(c.pid, signal.SIGSTOP)  # the BEAM; its port program goes on
+    try:
+        seen = nodedown(a)
+    finally:
+        os.kill(c.pid, signal.SIGCONT)
+    assert seen != "timeout"
+    at, reason = seen
+    assert reason == "net_tick_timeout", reason
+    assert at / 1e6 - frozen < 6  # net_ticktime 2 s: 1.5 to 2.5 s, and a margin
+    assert b.node in a.eval("nodes().")
