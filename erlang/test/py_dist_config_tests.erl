@@ -28,11 +28,17 @@ parse_test_() ->
     [?_assertEqual(42, py_dist_config:parse(integer, "42")),
      ?_assertEqual(info, py_dist_config:parse(atom, "info")),
      ?_assertEqual("/usr/bin/python3", py_dist_config:parse(string, "/usr/bin/python3")),
-     ?_assertError({bad_py_dist_config, "4x"}, py_dist_config:parse(integer, "4x"))].
+     ?_assertError({bad_py_dist_config, "4x"}, py_dist_config:parse(integer, "4x")),
+     %% neighbours come as an Erlang term on the command line
+     ?_assertEqual(['b@h', {'c@h', #{cost => 5}}],
+                   py_dist_config:parse(term, "['b@h', {'c@h', #{cost => 5}}]")),
+     ?_assertError({bad_py_dist_config, "['b@h'"}, py_dist_config:parse(term, "['b@h'"))].
 
 python_command_passes_python_keys_only_test() ->
     {_Exe, Args} = py_dist_config:python_command(),
     ?assert(lists:member("heartbeat_interval=100", Args)),
+    ?assert(lists:member("link_cost=10", Args)),
+    ?assertNot(lists:any(fun(A) -> lists:prefix("neighbours=", A) end, Args)),
     ?assertNot(lists:any(fun(A) -> lists:prefix("max_batch=", A) end, Args)),
     ?assertMatch(["-m", "pydist", "port" | _], drop_env_arg(Args)).
 

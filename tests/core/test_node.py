@@ -142,10 +142,11 @@ class Net:
                 else:
                     _, chan, frames = decoded  # type: ignore[misc]
                     self.events[label].append(("DATA", chan, port_codec.split_frames(frames)))
-        for key, parts in node.link_out:
+        for key, parts in [*node.link_out, *node.transit_out]:
             self.queue.append((label, key, [bytes(p) for p in parts]))
             self.emitted.append(self.queue[-1])
         node.link_out.clear()
+        node.transit_out.clear()
         for key in hangups:
             other = self.wires.pop((label, key), None)
             if other is not None:

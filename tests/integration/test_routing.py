@@ -258,3 +258,48 @@ def test_liveness_across_a_route(cluster: Cluster) -> None:
     assert reason == "net_tick_timeout", reason
     assert at / 1e6 - frozen < 6  # net_ticktime 2 s: 1.5 to 2.5 s, and a margin
     assert b.node in a.eval("nodes().")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_stalled_node_two_hops_away_costs_the_middle_bounded_memory(
+        cluster: Cluster) -> None:
+    """c's BEAM freezes while a streams to it through b: b holds a bounded
+    amount in transit (its link's queue and backlog), drops and counts the
+    rest, and keeps serving a."""
+    a = cluster.start("a", "-py_dist", "neighbours", f"['b@{HOST}']")
+    b = cluster.start("b", "-py_dist", "neighbours", f"['c@{HOST}']")
+    c = cluster.start("c")
+    wait_routes(a, 2)
+    assert a.eval(f"net_adm:ping('{c.node}').") == "pong"
+    c.eval("register(pd_sink, pd_agent:sink()).")
+    assert b.port_pid is not None
+    before = rss_mb(b.port_pid)
+    os.kill(c.pid, signal.SIGSTOP)
+    try:
+        a.eval(f"""
+            Bin = binary:copy(<<7>>, 1024 * 1024),
+            Deadline = erlang:monotonic_time(millisecond) + 4000,
+            Loop = fun L() -> case erlang:monotonic_time(millisecond) < Deadline of
+                                  true -> {{pd_sink, '{c.node}'}} ! Bin, L();
+                                  false -> ok
+                              end end,
+            spawn(Loop), ok.""")
+        peak = before
+        for _ in range(10):
+            time.sleep(0.5)
+            peak = max(peak, rss_mb(b.port_pid))
+        # the middle node keeps serving its other traffic
+        assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+    finally:
+        os.kill(c.pid, signal.SIGCONT)
+    print(f"b's port program: {before:.0f} MB before, {peak:.0f} MB at most")
+    # the link's queue (link_hwm frames of up to 256 KiB) plus a 16 MiB
+    # backlog, with room for the allocator; unbounded, it was gigabytes
+    assert peak - before < 200, (before, peak)
+    assert stats(b).get(b"transit_dropped", 0) > 0

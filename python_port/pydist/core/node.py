@@ -58,6 +58,9 @@ class Node:
         self.receiving = True
         #: the BEAM's port owner asked us to stop reading links for a while
         self.beam_holds = False
+        #: links the shell does not read for a while (a link it dialled, by
+        #: key; None: the listener, which carries every link dialled to us)
+        self.rx_held: set[LinkKey | None] = set()
         self.deadline = now + config.heartbeat_interval
         self.router = self._new_router(b"", now)
         #: neighbours the BEAM asked to keep a link to: name -> cost
@@ -65,6 +68,9 @@ class Node:
         # outputs, drained by the shell after every call
         self.port_out: list[Out] = []
         self.link_out: list[tuple[LinkKey, list[Out]]] = []
+        #: frames forwarded for other nodes: the shell may drop these when
+        #: their link's backlog is full (see :meth:`transit_dropped`)
+        self.transit_out: list[tuple[LinkKey, list[Out]]] = []
         self.commands: list[tuple[str, LinkKey, Any]] = []
 
     def _new_router(self, name: bytes, now: float) -> Router:
@@ -248,7 +254,7 @@ class Node:
         header[_HOPS_BYTE] = hdr.hops - 1
         link.last_tx = now
         out = [bytes(header), parts[1]] if len(parts) == 2 else frame.join(bytes(header), payload)
-        self.link_out.append((link.key, out))
+        self.transit_out.append((link.key, out))
 
     def _receive_data(self, hdr: frame.Header, payload: Any, now: float) -> None:
         ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
@@ -385,8 +391,10 @@ class Node:
         if now < self.deadline:
             return
         deadline = now + self.liveness.interval
+        held = self.rx_held
         for link in list(self.links.values()):
-            if not self.receiving:
+            if not self.receiving or (held and (link.key in held
+                                                or (None in held and not link.dialled))):
                 link.last_rx = now
             verdict = self.liveness.verdict(now, link.last_rx, link.last_tx)
             if verdict is Verdict.DEAD:
@@ -414,6 +422,23 @@ class Node:
         op = Atom("pause" if congested else "resume")
         for chan in sorted(link.channels):
             self.port_out.append(port_codec.encode_ctrl((op, chan)))
+
+    def hold_rx(self, key: LinkKey | None, held: bool) -> None:
+        """The shell stops (or resumes) reading a link socket to hold back
+        frames in transit: silence there is ours, not the neighbour's."""
+        if held:
+            self.rx_held.add(key)
+        else:
+            self.rx_held.discard(key)
+
+    def transit_dropped(self, key: LinkKey) -> None:
+        """The shell dropped a forwarded frame: its link's backlog is full."""
+        self.stats["transit_dropped"] += 1
+        if self.stats["transit_dropped"] & (self.stats["transit_dropped"] - 1) == 0:
+            link = self.links.get(key)
+            log.warning("link to %s congested: %d frames in transit dropped so far",
+                        (link.peer or b"?").decode(errors="replace") if link else key,
+                        self.stats["transit_dropped"])
 
     def port_closed(self, now: float) -> None:
         """The BEAM is gone: say goodbye so neighbours need not time out."""

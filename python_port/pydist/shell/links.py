@@ -40,7 +40,8 @@ class Links:
         self.port = int(endpoint.rsplit(b":", 1)[1])
         self.dealers: dict[int, zmq.Socket[Any]] = {}
         self.backlog: dict[LinkKey, deque[list[Any]]] = {}
-        self.backlog_bytes = 0
+        self.backlog_bytes = 0  # all links'
+        self.link_backlog: dict[LinkKey, int] = {}  # bytes, per link
 
     def _tune(self, sock: zmq.Socket[Any]) -> None:
         sock.setsockopt(zmq.LINGER, 200)
@@ -68,18 +69,25 @@ class Links:
         self._drop_backlog(key)
 
     def _drop_backlog(self, key: LinkKey) -> None:
-        queued = self.backlog.pop(key, None)
-        if queued:
-            self.backlog_bytes -= sum(_size(parts) for parts in queued)
+        self.backlog.pop(key, None)
+        self.backlog_bytes -= self.link_backlog.pop(key, 0)
 
-    def send(self, key: LinkKey, parts: list[Any]) -> None:
+    def send(self, key: LinkKey, parts: list[Any], limit: int | None = None) -> bool:
+        """Send now, or queue in the link's backlog; with ``limit``, a message
+        that would take that backlog past it is dropped instead (False)."""
         queued = self.backlog.get(key)
+        if queued is None and self._try_send(key, parts):
+            return True
+        size = _size(parts)
+        held = self.link_backlog.get(key, 0)
+        if limit is not None and held + size > limit:
+            return False
         if queued is None:
-            if self._try_send(key, parts):
-                return
             queued = self.backlog[key] = deque()
         queued.append(parts)
-        self.backlog_bytes += _size(parts)
+        self.link_backlog[key] = held + size
+        self.backlog_bytes += size
+        return True
 
     def _try_send(self, key: LinkKey, parts: list[Any]) -> bool:
         copy = len(parts[-1]) < ZERO_COPY_MIN
@@ -104,9 +112,12 @@ class Links:
         for key in list(self.backlog):
             queued = self.backlog[key]
             while queued and self._try_send(key, queued[0]):
-                self.backlog_bytes -= _size(queued.popleft())
+                size = _size(queued.popleft())
+                self.backlog_bytes -= size
+                self.link_backlog[key] -= size
             if not queued:
                 del self.backlog[key]
+                del self.link_backlog[key]
 
     def close(self) -> None:
         for sock in self.dealers.values():

@@ -22,6 +22,7 @@ from pydist.core.node import Node
 from pydist.core.port_codec import PortDecoder, PortError, encode_ctrl
 from pydist.shell import stdio
 from pydist.shell.links import Links
+from pydist.shell.transit import TransitGate
 
 log = logging.getLogger("pydist.runtime")
 
@@ -32,6 +33,12 @@ PORT_BACKLOG_MAX = 16 * 1024 * 1024
 #: bytes waiting for congested links above which the BEAM is not read: a
 #: safety net, since pausing a congested link's connections bounds it first
 LINK_BACKLOG_MAX = 64 * 1024 * 1024
+#: frames in transit waiting for one congested link: past the first bound
+#: the link they came from is not read for a while, past the second they
+#: are dropped (see :mod:`pydist.shell.transit`)
+TRANSIT_SOFT = 4 * 1024 * 1024
+TRANSIT_BACKLOG_MAX = 16 * 1024 * 1024
+TRANSIT_PATIENCE = 1.0  # seconds
 
 
 class Runtime:
@@ -42,6 +49,7 @@ class Runtime:
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.links = Links(self.ctx, config.listen_address, config.listen_port,
                            config.link_hwm, config.max_frame)
+        self.gate = TransitGate(self.links, TRANSIT_SOFT, TRANSIT_BACKLOG_MAX, TRANSIT_PATIENCE)
         self.node = Node(config, time.monotonic())
         self.decoder = PortDecoder(config.max_frame + 1024, scratch=READ_SIZE)
         self.poller = zmq.Poller()
@@ -87,7 +95,7 @@ class Runtime:
         node = self.node
         now = time.monotonic()
         timeout = max(0.0, node.deadline - now) * 1000
-        if self.links.backlog:
+        if self.links.backlog or self.gate.paused:
             timeout = min(timeout, 1.0)
         events = self.poller.poll(int(timeout))
         now = time.monotonic()
@@ -135,11 +143,19 @@ class Runtime:
                 return
             parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             link = parts[0].bytes if key is None else key
+            forwarded = len(node.transit_out)
             try:
                 node.link_message(link, parts[1:] if key is None else parts, now)
             except Exception as exc:  # a bug: cost one link, not the node
                 log.exception("failed on a message from a link")
                 node.link_failed(link, f"internal error: {exc!r}", now)
+            if len(node.transit_out) > forwarded:
+                out, sent = node.transit_out[-1]
+                if not self.gate.admit(out, sum(len(p) for p in sent)):
+                    self.gate.pause(sock, out, now)
+                    self.poller.modify(sock, 0)
+                    node.hold_rx(key, True)
+                    return
 
     def _flush(self) -> None:
         """Carry out what the core asked for: links dialled before anything
@@ -164,6 +180,11 @@ class Runtime:
             for key, parts in node.link_out:
                 links.send(key, parts)
             node.link_out.clear()
+        if node.transit_out:
+            for key, parts in node.transit_out:
+                if not links.send(key, parts, TRANSIT_BACKLOG_MAX):
+                    node.transit_dropped(key)
+            node.transit_out.clear()
         for key in hangups:
             if isinstance(key, bytes):
                 links.forget(key)
@@ -172,11 +193,16 @@ class Runtime:
             if old is not None:
                 self.poller.register(old, 0)  # unregisters, if it was
                 del self.sockets[old]
+                self.gate.paused.pop(old, None)
         if node.port_out:
             self.writer.write(node.port_out)
             node.port_out.clear()
         if links.backlog:
             links.retry()
+        if self.gate.busy:
+            for sock in self.gate.resumable(time.monotonic()):
+                self.poller.modify(sock, zmq.POLLIN if self.reading_links else 0)
+                self.node.hold_rx(self.sockets.get(sock), False)
         self._report_congestion()
         self._watch_stdin(links.backlog_bytes <= LINK_BACKLOG_MAX)
         self._watch_stdout()
@@ -218,7 +244,7 @@ class Runtime:
         self.node.receiving = on
         flags = zmq.POLLIN if on else 0
         for sock in (self.links.router, *self.sockets):
-            self.poller.modify(sock, flags)
+            self.poller.modify(sock, 0 if sock in self.gate.paused else flags)
 
     def _shutdown(self) -> None:
         """Say goodbye to every neighbour first (the usual reason to stop is
