@@ -65,11 +65,14 @@ class Router:
     def neighbour_up(self, name: bytes, key: LinkKey, cost: int, now: float) -> None:
         old = self.adjacent.get(name)
         self.adjacent[name] = (key, cost)
-        if old is not None and old[1] == cost:
-            if old[0] != key:
-                self.dirty = True  # same neighbour, another link: only the table moves
+        if old is not None and old == (key, cost):
             return
-        self._originate(now)
+        if old is not None and old[1] == cost:
+            self.dirty = True  # same neighbour, another link: only the table moves
+        else:
+            self._originate(now)
+        # a new link: the far end may be a new life of the neighbour, which
+        # knows nothing yet
         self.out.append((key, Kind.SUMMARY, lsdb.encode_summary(self.db.summary())))
 
     def neighbour_down(self, name: bytes, now: float) -> None:
