@@ -15,7 +15,7 @@ import time
 import click
 
 from pydist.bench import Case, Measure, _rtt, _throughput
-from pydist.cluster import HOST, Cluster, ErlNode
+from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
 
 WAYS = ("direct", "routed")
 
@@ -31,21 +31,6 @@ def _neighbours(*nodes: str) -> tuple[str, ...]:
     return ("-py_dist", "neighbours", "[" + ", ".join(f"'{n}@{HOST}'" for n in nodes) + "]")
 
 
-def _wait_routes(node: ErlNode, count: int, degree: int = 1) -> None:
-    """Until node routes to ``count`` nodes, and each node it knows has
-    ``degree`` neighbours or more (a ring is closed)."""
-    assert node.eval(f"""
-        W = fun L(T) ->
-                #{{routes := Rs, lsdb := Db}} = py_dist:topology(),
-                Degrees = [length(maps:get(neighbours, Lsp)) || Lsp <- Db],
-                case length(Rs) =:= {count} andalso lists:min(Degrees) >= {degree} of
-                    true -> ok;
-                    _ when T =< 0 -> timeout;
-                    _ -> timer:sleep(20), L(T - 20)
-                end end,
-        W(20000).""", timeout=30) == "ok"
-
-
 def run(seconds: float = 2.0, rounds: int = 3) -> list[tuple[Case, dict[str, float]]]:
     """Each case on a direct link and on a route through one node in the
     middle, alternating; medians."""
@@ -57,8 +42,8 @@ def run(seconds: float = 2.0, rounds: int = 3) -> list[tuple[Case, dict[str, flo
         r_src = cluster.start("br_src", *_neighbours("br_mid"))
         cluster.start("br_mid", *_neighbours("br_dst"))
         r_dst = cluster.start("br_dst")
-        _wait_routes(d_src, 1)
-        _wait_routes(r_src, 2)
+        wait_routes(d_src, 1)
+        wait_routes(r_src, 2)
         pairs = {"direct": (d_src, d_dst), "routed": (r_src, r_dst)}
         for src, dst in pairs.values():
             assert src.eval(f"net_adm:ping('{dst.node}').") == "pong"
@@ -83,7 +68,7 @@ def reroute(rounds: int = 3) -> dict[str, float]:
     with Cluster() as cluster:
         ring = [cluster.start(f"rr{i}", *_neighbours(f"rr{(i + 1) % 4}")) for i in range(4)]
         for node in ring:
-            _wait_routes(node, 3, degree=2)
+            wait_routes(node, 3, degree=2)
         src, mid, dst = ring[0], ring[1], ring[2]  # rr0 reaches rr2 via rr1: a tie, by name
 
         def until_pong() -> float:
@@ -113,7 +98,7 @@ def reroute(rounds: int = 3) -> dict[str, float]:
             finally:
                 os.kill(mid.port_pid, signal.SIGCONT)
             for node in ring:
-                _wait_routes(node, 3, degree=2)
+                wait_routes(node, 3, degree=2)
             _wait_until_via(src, dst, mid)
             click.echo(f"  reroute after a silent failure, round {round_ + 1}: "
                        f"{times['silent'][-1]:,.0f} ms", err=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pydist.cluster import HOST, Cluster
+from pydist.cluster import HOST, Cluster, wait_routes
 
 
 def run(count: int = 5) -> None:
@@ -23,13 +23,7 @@ def run(count: int = 5) -> None:
         first, last = nodes[0], nodes[-1]
         click.echo(f"started {count} nodes with -proto_dist py in {time.monotonic() - t0:.1f}s, "
                    f"each linked to the next: {' - '.join(names)}")
-        first.eval(f"""
-            Wait = fun W(T) -> case length(py_dist:routes()) of
-                                   {count - 1} -> ok;
-                                   _ when T =< 0 -> timeout;
-                                   _ -> timer:sleep(50), W(T - 50)
-                               end end,
-            ok = Wait(20000).""", timeout=30)
+        wait_routes(first, count - 1)
         click.echo(f"  routing converged after {time.monotonic() - t0:.1f}s")
 
         click.echo(f"\n{first.node} pings every node; only {nodes[1].node} is a neighbour:")

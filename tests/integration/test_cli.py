@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pydist.cluster import Cluster
+from pydist.cluster import Cluster, wait_routes
 
 
 def pydist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -45,13 +45,7 @@ def test_routes_shows_the_link_state_and_the_table(cluster: Cluster) -> None:
     a = cluster.start("a", "-py_dist", "neighbours", "['b@127.0.0.1']")
     b = cluster.start("b", "-py_dist", "neighbours", "['c@127.0.0.1']")
     c = cluster.start("c")
-    assert a.eval("""
-        W = fun L(T) -> case length(py_dist:routes()) of
-                           2 -> ok;
-                           _ when T =< 0 -> timeout;
-                           _ -> timer:sleep(50), L(T - 50)
-                       end end,
-        W(20000).""") == "ok"
+    wait_routes(a, 2)
     out = pydist("routes", a.node, "--cookie", cluster.cookie or "", env=cluster.env)
     assert out.returncode == 0, out.stderr
     assert f"    {b.node} #" in out.stdout and f": {a.node}/10, {c.node}/10" in out.stdout

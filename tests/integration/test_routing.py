@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pydist.cluster import Cluster, ErlNode, netns
+from pydist.cluster import Cluster, ErlNode, netns, wait_routes
 
 from .helpers import nodedown, watch_nodedown
 
@@ -26,22 +26,6 @@ def ring(cluster: Cluster, size: int, *args: str) -> list[ErlNode]:
     for node in nodes:  # until each knows the whole ring closed
         wait_routes(node, size - 1, degree=2)
     return nodes
-
-
-def wait_routes(node: ErlNode, count: int, degree: int = 1, timeout_ms: int = 20000) -> None:
-    """Until the node's routing table has routes to ``count`` nodes and its
-    link-state database shows every node with ``degree`` neighbours or more."""
-    assert node.eval(f"""
-        Wait = fun W(T) ->
-                   #{{routes := Rs, lsdb := Db}} = py_dist:topology(),
-                   Degrees = [length(maps:get(neighbours, L)) || L <- Db],
-                   case length(Rs) =:= {count} andalso lists:min(Degrees) >= {degree} of
-                       true -> ok;
-                       _ when T =< 0 -> timeout;
-                       _ -> timer:sleep(50), W(T - 50)
-                   end
-               end,
-        Wait({timeout_ms}).""") == "ok", node.eval("py_dist:topology().")
 
 
 def route(node: ErlNode, dest: ErlNode) -> dict[str, Any]:
@@ -230,34 +214,30 @@ def test_liveness_across_a_route(cluster: Cluster) -> None:
     for far in (b, c):
         assert a.eval(f"net_adm:ping('{far.node}').") == "pong"
 
+    def freeze(pid: int) -> tuple[Any, float]:
+        """Stop ``pid`` until a sees nodedown of c: the reason, and how soon."""
+        watch_nodedown(a, c)
+        frozen = time.time()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            seen = nodedown(a)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert seen != "timeout"
+        at, reason = seen
+        assert b.node in a.eval("nodes().")  # the node in the middle stays
+        return reason, at / 1e6 - frozen
+
     assert c.port_pid is not None
-    watch_nodedown(a, c)
-    frozen = time.time()
-    os.kill(c.port_pid, signal.SIGSTOP)
-    try:
-        seen = nodedown(a)
-    finally:
-        os.kill(c.port_pid, signal.SIGCONT)
-    assert seen != "timeout"
-    at, reason = seen
+    reason, took = freeze(c.port_pid)
     assert reason in (("py_dist", "no_route"), ("py_dist", "path_lost")), reason
-    assert at / 1e6 - frozen < 1.5  # the heartbeat timeout (0.6 s) and a flood
-    assert b.node in a.eval("nodes().")
+    assert took < 1.5  # the heartbeat timeout (0.6 s) and a flood
 
     wait_routes(a, 2)
     assert a.eval(f"net_adm:ping('{c.node}').") == "pong"
-    watch_nodedown(a, c)
-    frozen = time.time()
-    os.kill(c.pid, signal.SIGSTOP)  # the BEAM; its port program goes on
-    try:
-        seen = nodedown(a)
-    finally:
-        os.kill(c.pid, signal.SIGCONT)
-    assert seen != "timeout"
-    at, reason = seen
+    reason, took = freeze(c.pid)  # the BEAM; its port program goes on
     assert reason == "net_tick_timeout", reason
-    assert at / 1e6 - frozen < 6  # net_ticktime 2 s: 1.5 to 2.5 s, and a margin
-    assert b.node in a.eval("nodes().")
+    assert took < 6  # net_ticktime 2 s: 1.5 to 2.5 s, and a margin
 
 
 def rss_mb(pid: int) -> float:

@@ -194,6 +194,24 @@ class ErlNode:
         self._log.close()
 
 
+def wait_routes(node: ErlNode, count: int, degree: int = 1, timeout_ms: int = 20000) -> None:
+    """Until ``node`` routes to ``count`` nodes and its link-state database
+    shows every node with ``degree`` neighbours or more (2: a ring closed)."""
+    result = node.eval(f"""
+        Wait = fun W(T) ->
+                   #{{routes := Rs, lsdb := Db}} = py_dist:topology(),
+                   Degrees = [length(maps:get(neighbours, L)) || L <- Db],
+                   case length(Rs) =:= {count} andalso lists:min(Degrees) >= {degree} of
+                       true -> ok;
+                       _ when T =< 0 -> timeout;
+                       _ -> timer:sleep(20), W(T - 20)
+                   end
+               end,
+        Wait({timeout_ms}).""", timeout=timeout_ms / 1000 + 30)
+    if result != "ok":
+        raise NodeError(f"{node.node}: routes did not converge: {node.eval('py_dist:topology().')}")
+
+
 class Cluster:
     """Nodes that share a private epmd and a cookie; stops all it started.
 
