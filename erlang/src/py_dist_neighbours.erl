@@ -138,9 +138,11 @@ handle_cast(_Msg, S) ->
 handle_info(retry, S) ->
     %% soon again while the node is not yet distributed: the first links
     %% should not wait a whole retry period after boot
+    %% jittered: two nodes that keep each other as neighbours and start
+    %% together should not keep dialling each other at the same moments
     Delay = case node() of
                 nonode@nohost -> 50;
-                _ -> py_dist_config:get(neighbour_retry)
+                _ -> jitter(py_dist_config:get(neighbour_retry))
             end,
     {noreply, tick(retry(S#state{timer = undefined}), Delay)};
 handle_info(_Other, S) ->
@@ -175,6 +177,9 @@ host(Host) when is_list(Host), Host =/= [] ->
     {ok, Host};
 host(_) ->
     error.
+
+jitter(Millis) ->
+    Millis * 3 div 4 + rand:uniform(max(1, Millis div 2)).
 
 tick(S, Delay) ->
     S#state{timer = erlang:send_after(Delay, self(), retry)}.

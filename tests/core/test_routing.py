@@ -185,8 +185,9 @@ def test_static_route_overrides_and_falls_back() -> None:
     assert net.closed("a") == net.closed("c") == []
 
 
-@bug("frames sent before a route change can be overtaken by frames sent after it on "
-     "the new path: the far end sees a sequence gap and closes the channel")
+@bug("until the sequencing issue's reorder buffer: frames sent before a route change "
+     "can be overtaken by frames sent after it on the new path, and the far end closes "
+     "the channel on the sequence gap (loud, never silent)")
 def test_a_route_change_that_loses_no_link_keeps_the_channel() -> None:
     """The static route moves the channel while a frame is still on the old path."""
     net = ring()
