@@ -389,3 +389,13 @@ def test_random_graphs_converge_to_shortest_paths(
     got = net.open(src, 1, dst)
     assert sum(moved(net, lambda: net.send(src, 1, [b"hi"])).values()) == hops - 1
     assert net.received(dst, got) == [b"hi"]
+
+
+def test_keeping_a_neighbour_that_dialled_us_already_needs_no_dial() -> None:
+    """b dialled a; a then asks to keep b: no second link, and a's BEAM
+    hears at once that the neighbour is up."""
+    net = line()
+    net.beam("a", (Atom("link"), b"b@h", HOST, PORTS["b"], COST))
+    net.pump()
+    assert not [c for c in net.commands["a"] if c[0] == "dial"]
+    assert net.ctrl("a")[-1] == ("neighbour_up", b"b@h")

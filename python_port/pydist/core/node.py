@@ -154,8 +154,11 @@ class Node:
         link = self.by_peer.get(peer)
         if link is None:
             self._dial(peer, endpoint, now)
-        elif link.up and old != cost:
-            self.router.neighbour_up(peer, link.key, cost, now)
+        elif link.up:
+            if old != cost:
+                self.router.neighbour_up(peer, link.key, cost, now)
+            # the neighbour dialled us first: tell the BEAM it is up
+            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), peer)))
 
     def _connect(self, chan: int, peer: bytes, endpoint: str | None, now: float) -> None:
         """Open a channel to ``peer``: along the route to it, or over the
