@@ -15,7 +15,8 @@
              | max_batch | max_frame | link_hwm | pipe_size
              | log_level | start_timeout | restart_delay
              | neighbours | neighbour_retry | link_cost | max_hops
-             | lsp_lifetime | lsdb_sync_interval | max_nodes.
+             | lsp_lifetime | lsdb_sync_interval | max_nodes
+             | window_bytes | window_frames | gap_timeout | ack_every | ack_delay.
 -type kind() :: string | integer | atom | term.
 
 -export_type([key/0]).
@@ -41,7 +42,12 @@ keys() ->
      {max_hops,           integer, 16,             true},
      {lsp_lifetime,       integer, 60000,          true},
      {lsdb_sync_interval, integer, 5000,           true},
-     {max_nodes,          integer, 4096,           true}].
+     {max_nodes,          integer, 4096,           true},
+     {window_bytes,       integer, 32 * 1024 * 1024, true},
+     {window_frames,      integer, 4096,           true},
+     {gap_timeout,        integer, 2000,           true},
+     {ack_every,          integer, 8,              true},
+     {ack_delay,          integer, 2,              true}].
 
 -spec get(key()) -> term().
 get(Key) ->

@@ -134,7 +134,7 @@ def test_a_port_owner_that_falls_behind_holds_its_links(cluster: Cluster) -> Non
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
     a.eval("register(busy_sink, pd_agent:sink()).")
     watch_nodedown(b, a)
-    count = 100_000
+    count = 300_000  # enough packets for any batching to pass the hold mark
     a.eval("sys:suspend(py_dist_port).")
     try:
         b.eval(f"spawn(fun() -> [{{busy_sink, '{a.node}'}} ! {{data, <<I:800>>}}"

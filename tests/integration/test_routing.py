@@ -115,42 +115,36 @@ def test_static_route_overrides_the_computed_one(cluster: Cluster) -> None:
 
 
 def test_cutting_a_link_of_a_ring(cluster: Cluster) -> None:
-    """Connections whose path crossed the cut link go down with a reason that
-    says so (their frames in flight may be lost: no retransmission yet) and
-    come back the other way round; the others do not notice.
-
-    prevent_overlapping_partitions is off here: with it on, global turns
-    every such nodedown into more disconnects (OTP's rule, not py_dist's)."""
-    nodes = ring(cluster, 6, "-kernel", "prevent_overlapping_partitions", "false")
-    r0, r1, _, _, r4, r5 = nodes
+    """Connections whose path crossed the cut link move round the other way:
+    what was in flight is sent again, so Erlang sees nothing, not even
+    global with its default prevent_overlapping_partitions."""
+    nodes = ring(cluster, 6)
+    r0, r1, _, r3, _, r5 = nodes
     wait_for_mesh(nodes)
     for node in nodes:
         node.eval("persistent_term:put(pd_watch, pd_agent:watch_nodes()).")
+    r3.eval("register(pd_sink, pd_agent:sink()).")
+    # a stream r0 -> r3 (via r1: the tie goes to the smaller name) across the cut
+    r0.eval(f"""spawn(fun() -> [{{pd_sink, '{r3.node}'}} ! {{data, <<I:800>>}}
+                                || I <- lists:seq(1, 100000)] end), ok.""")
     cut = time.monotonic()
     assert r0.eval(f"py_dist:unlink('{r1.node}').") == "ok"
     wait_routes(r0, 5)
     assert route(r0, r1)["via"] == r5.node.encode()
-    # traffic flows again, the other way round
-    assert r0.eval(f"""
-        Ping = fun P(K) -> case net_adm:ping('{r1.node}') of
-                               pong -> ok;
-                               pang when K > 0 -> timer:sleep(10), P(K - 1);
-                               pang -> pang
-                           end
-               end,
-        Ping(200).""") == "ok"
-    print(f"cut to traffic flowing again: {(time.monotonic() - cut) * 1000:.0f} ms")
-    time.sleep(1.0)
+    assert r0.eval(f"net_adm:ping('{r1.node}').") == "pong"
+    print(f"cut to a ping the other way round: {(time.monotonic() - cut) * 1000:.0f} ms")
+    assert r3.eval("""
+        W = fun L(0) -> timeout;
+                L(K) -> pd_sink ! {count, self()},
+                        receive {count, 100000, _} -> ok;
+                                {count, _, _} -> timer:sleep(50), L(K - 1)
+                        end
+            end,
+        W(400).""", timeout=60) == "ok"
+    time.sleep(0.5)
     downs = {n.name: n.eval("pd_agent:nodedowns(persistent_term:get(pd_watch)).") for n in nodes}
-    # py_dist's reasons, the far end's view of them, and dist_util's own
-    # for a new connection that arrives before the old one's end is noticed
-    expected = {"path_lost", "unlinked", "peer_exit", "connection_closed", "wait_pending"}
-    for name, events in downs.items():
-        for peer, reason in events:
-            assert (reason[1] if isinstance(reason, tuple) else reason) in expected, (name, peer)
-    # r0's direct connection to r1 crossed the cut; r3-r4 and r4-r5 never did
-    assert any(peer == r1.node for peer, _ in downs["r0"])
-    assert all(peer not in (r4.node, r5.node) for peer, _ in downs["r3"] + downs["r4"])
+    assert downs == {n.name: [] for n in nodes}
+    assert stats(r0).get(b"channels_moved", 0) >= 2  # to r1 and r3 at least
     wait_for_mesh(nodes)
 
 
@@ -250,8 +244,7 @@ def rss_mb(pid: int) -> float:
 def test_a_stalled_node_two_hops_away_costs_the_middle_bounded_memory(
         cluster: Cluster) -> None:
     """c's BEAM freezes while a streams to it through b: b holds a bounded
-    amount in transit (its link's queue and backlog), drops and counts the
-    rest, and keeps serving a."""
+    amount in transit and keeps serving a."""
     a = cluster.start("a", "-py_dist", "neighbours", f"['b@{HOST}']")
     b = cluster.start("b", "-py_dist", "neighbours", f"['c@{HOST}']")
     c = cluster.start("c")
@@ -279,7 +272,7 @@ def test_a_stalled_node_two_hops_away_costs_the_middle_bounded_memory(
     finally:
         os.kill(c.pid, signal.SIGCONT)
     print(f"b's port program: {before:.0f} MB before, {peak:.0f} MB at most")
-    # the link's queue (link_hwm frames of up to 256 KiB) plus a 16 MiB
-    # backlog, with room for the allocator; unbounded, it was gigabytes
+    # a's retransmit window holds the stream back end to end once c stops
+    # acknowledging; the transit bounds (link queue, a 16 MiB backlog) hold
+    # whatever is already on its way. Unbounded, it was gigabytes.
     assert peak - before < 200, (before, peak)
-    assert stats(b).get(b"transit_dropped", 0) > 0

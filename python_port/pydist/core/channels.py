@@ -14,6 +14,7 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from pydist.core.sequencing import Receiver, Sender
 from pydist.core.wire import FLAG_INITIATOR, PY_CHAN_BASE
 
 LinkKey = int | bytes
@@ -33,6 +34,8 @@ class Link:
     up: bool = False
     congested: bool = False
     channels: set[int] = field(default_factory=set)
+    #: why the link went down (None while it lives)
+    down_reason: str | None = None
 
     @property
     def dialled(self) -> bool:
@@ -47,8 +50,12 @@ class Channel:
     epoch: int
     initiator: bool
     link: Link
-    seq_out: int = 0
-    seq_in: int = 0
+    #: set by the node for channels it carries; None only in unit tests of this table
+    sender: Sender | None = None
+    receiver: Receiver | None = None
+    #: whether the BEAM was told to hold this channel's data (link congested
+    #: or the retransmit window full)
+    paused: bool = False
 
     @property
     def remote_key(self) -> RemoteKey:
@@ -93,11 +100,14 @@ class ChannelTable(Mapping[int, Channel]):
         self._by_remote[ch.remote_key] = ch
         ch.link.channels.add(ch.chan)
 
-    def remove(self, ch: Channel) -> None:
+    def remove(self, ch: Channel, told: bool = True) -> None:
+        """Forget ``ch``. Unless the far end was ``told`` (a CLOSE sent, or
+        it sent one), its later frames are answered with a CLOSE."""
         self._by_chan.pop(ch.chan, None)
         self._by_remote.pop(ch.remote_key, None)
         ch.link.channels.discard(ch.chan)
-        self.remember_closed(ch.remote_key)
+        if told:
+            self.remember_closed(ch.remote_key)
 
     def new_epoch(self, peer_id: int) -> int:
         """A random epoch not in use towards ``peer_id`` for a channel we open."""

@@ -31,6 +31,11 @@ class Config:
     lsp_lifetime: float = 60.0
     lsdb_sync_interval: float = 5.0
     max_nodes: int = 4096
+    window_bytes: int = 32 * 1024 * 1024
+    window_frames: int = 4096
+    gap_timeout: float = 2.0
+    ack_every: int = 8
+    ack_delay: float = 0.002
 
     @classmethod
     def from_pairs(cls, pairs: list[str]) -> Config:

@@ -21,6 +21,7 @@ from pydist.core.etf import Atom, EtfError
 from pydist.core.liveness import Liveness, Verdict
 from pydist.core.lsdb import MAX_COST
 from pydist.core.router import Router
+from pydist.core.sequencing import Receiver, Sender, SequenceError
 from pydist.core.wire import (
     CLOSE_REASONS,
     FLAG_INITIATOR,
@@ -37,7 +38,7 @@ Out = bytes | memoryview
 
 _DATA = int(Kind.DATA)
 #: kinds that travel end to end (and are forwarded); the rest stay on one link
-_ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE)))
+_ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.ACK)))
 _HOPS_BYTE = 3  # offset of the hop limit in the header
 
 
@@ -65,6 +66,8 @@ class Node:
         self.router = self._new_router(b"", now)
         #: neighbours the BEAM asked to keep a link to: name -> cost
         self.wanted: dict[bytes, int] = {}
+        #: channels whose receiver has an ack or a gap check to come
+        self.seq_due: set[int] = set()
         # outputs, drained by the shell after every call
         self.port_out: list[Out] = []
         self.link_out: list[tuple[LinkKey, list[Out]]] = []
@@ -100,12 +103,20 @@ class Node:
         if ch is None:  # closed while the BEAM was still writing
             self.stats["data_after_close"] += 1
             return
+        assert ch.sender is not None
+        try:
+            seq = ch.sender.push(body)
+        except SequenceError as exc:  # the BEAM wrote on past a pause
+            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
+            self._close(ch, exc.reason, now)
+            return
         header = HEADER.pack(VERSION, _DATA, ch.flags, self.config.max_hops, 0, ch.epoch,
-                             self.id, ch.peer_id, ch.seq_out, 0, 1)
-        ch.seq_out += 1
+                             self.id, ch.peer_id, seq, 0, 1)
         link = ch.link
         link.last_tx = now
         self.link_out.append((link.key, frame.join(header, body)))
+        if ch.sender.full and not ch.paused:
+            self._refresh_pause(ch)
 
     def _control(self, term: Any, now: float) -> None:
         match term:
@@ -129,14 +140,15 @@ class Node:
                 ch = self.channels.get(chan)
                 if ch is not None:
                     self._send(ch.link, Kind.CLOSE, ch, str(reason).encode(), now)
-                    self.channels.remove(ch)
+                    self._forget(ch)
             case (Atom("link"), bytes(peer), bytes(host), int(port), int(cost)) if (
                     host and 0 < port < 65536 and 0 < cost <= MAX_COST):
                 self._keep_link(peer, f"tcp://{host.decode()}:{port}", cost, now)
             case (Atom("unlink"), bytes(peer)):
                 self.wanted.pop(peer, None)
                 for link in [ln for ln in self.links.values() if ln.peer == peer]:
-                    self._send(link, Kind.BYE, None, b"", now)  # the neighbour drops it now
+                    # the neighbour drops the link now, and reroutes what used it
+                    self._send(link, Kind.BYE, None, b"unlinked", now)
                     self._link_down(link, "unlinked", now)
             case (Atom("add_route"), bytes(dest), bytes(via)):
                 self.router.add_route(dest, via)
@@ -176,11 +188,30 @@ class Node:
                 self._tell_closed(chan, "no_route")
                 return
             link = self._dial(peer, endpoint, now)
-        ch = Channel(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
+        ch = self._channel(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
+        self._send(link, Kind.OPEN, ch, _names(self.name, peer), now)
+
+    def _channel(self, chan: int, peer: bytes, peer_id: int, epoch: int, initiator: bool,
+                 link: Link) -> Channel:
+        c = self.config
+        ch = Channel(chan, peer, peer_id, epoch, initiator, link,
+                     sender=Sender(c.window_bytes, c.window_frames),
+                     receiver=Receiver(c.window_bytes, c.window_frames, c.gap_timeout,
+                                       c.ack_every, c.ack_delay))
         self.channels.add(ch)
         if link.congested:
-            self.port_out.append(port_codec.encode_ctrl((Atom("pause"), chan)))
-        self._send(link, Kind.OPEN, ch, _names(self.name, peer), now)
+            self._refresh_pause(ch)
+        return ch
+
+    def _refresh_pause(self, ch: Channel) -> None:
+        """Hold the channel's data in the BEAM while its link is congested
+        or its retransmit window is full; let it flow otherwise."""
+        assert ch.sender is not None
+        hold = ch.link.congested or ch.sender.full
+        if hold != ch.paused:
+            ch.paused = hold
+            self.port_out.append(port_codec.encode_ctrl((Atom("pause" if hold else "resume"),
+                                                         ch.chan)))
 
     def _dial(self, peer: bytes, endpoint: str, now: float) -> Link:
         key = self.next_dial
@@ -198,6 +229,11 @@ class Node:
 
     def link_message(self, key: LinkKey, parts: list[Any], now: float) -> None:
         """One ZeroMQ message from a link: see :func:`frame.split`."""
+        self._link_message(key, parts, now)
+        if self.router.dirty or self.router.out:
+            self._settle(now)
+
+    def _link_message(self, key: LinkKey, parts: list[Any], now: float) -> None:
         link = self.links.get(key)
         try:
             head, payload = frame.split(parts)
@@ -217,6 +253,8 @@ class Node:
                 self._forward(hdr, head, payload, parts, now)
             elif kind == _DATA:
                 self._receive_data(hdr, payload, now)
+            elif kind == Kind.ACK:
+                self._ack(hdr, now)
             elif kind == Kind.OPEN:
                 self._open(link, hdr, bytes(payload), now)
             else:
@@ -231,10 +269,9 @@ class Node:
             self.router.receive_lsp(key, bytes(payload), now)
         elif kind == Kind.SUMMARY:
             self.router.receive_summary(key, bytes(payload), now)
-        elif kind == Kind.BYE:
-            self._link_down(link, "peer_exit", now)
-        if self.router.dirty or self.router.out:
-            self._settle(now)
+        elif kind == Kind.BYE:  # our neighbour's node exits, or just drops this link
+            self._link_down(link, "unlinked" if bytes(payload) == b"unlinked" else "peer_exit",
+                            now)
 
     def _forward(self, hdr: frame.Header, head: memoryview, payload: Any, parts: list[Any],
                  now: float) -> None:
@@ -265,15 +302,53 @@ class Node:
             self.stats["data_unknown_channel"] += 1
             self._refuse(hdr, now)
             return
-        if hdr.seq != ch.seq_in:
-            log.error("channel %d to %s: frame %d where %d was due; closing",
-                      ch.chan, ch.peer.decode(errors="replace"), hdr.seq, ch.seq_in)
-            self.stats["sequence_errors"] += 1
-            self._close(ch, "sequence_gap", now)
+        receiver = ch.receiver
+        assert receiver is not None
+        duplicates, reordered = receiver.duplicates, receiver.reordered
+        try:
+            ready = receiver.receive(hdr.seq, payload, now)
+        except SequenceError as exc:
+            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
+            self._close(ch, exc.reason, now)
             return
-        ch.seq_in += 1
-        self.port_out.append(port_codec.encode_data_prefix(ch.chan, len(payload)))
-        self.port_out.append(payload)
+        for piece in ready:
+            self.port_out.append(port_codec.encode_data_prefix(ch.chan, len(piece)))
+            self.port_out.append(piece)
+        if receiver.duplicates != duplicates:
+            self.stats["duplicates_dropped"] += receiver.duplicates - duplicates
+        if receiver.reordered != reordered:
+            self.stats["reordered"] += receiver.reordered - reordered
+        self._sequencing_due(ch, now)
+
+    def _sequencing_due(self, ch: Channel, now: float) -> None:
+        """Send the ack the receiver wants now, and remember the channel
+        if it wants one later (or watches a gap)."""
+        receiver = ch.receiver
+        assert receiver is not None
+        ack = receiver.take_ack(now)
+        if ack is not None:
+            self._send(ch.link, Kind.ACK, ch, b"", now, seq=ack)
+        due = receiver.deadline()
+        if due is None:
+            self.seq_due.discard(ch.chan)
+        else:
+            self.seq_due.add(ch.chan)
+            self.deadline = min(self.deadline, due)
+
+    def _ack(self, hdr: frame.Header, now: float) -> None:
+        ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
+        if ch is None:
+            self.stats["ack_unknown_channel"] += 1
+            return
+        assert ch.sender is not None
+        try:
+            ch.sender.ack(hdr.seq)
+        except SequenceError as exc:
+            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
+            self._close(ch, exc.reason, now)
+            return
+        if ch.paused and not ch.sender.full:
+            self._refresh_pause(ch)
 
     def _hello(self, link: Link, name: bytes, now: float) -> None:
         if link.up:
@@ -339,12 +414,9 @@ class Node:
             return
         hop = self.router.next_hop(hdr.src)
         back = self.links.get(hop) if hop is not None else None
-        ch = Channel(self.channels.new_py_chan(), source, hdr.src, hdr.epoch, False,
-                     back or link)
-        self.channels.add(ch)
-        self.port_out.append(port_codec.encode_ctrl((Atom("accepted"), ch.chan, source)))
-        if ch.link.congested:
-            self.port_out.append(port_codec.encode_ctrl((Atom("pause"), ch.chan)))
+        chan = self.channels.new_py_chan()
+        self.port_out.append(port_codec.encode_ctrl((Atom("accepted"), chan, source)))
+        self._channel(chan, source, hdr.src, hdr.epoch, False, back or link)
 
     def _remote_close(self, hdr: frame.Header, reason: bytes) -> None:
         ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
@@ -352,7 +424,7 @@ class Node:
             log.info("channel %d closed by %s: %s", ch.chan, ch.peer.decode(errors="replace"),
                      reason.decode(errors="replace"))
             self._tell_closed(ch.chan, "peer_closed")
-            self.channels.remove(ch)
+            self._forget(ch)
 
     def link_failed(self, key: LinkKey, why: str, now: float) -> None:
         """The shell could not handle a message from this link (a bug, not
@@ -410,7 +482,20 @@ class Node:
             self.router.timer(now)
             deadline = min(deadline, self.router.deadline())
         self.deadline = deadline
+        for chan in sorted(self.seq_due):
+            self._sequencing_timer(self.channels[chan], now)
         self._settle(now)
+
+    def _sequencing_timer(self, ch: Channel, now: float) -> None:
+        assert ch.receiver is not None
+        try:
+            ch.receiver.check(now)
+        except SequenceError as exc:
+            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
+            self.stats["gaps"] += 1
+            self._close(ch, exc.reason, now)
+            return
+        self._sequencing_due(ch, now)
 
     def congestion(self, key: LinkKey, congested: bool) -> None:
         """The shell found a link's queue full, or drained again: pause or
@@ -422,9 +507,8 @@ class Node:
             return
         link.congested = congested
         self.stats["link_congested" if congested else "link_drained"] += 1
-        op = Atom("pause" if congested else "resume")
         for chan in sorted(link.channels):
-            self.port_out.append(port_codec.encode_ctrl((op, chan)))
+            self._refresh_pause(self.channels[chan])
 
     def hold_rx(self, key: LinkKey | None, held: bool) -> None:
         """The shell stops (or resumes) reading a link socket to hold back
@@ -472,43 +556,70 @@ class Node:
             self.port_out.append(port_codec.encode_ctrl((Atom("reachable"), name)))
         for name in change.unreachable:
             self.port_out.append(port_codec.encode_ctrl((Atom("unreachable"), name)))
-        lost = {name: "no_route" for name in change.unreachable}
-        lost.update((name, "path_lost") for name in change.broken)
+        unreachable, broken = set(change.unreachable), set(change.broken)
         for ch in list(self.channels.values()):
-            reason = lost.get(ch.peer)
-            if reason is not None:
-                self._close(ch, reason, now)
-                continue
             hop = router.next_hop(ch.peer_id)
             link = self.links.get(hop) if hop is not None else None
-            if link is not None and link is not ch.link:
+            dead = ch.link.key not in self.links
+            if ch.peer in unreachable or (link is None and dead):
+                # the neighbour itself gone: its link's reason says more
+                gone = ch.link.down_reason if dead and ch.link.peer == ch.peer else None
+                self._close(ch, gone or "no_route", now)
+                continue
+            if link is None:
+                continue  # a link dialled for it, not up yet
+            if link is not ch.link:
+                self.stats["channels_moved"] += 1
                 self._rebind(ch, link)
+            if dead or ch.peer in broken:
+                self._resend(ch, now)
 
     def _rebind(self, ch: Channel, link: Link) -> None:
-        old = ch.link
-        old.channels.discard(ch.chan)
+        ch.link.channels.discard(ch.chan)
         link.channels.add(ch.chan)
         ch.link = link
-        if old.congested != link.congested:
-            op = Atom("pause" if link.congested else "resume")
-            self.port_out.append(port_codec.encode_ctrl((op, ch.chan)))
+        self._refresh_pause(ch)
+
+    def _resend(self, ch: Channel, now: float) -> None:
+        """A link of the channel's path is gone, and frames with it, maybe:
+        send again all the far end has not acknowledged, along the new path.
+        It drops what it has already."""
+        assert ch.sender is not None
+        frames = ch.sender.unacked()
+        if not frames:
+            return
+        self.stats["rerouted_channels"] += 1
+        self.stats["retransmitted"] += len(frames)
+        link = ch.link
+        link.last_tx = now
+        for seq, body in frames:
+            header = HEADER.pack(VERSION, _DATA, ch.flags, self.config.max_hops, 0, ch.epoch,
+                                 self.id, ch.peer_id, seq, 0, 1)
+            self.link_out.append((link.key, frame.join(header, body)))
 
     # ------------------------------------------------------------------
     # helpers
 
-    def _send(self, link: Link, kind: Kind, ch: Channel | None, payload: bytes, now: float) -> None:
+    def _send(self, link: Link, kind: Kind, ch: Channel | None, payload: bytes, now: float,
+              seq: int = 0) -> None:
         if ch is None:
             header = frame.encode(kind, self.id, 0)
         else:
-            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, flags=ch.flags,
+            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, seq=seq, flags=ch.flags,
                                   hops=self.config.max_hops)
         link.last_tx = now
         self.link_out.append((link.key, frame.join(header, payload)))
 
     def _close(self, ch: Channel, reason: str, now: float) -> None:
-        self._send(ch.link, Kind.CLOSE, ch, reason.encode(), now)
+        told = ch.link.key in self.links  # not over a link already given up
+        if told:
+            self._send(ch.link, Kind.CLOSE, ch, reason.encode(), now)
         self._tell_closed(ch.chan, reason)
-        self.channels.remove(ch)
+        self._forget(ch, told)
+
+    def _forget(self, ch: Channel, told: bool = True) -> None:
+        self.channels.remove(ch, told)
+        self.seq_due.discard(ch.chan)
 
     def _tell_closed(self, chan: int, reason: str) -> None:
         assert reason in CLOSE_REASONS, reason
@@ -517,6 +628,7 @@ class Node:
     def _link_down(self, link: Link, reason: str, now: float) -> None:
         if self.links.pop(link.key, None) is None:
             return
+        link.down_reason = reason
         if link.peer is not None and self.by_peer.get(link.peer) is link:
             del self.by_peer[link.peer]
             other = next((ln for ln in self.links.values() if ln.peer == link.peer and ln.up),
@@ -533,8 +645,14 @@ class Node:
         self.stats[f"links_down_{reason}"] += 1
         for chan in sorted(link.channels):
             ch = self.channels[chan]
-            self._tell_closed(chan, reason)
-            self.channels.remove(ch)
+            # A channel over a link that never came up, or to a neighbour
+            # whose node said goodbye, is done; the others follow the
+            # route (see _settle), if one is left.
+            if not link.up or (reason == "peer_exit" and ch.peer == link.peer):
+                self._tell_closed(chan, reason)
+                self._forget(ch, told=False)
+        if link.channels:
+            self.router.dirty = True  # _settle moves them, or closes them
         self.commands.append(("hangup" if link.dialled else "forget", link.key, None))
         if link.peer in self.wanted and link.peer not in self.by_peer:
             self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_down"), link.peer)))

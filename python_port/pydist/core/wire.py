@@ -29,6 +29,7 @@ CLOSE_REASONS = (
     "peer_closed", "peer_exit", "heartbeat_timeout", "connect_timeout",
     "wrong_node", "protocol_error", "sequence_gap", "not_ready",
     "duplicate_channel", "port_exit", "no_route", "path_lost", "unlinked",
+    "gap_timeout", "reorder_overflow", "retransmit_overflow", "bad_ack",
 )
 
 # --- Python <-> Python frames over ZeroMQ ---------------------------------
@@ -45,6 +46,7 @@ class Kind(enum.IntEnum):
     BYE = 6
     LSP = 7
     SUMMARY = 8
+    ACK = 9
 
 
 #: flag: the sender opened the channel (tells the two ends' ids apart)
