@@ -207,6 +207,7 @@ local_info(S) ->
 %% makes them exist for the safe decode of its control messages.
 port_info_keys() ->
     [links, peer, up, dialled, channels, stats,
+     chan, epoch, initiator, paused, unacked_bytes, reorder_bytes, next_seq, expected,
      reachable, unreachable, neighbour_up, neighbour_down, reply,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static].
 

@@ -669,8 +669,18 @@ class Node:
                  Atom("dialled"): ln.dialled, Atom("channels"): len(ln.channels)}
                 for ln in self.links.values()
             ],
+            Atom("channels"): [self._channel_info(ch) for ch in self.channels.values()],
             Atom("stats"): {k.encode(): v for k, v in sorted(self.stats.items())},
         }
+
+    @staticmethod
+    def _channel_info(ch: Channel) -> dict[Atom, Any]:
+        assert ch.sender is not None and ch.receiver is not None
+        return {Atom("chan"): ch.chan, Atom("peer"): ch.peer, Atom("epoch"): ch.epoch,
+                Atom("initiator"): ch.initiator, Atom("paused"): ch.paused,
+                Atom("unacked_bytes"): ch.sender.bytes,
+                Atom("reorder_bytes"): ch.receiver.buffered_bytes,
+                Atom("next_seq"): ch.sender.next_seq, Atom("expected"): ch.receiver.expected}
 
     def topology(self, now: float) -> dict[Atom, Any]:
         """``py_dist:topology/0``: the link-state database and the routes."""
