@@ -16,7 +16,8 @@
          setup/5, close/1, select/1, address/0, is_node_name/1,
          setopts/2, getopts/2]).
 %% public API
--export([info/0, link/1, link/2, unlink/1, neighbours/0,
+-export([info/0, monitor_losses/0, demonitor_losses/0,
+         link/1, link/2, unlink/1, neighbours/0,
          add_route/2, del_route/1, routes/0, topology/0, endpoint/1]).
 %% spawned
 -export([accept_loop/1, do_accept/6, do_setup/6]).
@@ -33,6 +34,18 @@
 -spec info() -> map().
 info() ->
     py_dist_port:info().
+
+%% @doc Be told of connections this node's carrier closes because frames
+%% may have been lost: `{py_dist_loss, Node, Reason, #{unacked => N}}'
+%% arrives before the nodedown (see py_dist_losses).  Until the caller
+%% exits or calls demonitor_losses/0.
+-spec monitor_losses() -> ok.
+monitor_losses() ->
+    py_dist_losses:monitor(self()).
+
+-spec demonitor_losses() -> ok.
+demonitor_losses() ->
+    py_dist_losses:demonitor(self()).
 
 %% @doc Keep a link to Node (a neighbour): dialled now, and again whenever
 %% it goes down.  Its endpoint is looked up through the epmd module unless

@@ -208,7 +208,7 @@ local_info(S) ->
 port_info_keys() ->
     [links, peer, up, dialled, channels, stats,
      chan, epoch, initiator, paused, unacked_bytes, reorder_bytes, next_seq, expected,
-     reachable, unreachable, neighbour_up, neighbour_down, reply,
+     reachable, unreachable, neighbour_up, neighbour_down, reply, loss,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static].
 
 answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
@@ -298,6 +298,9 @@ inbound({ctrl, {reachable, Peer}}, S) when is_binary(Peer) ->
     S;
 inbound({ctrl, {unreachable, Peer}}, S) when is_binary(Peer) ->
     true = ets:delete(?REACHABLE, Peer),
+    S;
+inbound({ctrl, {loss, Peer, Reason, Unacked}}, S) when is_binary(Peer) ->
+    py_dist_losses:report(Peer, Reason, Unacked),
     S;
 inbound({ctrl, {neighbour_up, Peer}}, S) when is_binary(Peer) ->
     py_dist_neighbours:link_state(Peer, up),

@@ -3,7 +3,8 @@
 %% It restarts the port owner should it ever crash; the owner itself
 %% restarts the Python program when that dies, without crashing, because
 %% net_sup (one_for_all, intensity 0) would take distribution down with it.
-%% The neighbours process keeps the links and static routes asked for.
+%% The neighbours process keeps the links and static routes asked for; the
+%% losses process tells who asked of connections lost with frames.
 -module(py_dist_sup).
 -behaviour(supervisor).
 
@@ -25,4 +26,11 @@ init([]) ->
                    shutdown => 5000,
                    type => worker,
                    modules => [py_dist_neighbours]},
-    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, [Owner, Neighbours]}}.
+    Losses = #{id => py_dist_losses,
+               start => {py_dist_losses, start_link, []},
+               restart => permanent,
+               shutdown => 5000,
+               type => worker,
+               modules => [py_dist_losses]},
+    {ok, {#{strategy => one_for_one, intensity => 5, period => 10},
+          [Losses, Owner, Neighbours]}}.

@@ -57,9 +57,11 @@ def test_a_stream_survives_twenty_cuts_of_the_link_it_uses(cluster: Cluster) -> 
 
 def test_every_path_cut_is_a_nodedown_and_the_node_comes_back(cluster: Cluster) -> None:
     """s2 loses both its links: s0 sees nodedown at once, with a reason that
-    says there is no path; when a link returns, so does the connection."""
+    says there is no path, and a process that asked is told of the loss;
+    when a link returns, so does the connection."""
     s0, s1, s2, s3 = ring(cluster, 4)
     assert s0.eval(f"net_adm:ping('{s2.node}').") == "pong"
+    assert s0.eval("py_dist:monitor_losses().") == "ok"  # this eval process hears
     watch_nodedown(s0, s2)
     cut = time.time()
     assert s1.eval(f"py_dist:unlink('{s2.node}').") == "ok"  # s1 keeps s2
@@ -69,6 +71,9 @@ def test_every_path_cut_is_a_nodedown_and_the_node_comes_back(cluster: Cluster) 
     at, reason = seen
     assert reason == ("py_dist", "no_route"), reason
     assert at / 1e6 - cut < 1.0
+    loss = s0.eval(f"receive {{py_dist_loss, '{s2.node}', R, #{{unacked := N}}}} -> {{R, N}} "
+                   f"after 1000 -> none end.")
+    assert loss != "none" and loss[0] == "no_route" and isinstance(loss[1], int), loss
     assert s1.eval(f"py_dist:link('{s2.node}').") == "ok"
     wait_routes(s0, 3)
     assert s0.eval(f"net_adm:ping('{s2.node}').") == "pong"

@@ -40,6 +40,8 @@ _DATA = int(Kind.DATA)
 #: kinds that travel end to end (and are forwarded); the rest stay on one link
 _ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.ACK)))
 _HOPS_BYTE = 3  # offset of the hop limit in the header
+#: closes that lose nothing: the far end closed, or our BEAM did
+_ORDERLY = frozenset(("peer_closed",))
 
 
 class Node:
@@ -421,8 +423,10 @@ class Node:
     def _remote_close(self, hdr: frame.Header, reason: bytes) -> None:
         ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
         if ch is not None:
-            log.info("channel %d closed by %s: %s", ch.chan, ch.peer.decode(errors="replace"),
-                     reason.decode(errors="replace"))
+            why = reason.decode(errors="replace")
+            log.info("channel %d closed by %s: %s", ch.chan, ch.peer.decode(errors="replace"), why)
+            if why in CLOSE_REASONS and why not in _ORDERLY:  # the far carrier lost frames
+                self._report_loss(ch, why)
             self._tell_closed(ch.chan, "peer_closed")
             self._forget(ch)
 
@@ -623,7 +627,17 @@ class Node:
 
     def _tell_closed(self, chan: int, reason: str) -> None:
         assert reason in CLOSE_REASONS, reason
+        ch = self.channels.get(chan)
+        if ch is not None and reason not in _ORDERLY:
+            self._report_loss(ch, reason)
         self.port_out.append(port_codec.encode_ctrl((Atom("closed"), chan, Atom(reason))))
+
+    def _report_loss(self, ch: Channel, reason: str) -> None:
+        """For py_dist:monitor_losses/0; before the close, so that a watcher
+        hears of the loss before the nodedown."""
+        unacked = ch.sender.frames if ch.sender is not None else 0
+        self.port_out.append(port_codec.encode_ctrl((Atom("loss"), ch.peer, Atom(reason),
+                                                     unacked)))
 
     def _link_down(self, link: Link, reason: str, now: float) -> None:
         if self.links.pop(link.key, None) is None:
