@@ -46,8 +46,8 @@ keys() ->
      {window_bytes,       integer, 32 * 1024 * 1024, true},
      {window_frames,      integer, 4096,           true},
      {gap_timeout,        integer, 2000,           true},
-     {ack_every,          integer, 8,              true},
-     {ack_delay,          integer, 2,              true}].
+     {ack_every,          integer, 32,             true},
+     {ack_delay,          integer, 10,             true}].
 
 -spec get(key()) -> term().
 get(Key) ->

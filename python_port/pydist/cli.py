@@ -122,13 +122,15 @@ def demo(nodes: int) -> None:
 @main.command()
 @click.option("--seconds", default=2.0, show_default=True, help="Length of each timed case.")
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
-@click.option("--part", type=click.Choice(["all", "carrier", "routing"]), default="all",
-              show_default=True, help="carrier: py_dist against inet_tcp; routing: a 2-hop "
-              "route against a direct link, and reroute times.")
+@click.option("--part", type=click.Choice(["all", "carrier", "routing", "sequencing"]),
+              default="all", show_default=True,
+              help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
+              "direct link, and reroute times; sequencing: this build against the "
+              "foundation's, and a stream's stall at a cut link.")
 def bench(seconds: float, rounds: int, part: str) -> None:
     """Compare py_dist with stock inet_tcp_dist, and routes with links, in one run."""
     from pydist import bench as bench_module
-    from pydist import bench_routing
+    from pydist import bench_routing, bench_sequencing
 
     click.echo("measuring (one line per case):", err=True)
     if part in ("all", "carrier"):
@@ -145,6 +147,14 @@ def bench(seconds: float, rounds: int, part: str) -> None:
         click.echo(f"\nlink on the path lost -> traffic flowing the other way round: "
                    f"{times['unlink']:,.0f} ms after py_dist:unlink/1, "
                    f"{times['silent']:,.0f} ms after a silent failure (heartbeats)")
+    if part in ("all", "sequencing"):
+        rows = bench_sequencing.run(seconds, rounds)
+        stall = bench_sequencing.stall(rounds)
+        click.echo(f"\nsequencing, medians of {rounds} rounds: this build (sequence numbers, "
+                   "acks, resending) against the foundation's, on a direct link\n")
+        click.echo(bench_sequencing.table(rows))
+        click.echo(f"\na stream across a link that is cut: longest stall {stall['stall_ms']:,.1f}"
+                   " ms, every message delivered in order, no nodedown")
 
 
 @main.command()

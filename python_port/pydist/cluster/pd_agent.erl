@@ -9,7 +9,7 @@
 -export([start/0, eval/1]).
 -export([ordered_receiver/2, blast/3, sink/0, pinger/2, echo/0,
          throughput/4, rtt/2, collect_nodedown/1, wait_for_nodes/2,
-         watch_nodes/0, nodedowns/1, ask/1]).
+         watch_nodes/0, nodedowns/1, ask/1, gap_receiver/2]).
 
 start() ->
     io:setopts(standard_io, [binary, {encoding, latin1}]),
@@ -183,3 +183,30 @@ watch_loop(Downs) ->
 nodedowns(Watcher) ->
     Watcher ! {get, self()},
     receive {nodedowns, Downs} -> Downs after 5000 -> timeout end.
+
+%% Register Name, receive N messages {S, I} from one sender, I = 1..N in
+%% order; answer {ok, LongestStallMicros} (the longest wait between two
+%% messages) or {error, What}.
+gap_receiver(Name, N) ->
+    Parent = self(),
+    Pid = spawn_opt(fun() ->
+                            register(Name, self()),
+                            Parent ! {registered, self()},
+                            R = receive_gaps(1, N, undefined, 0),
+                            receive {get, From} -> From ! {result, R} end
+                    end, [{message_queue_data, off_heap}]),
+    receive {registered, Pid} -> Pid end.
+
+receive_gaps(I, N, _Last, Max) when I > N ->
+    {ok, Max};
+receive_gaps(I, N, Last, Max) ->
+    receive
+        {_, I} ->
+            Now = erlang:monotonic_time(microsecond),
+            Gap = case Last of undefined -> 0; _ -> Now - Last end,
+            receive_gaps(I + 1, N, Now, max(Max, Gap));
+        {_, J} when is_integer(J) ->
+            {error, {out_of_order, J, I}}
+    after 60000 ->
+            {error, {timeout, I}}
+    end.

@@ -34,8 +34,8 @@ class Config:
     window_bytes: int = 32 * 1024 * 1024
     window_frames: int = 4096
     gap_timeout: float = 2.0
-    ack_every: int = 8
-    ack_delay: float = 0.002
+    ack_every: int = 32
+    ack_delay: float = 0.010
 
     @classmethod
     def from_pairs(cls, pairs: list[str]) -> Config:
