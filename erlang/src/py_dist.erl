@@ -16,7 +16,7 @@
          setup/5, close/1, select/1, address/0, is_node_name/1,
          setopts/2, getopts/2]).
 %% public API
--export([info/0, monitor_losses/0, demonitor_losses/0,
+-export([info/0, info/1, monitor_losses/0, demonitor_losses/0,
          link/1, link/2, unlink/1, neighbours/0,
          add_route/2, del_route/1, routes/0, topology/0, endpoint/1]).
 %% spawned
@@ -34,6 +34,21 @@
 -spec info() -> map().
 info() ->
     py_dist_port:info().
+
+%% @doc The carrier's view of the connection to Node: its epoch, whether it
+%% is paused, the bytes kept for resending and held early, the next
+%% sequence to send and the one awaited; `undefined' if there is none.
+-spec info(node()) -> map() | undefined.
+info(Node) when is_atom(Node) ->
+    Peer = atom_to_binary(Node),
+    Channels = case info() of
+                   #{port := #{channels := Cs}} -> Cs;
+                   #{} -> []
+               end,
+    case [C || #{peer := P} = C <- Channels, P =:= Peer] of
+        [C | _] -> C;
+        [] -> undefined
+    end.
 
 %% @doc Be told of connections this node's carrier closes because frames
 %% may have been lost: `{py_dist_loss, Node, Reason, #{unacked => N}}'

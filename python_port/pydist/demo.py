@@ -84,6 +84,11 @@ def describe(node: str, info: dict[str, Any]) -> str:
         state = "up" if link["up"] else "connecting"
         lines.append(f"    link to {link['peer'].decode()}: {state}, {how}, "
                      f"{link['channels']} channels")
+    for ch in sorted(port.get("channels", []), key=lambda c: c["peer"]):
+        lines.append(f"    connection to {ch['peer'].decode()}: epoch {ch['epoch']}, "
+                     f"sent {ch['next_seq']} (unacked {ch['unacked_bytes']} B), "
+                     f"received {ch['expected']} (held early {ch['reorder_bytes']} B)"
+                     f"{', paused' if ch['paused'] else ''}")
     counters = ", ".join(f"{k.decode()}={v}" for k, v in sorted(port["stats"].items()))
     if counters:
         lines.append(f"    counters: {counters}")

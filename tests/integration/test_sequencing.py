@@ -93,6 +93,9 @@ def test_frames_of_an_earlier_connection_are_dropped_and_counted(cluster: Cluste
         return found
 
     old = epoch()
+    one = a.eval(f"py_dist:info('{b.node}').")
+    assert one["peer"] == b.node.encode() and one["next_seq"] >= 1, one
+    assert a.eval("py_dist:info('nobody@nowhere').") == "undefined"
     assert a.eval(f"erlang:disconnect_node('{b.node}').") is True
     assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
     assert epoch() != old
