@@ -16,7 +16,8 @@
              | log_level | start_timeout | restart_delay
              | neighbours | neighbour_retry | link_cost | max_hops
              | lsp_lifetime | lsdb_sync_interval | max_nodes
-             | window_bytes | window_frames | gap_timeout | ack_every | ack_delay.
+             | window_bytes | window_frames | gap_timeout | ack_every | ack_delay
+             | resend_timeout.
 -type kind() :: string | integer | atom | term.
 
 -export_type([key/0]).
@@ -47,7 +48,8 @@ keys() ->
      {window_frames,      integer, 4096,           true},
      {gap_timeout,        integer, 2000,           true},
      {ack_every,          integer, 32,             true},
-     {ack_delay,          integer, 10,             true}].
+     {ack_delay,          integer, 10,             true},
+     {resend_timeout,     integer, 500,            true}].
 
 -spec get(key()) -> term().
 get(Key) ->

@@ -530,23 +530,50 @@ def test_garbage_drops_only_its_link(garbage: Any) -> None:
     assert net.commands["a"][-1][0] == "hangup"
 
 
-def test_a_gap_that_does_not_fill_closes_the_channel() -> None:
-    """A frame lost with no route change to resend it: the receiver holds
-    what came after it for gap_timeout, then the connection goes down."""
+def test_a_lost_frame_is_sent_again_when_no_ack_comes() -> None:
+    """A frame lost with no route change (a node in the middle dropped it):
+    no ack moves for resend_timeout, so the sender sends it again."""
     net, (b1,) = connected()
     net.send("a", 1, [b"first"])
     net.drop_queued(Kind.DATA)
     net.send("a", 1, [b"second"])
     net.pump()
     assert net.received("b", b1) == []  # "second" waits for "first"
-    assert net.closed("b") == []
-    gap = Config().gap_timeout
     step = 0
-    while (step + 1) * INTERVAL / 2 < gap - INTERVAL:  # heartbeats keep the link up
+    while step * INTERVAL / 2 < Config().resend_timeout + INTERVAL:
         step += 1
         net.advance_to(step * INTERVAL / 2)
-    assert net.closed("b") == []
-    net.advance_to(gap + INTERVAL / 4)
+    assert net.received("b", b1) == [b"first", b"second"]
+    assert net.closed("a") == net.closed("b") == []
+    assert net.nodes["a"].stats["resend_timeouts"] == 1
+
+
+def test_a_gap_that_does_not_fill_closes_the_channel() -> None:
+    """Every copy of a frame lost: the receiver holds what came after it for
+    gap_timeout, then the connection goes down."""
+    net, (b1,) = connected()
+    net.send("a", 1, [b"first"])
+    net.drop_queued(Kind.DATA)
+    net.send("a", 1, [b"second"])
+    net.pump()
+
+    def lose_resends() -> None:
+        net.queue[:] = [m for m in net.queue if not (
+            header_of(m[2]).kind == Kind.DATA and header_of(m[2]).seq == 0)]
+
+    gap = Config().gap_timeout
+    t = 0.0
+    while t < gap + INTERVAL:
+        t += INTERVAL / 2
+        net.now = t
+        for label, node in net.nodes.items():
+            node.timer(t)
+            net.collect(label)
+        lose_resends()
+        net.pump()
+        if t < gap - INTERVAL:
+            assert net.closed("b") == []
+    assert net.received("b", b1) == []
     assert net.closed("b") == [(b1, "gap_timeout")]
     assert net.nodes["b"].stats["gaps"] == 1
     assert net.closed("a") == [(1, "peer_closed")]

@@ -36,6 +36,7 @@ class Config:
     gap_timeout: float = 2.0
     ack_every: int = 32
     ack_delay: float = 0.010
+    resend_timeout: float = 0.5
 
     @classmethod
     def from_pairs(cls, pairs: list[str]) -> Config:

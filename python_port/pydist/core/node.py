@@ -70,6 +70,9 @@ class Node:
         self.wanted: dict[bytes, int] = {}
         #: channels whose receiver has an ack or a gap check to come
         self.seq_due: set[int] = set()
+        #: channels with frames not acknowledged: chan -> (when to send them
+        #: again if no ack moves by then, the wait after that)
+        self.resend_at: dict[int, tuple[float, float]] = {}
         # outputs, drained by the shell after every call
         self.port_out: list[Out] = []
         self.link_out: list[tuple[LinkKey, list[Out]]] = []
@@ -117,8 +120,15 @@ class Node:
         link = ch.link
         link.last_tx = now
         self.link_out.append((link.key, frame.join(header, body)))
+        if ch.chan not in self.resend_at:
+            self._resend_later(ch, now, self.config.resend_timeout)
         if ch.sender.full and not ch.paused:
             self._refresh_pause(ch)
+
+    def _resend_later(self, ch: Channel, now: float, wait: float) -> None:
+        at = now + wait
+        self.resend_at[ch.chan] = (at, wait)
+        self.deadline = min(self.deadline, at)
 
     def _control(self, term: Any, now: float) -> None:
         match term:
@@ -344,11 +354,16 @@ class Node:
             return
         assert ch.sender is not None
         try:
-            ch.sender.ack(hdr.seq)
+            freed = ch.sender.ack(hdr.seq)
         except SequenceError as exc:
             log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
             self._close(ch, exc.reason, now)
             return
+        if freed:  # progress: the resend clock starts again, at its first wait
+            if ch.sender.frames:
+                self._resend_later(ch, now, self.config.resend_timeout)
+            else:
+                self.resend_at.pop(ch.chan, None)
         if ch.paused and not ch.sender.full:
             self._refresh_pause(ch)
 
@@ -488,6 +503,17 @@ class Node:
         self.deadline = deadline
         for chan in sorted(self.seq_due):
             self._sequencing_timer(self.channels[chan], now)
+        for chan, (at, wait) in sorted(self.resend_at.items()):
+            if at <= now:
+                # No ack for a while: a frame or its ack was lost without a
+                # route change (a node in the middle gave up on a stalled
+                # link). Send again, waiting twice as long each time, so a
+                # far end that is merely slow is not flooded.
+                self.stats["resend_timeouts"] += 1
+                self._resend(self.channels[chan], now)
+                self._resend_later(self.channels[chan], now, min(wait * 2, 8.0))
+            else:
+                self.deadline = min(self.deadline, at)
         self._settle(now)
 
     def _sequencing_timer(self, ch: Channel, now: float) -> None:
@@ -624,6 +650,7 @@ class Node:
     def _forget(self, ch: Channel, told: bool = True) -> None:
         self.channels.remove(ch, told)
         self.seq_due.discard(ch.chan)
+        self.resend_at.pop(ch.chan, None)
 
     def _tell_closed(self, chan: int, reason: str) -> None:
         assert reason in CLOSE_REASONS, reason
