@@ -18,7 +18,8 @@ from pydist.core import wire
 
 ROOT = Path(__file__).resolve().parents[2]
 HRL = ROOT / "erlang" / "include" / "py_dist.hrl"
-NODE_PY = ROOT / "python_port" / "pydist" / "core" / "node.py"
+CORE = ROOT / "python_port" / "pydist" / "core"
+NODE_PY = (CORE / "node.py", CORE / "delivery.py")  # the modules that close channels
 
 _DEFINE = re.compile(r"-define\(\s*([A-Z_][A-Za-z0-9_]*)\s*,(.*?)\)\s*\.", re.DOTALL)
 
@@ -85,14 +86,13 @@ def test_close_reasons_agree() -> None:
 
 
 def test_node_reports_only_known_close_reasons() -> None:
-    """Every literal reason node.py hands to the BEAM is one Erlang knows.
+    """Every literal reason the node hands to the BEAM is one Erlang knows.
 
     Erlang decodes control terms with ``[safe]``: an atom outside the list
     would make the whole control message undecodable.
     """
-    tree = ast.parse(NODE_PY.read_text())
     found = set()
-    for call in ast.walk(tree):
+    for call in (n for path in NODE_PY for n in ast.walk(ast.parse(path.read_text()))):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
             continue
         if call.func.attr not in ("_tell_closed", "_link_down", "_close"):

@@ -1,0 +1,256 @@
+"""The channel data path: numbering, sending, receiving, acknowledging and
+resending the frames of Erlang connections.
+
+:class:`Delivery` is the half of :class:`pydist.core.node.Node` that deals
+with one channel at a time: it turns a data packet from the BEAM into a
+numbered DATA frame kept for resending (:mod:`pydist.core.sequencing`),
+delivers what arrives in order, sends and takes acknowledgements, pauses a
+channel while its link is congested or its window full, and closes it with
+a reason the BEAM can show. The node around it decides which link a
+channel uses, and when to resend (a route change, a timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from pydist.core import frame, port_codec
+from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_key
+from pydist.core.config import Config
+from pydist.core.etf import Atom
+from pydist.core.router import Router
+from pydist.core.sequencing import Receiver, Sender, SequenceError
+from pydist.core.wire import CLOSE_REASONS, FLAG_INITIATOR, HEADER, VERSION, Kind
+
+log = logging.getLogger("pydist.node")
+
+Out = bytes | memoryview
+
+_DATA = int(Kind.DATA)
+#: closes that lose nothing: the far end closed, or our BEAM did
+ORDERLY = frozenset(("peer_closed",))
+
+
+class Delivery:
+    # state the node keeps, used here
+    config: Config
+    id: int
+    channels: ChannelTable
+    links: dict[LinkKey, Link]
+    router: Router
+    stats: Counter[str]
+    deadline: float
+    port_out: list[Out]
+    link_out: list[tuple[LinkKey, list[Out]]]
+    #: channels whose receiver has an ack or a gap check to come
+    seq_due: set[int]
+    #: channels with frames not acknowledged: chan -> (when to send them
+    #: again if no ack moves by then, the wait after that)
+    resend_at: dict[int, tuple[float, float]]
+
+    def _send_data(self, chan: int, body: memoryview, now: float) -> None:
+        ch = self.channels.get(chan)
+        if ch is None:  # closed while the BEAM was still writing
+            self.stats["data_after_close"] += 1
+            return
+        assert ch.sender is not None
+        try:
+            seq = ch.sender.push(body)
+        except SequenceError as exc:  # the BEAM wrote on past a pause
+            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
+            self._close(ch, exc.reason, now)
+            return
+        header = HEADER.pack(VERSION, _DATA, ch.flags, self.config.max_hops, 0, ch.epoch,
+                             self.id, ch.peer_id, seq, 0, 1)
+        link = ch.link
+        link.last_tx = now
+        self.link_out.append((link.key, frame.join(header, body)))
+        if ch.chan not in self.resend_at:
+            self._resend_later(ch, now, self.config.resend_timeout)
+        if ch.sender.full and not ch.paused:
+            self._refresh_pause(ch)
+
+    def _resend_later(self, ch: Channel, now: float, wait: float) -> None:
+        at = now + wait
+        self.resend_at[ch.chan] = (at, wait)
+        self.deadline = min(self.deadline, at)
+
+    def _channel(self, chan: int, peer: bytes, peer_id: int, epoch: int, initiator: bool,
+                 link: Link) -> Channel:
+        c = self.config
+        ch = Channel(chan, peer, peer_id, epoch, initiator, link,
+                     sender=Sender(c.window_bytes, c.window_frames),
+                     receiver=Receiver(c.window_bytes, c.window_frames, c.gap_timeout,
+                                       c.ack_every, c.ack_delay))
+        self.channels.add(ch)
+        if link.congested:
+            self._refresh_pause(ch)
+        return ch
+
+    def _refresh_pause(self, ch: Channel) -> None:
+        """Hold the channel's data in the BEAM while its link is congested
+        or its retransmit window is full; let it flow otherwise."""
+        assert ch.sender is not None
+        hold = ch.link.congested or ch.sender.full
+        if hold != ch.paused:
+            ch.paused = hold
+            self.port_out.append(port_codec.encode_ctrl((Atom("pause" if hold else "resume"),
+                                                         ch.chan)))
+
+    def _receive_data(self, hdr: frame.Header, payload: Any, now: float) -> None:
+        ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
+        if ch is None:
+            self.stats["data_unknown_channel"] += 1
+            self._refuse(hdr, now)
+            return
+        receiver = ch.receiver
+        assert receiver is not None
+        duplicates, reordered = receiver.duplicates, receiver.reordered
+        try:
+            ready = receiver.receive(hdr.seq, payload, now)
+        except SequenceError as exc:
+            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
+            self._close(ch, exc.reason, now)
+            return
+        for piece in ready:
+            self.port_out.append(port_codec.encode_data_prefix(ch.chan, len(piece)))
+            self.port_out.append(piece)
+        if receiver.duplicates != duplicates:
+            self.stats["duplicates_dropped"] += receiver.duplicates - duplicates
+        if receiver.reordered != reordered:
+            self.stats["reordered"] += receiver.reordered - reordered
+        self._sequencing_due(ch, now)
+
+    def _sequencing_due(self, ch: Channel, now: float) -> None:
+        """Send the ack the receiver wants now, and remember the channel
+        if it wants one later (or watches a gap)."""
+        receiver = ch.receiver
+        assert receiver is not None
+        ack = receiver.take_ack(now)
+        if ack is not None:
+            self._send(ch.link, Kind.ACK, ch, b"", now, seq=ack)
+        due = receiver.deadline()
+        if due is None:
+            self.seq_due.discard(ch.chan)
+        else:
+            self.seq_due.add(ch.chan)
+            self.deadline = min(self.deadline, due)
+
+    def _ack(self, hdr: frame.Header, now: float) -> None:
+        ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
+        if ch is None:
+            self.stats["ack_unknown_channel"] += 1
+            return
+        assert ch.sender is not None
+        try:
+            freed = ch.sender.ack(hdr.seq)
+        except SequenceError as exc:
+            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
+            self._close(ch, exc.reason, now)
+            return
+        if freed:  # progress: the resend clock starts again, at its first wait
+            if ch.sender.frames:
+                self._resend_later(ch, now, self.config.resend_timeout)
+            else:
+                self.resend_at.pop(ch.chan, None)
+        if ch.paused and not ch.sender.full:
+            self._refresh_pause(ch)
+
+    def _refuse(self, hdr: frame.Header, now: float) -> None:
+        key = received_key(hdr.src, hdr.epoch, hdr.flags)
+        if self.channels.recently_closed(key):
+            return
+        self.channels.remember_closed(key)
+        self._route_close(hdr, b"unknown_channel", None, now)
+
+    def _route_close(self, hdr: frame.Header, reason: bytes, arrived: Link | None,
+                     now: float) -> None:
+        """CLOSE back to the source of ``hdr``, along the route (or the link it came on)."""
+        flags = 0 if hdr.flags & FLAG_INITIATOR else FLAG_INITIATOR
+        hop = self.router.next_hop(hdr.src)
+        link = self.links.get(hop) if hop is not None else arrived
+        if link is not None:
+            header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags,
+                                  hops=self.config.max_hops)
+            self.link_out.append((link.key, frame.join(header, reason)))
+
+    def _sequencing_timer(self, ch: Channel, now: float) -> None:
+        assert ch.receiver is not None
+        try:
+            ch.receiver.check(now)
+        except SequenceError as exc:
+            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
+            self.stats["gaps"] += 1
+            self._close(ch, exc.reason, now)
+            return
+        self._sequencing_due(ch, now)
+
+    def _rebind(self, ch: Channel, link: Link) -> None:
+        ch.link.channels.discard(ch.chan)
+        link.channels.add(ch.chan)
+        ch.link = link
+        self._refresh_pause(ch)
+
+    def _resend(self, ch: Channel, now: float) -> None:
+        """A link of the channel's path is gone, and frames with it, maybe:
+        send again all the far end has not acknowledged, along the new path.
+        It drops what it has already."""
+        assert ch.sender is not None
+        frames = ch.sender.unacked()
+        if not frames:
+            return
+        self.stats["rerouted_channels"] += 1
+        self.stats["retransmitted"] += len(frames)
+        link = ch.link
+        link.last_tx = now
+        for seq, body in frames:
+            header = HEADER.pack(VERSION, _DATA, ch.flags, self.config.max_hops, 0, ch.epoch,
+                                 self.id, ch.peer_id, seq, 0, 1)
+            self.link_out.append((link.key, frame.join(header, body)))
+
+    def _send(self, link: Link, kind: Kind, ch: Channel | None, payload: bytes, now: float,
+              seq: int = 0) -> None:
+        if ch is None:
+            header = frame.encode(kind, self.id, 0)
+        else:
+            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, seq=seq, flags=ch.flags,
+                                  hops=self.config.max_hops)
+        link.last_tx = now
+        self.link_out.append((link.key, frame.join(header, payload)))
+
+    def _close(self, ch: Channel, reason: str, now: float) -> None:
+        told = ch.link.key in self.links  # not over a link already given up
+        if told:
+            self._send(ch.link, Kind.CLOSE, ch, reason.encode(), now)
+        self._tell_closed(ch.chan, reason)
+        self._forget(ch, told)
+
+    def _forget(self, ch: Channel, told: bool = True) -> None:
+        self.channels.remove(ch, told)
+        self.seq_due.discard(ch.chan)
+        self.resend_at.pop(ch.chan, None)
+
+    def _tell_closed(self, chan: int, reason: str) -> None:
+        assert reason in CLOSE_REASONS, reason
+        ch = self.channels.get(chan)
+        if ch is not None and reason not in ORDERLY:
+            self._report_loss(ch, reason)
+        self.port_out.append(port_codec.encode_ctrl((Atom("closed"), chan, Atom(reason))))
+
+    def _report_loss(self, ch: Channel, reason: str) -> None:
+        """For py_dist:monitor_losses/0; before the close, so that a watcher
+        hears of the loss before the nodedown."""
+        unacked = ch.sender.frames if ch.sender is not None else 0
+        self.port_out.append(port_codec.encode_ctrl((Atom("loss"), ch.peer, Atom(reason),
+                                                     unacked)))
+
+    @staticmethod
+    def _channel_info(ch: Channel) -> dict[Atom, Any]:
+        assert ch.sender is not None and ch.receiver is not None
+        return {Atom("chan"): ch.chan, Atom("peer"): ch.peer, Atom("epoch"): ch.epoch,
+                Atom("initiator"): ch.initiator, Atom("paused"): ch.paused,
+                Atom("unacked_bytes"): ch.sender.bytes,
+                Atom("reorder_bytes"): ch.receiver.buffered_bytes,
+                Atom("next_seq"): ch.sender.next_seq, Atom("expected"): ch.receiver.expected}
