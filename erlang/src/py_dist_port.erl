@@ -152,6 +152,7 @@ init([]) ->
 
 handle_call({listen, Node}, _From, #state{listen_port = ListenPort} = S) ->
     send_ctrl(S#state.port, {set_node, Node}),
+    send_ctrl(S#state.port, {advertise, endpoint(Node, ListenPort)}),
     {reply, {ok, ListenPort}, S#state{node = Node}};
 handle_call({set_acceptor, Pid}, _From, S) ->
     {reply, ok, S#state{acceptor = Pid}};
@@ -209,7 +210,8 @@ port_info_keys() ->
     [links, peer, up, dialled, channels, stats,
      chan, epoch, initiator, paused, unacked_bytes, reorder_bytes, next_seq, expected,
      reachable, unreachable, neighbour_up, neighbour_down, reply, loss,
-     node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static].
+     node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
+     endpoint].
 
 answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
     case maps:take(Ref, Waiting) of
@@ -416,6 +418,8 @@ restart_port(#state{restarts = N} = S) ->
     case start_port(S#state.listen_port) of
         {ok, Port, OsPid, _ListenPort} ->
             is_binary(S#state.node) andalso send_ctrl(Port, {set_node, S#state.node}),
+            is_binary(S#state.node) andalso
+                send_ctrl(Port, {advertise, endpoint(S#state.node, S#state.listen_port)}),
             py_dist_neighbours:port_restarted(),
             S#state{port = Port, os_pid = OsPid, restarts = N + 1};
         {error, Reason} ->
@@ -425,6 +429,12 @@ restart_port(#state{restarts = N} = S) ->
                               restart_port),
             S#state{restarts = N + 1}
     end.
+
+%% Where other nodes reach this one: the host of its name, as with epmd,
+%% and the listener's port; advertised in the link state (py_dist_epmd).
+endpoint(Node, ListenPort) ->
+    [_Name, Host] = binary:split(Node, <<"@">>),
+    iolist_to_binary([Host, $:, integer_to_list(ListenPort)]).
 
 start_port() ->
     start_port(undefined).

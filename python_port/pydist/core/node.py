@@ -130,6 +130,8 @@ class Node(Delivery):
                     # the neighbour drops the link now, and reroutes what used it
                     self._send(link, Kind.BYE, None, b"unlinked", now)
                     self._link_down(link, "unlinked", now)
+            case (Atom("advertise"), bytes(endpoint)) if len(endpoint) <= 255:
+                self.router.advertise(endpoint, now)
             case (Atom("add_route"), bytes(dest), bytes(via)):
                 self.router.add_route(dest, via)
             case (Atom("del_route"), bytes(dest)):
@@ -524,8 +526,8 @@ class Node(Delivery):
             Atom("node"): self.name or b"",
             Atom("lsdb"): [
                 {Atom("origin"): origin, Atom("seq"): seq, Atom("age_left"): int(left * 1000),
-                 Atom("neighbours"): [(n, c) for n, c in nbrs]}
-                for origin, seq, left, nbrs in topo["lsdb"]  # type: ignore[attr-defined]
+                 Atom("neighbours"): [(n, c) for n, c in nbrs], Atom("endpoint"): endpoint}
+                for origin, seq, left, nbrs, endpoint in topo["lsdb"]  # type: ignore[attr-defined]
             ],
             Atom("routes"): [
                 {Atom("dest"): dest, Atom("via"): via, Atom("cost"): cost, Atom("static"): static}

@@ -56,6 +56,8 @@ class Router:
         self.paths = spf.Paths(me)
         self.dirty = True
         self.out: list[tuple[LinkKey, Kind, bytes]] = []
+        #: where this node listens, ``host:port``, advertised in its LSP
+        self.endpoint = b""
         self.refresh_at = now
         self.sync_at = now + sync_interval
 
@@ -121,6 +123,11 @@ class Router:
 
     # ------------------------------------------------------------------
     # static routes
+
+    def advertise(self, endpoint: bytes, now: float) -> None:
+        if endpoint != self.endpoint:
+            self.endpoint = endpoint
+            self._originate(now)
 
     def add_route(self, dest: bytes, via: bytes) -> None:
         self.static[dest] = via
@@ -188,7 +195,7 @@ class Router:
 
     def _originate(self, now: float, at_least: int = 0) -> None:
         neighbours = {name: cost for name, (_, cost) in self.adjacent.items()}
-        self.db.originate(neighbours, b"", now, at_least)
+        self.db.originate(neighbours, self.endpoint, now, at_least)
         self.refresh_at = now + self.db.lifetime / 3
         self.dirty = True
         self._flood(self.me, now)
@@ -208,7 +215,8 @@ class Router:
     def topology(self, now: float) -> dict[str, object]:
         """For ``py_dist:topology/0``: the database and the table."""
         return {
-            "lsdb": [(lsp.origin, lsp.seq, self.db.remaining(o, now), list(lsp.neighbours))
+            "lsdb": [(lsp.origin, lsp.seq, self.db.remaining(o, now), list(lsp.neighbours),
+                      lsp.endpoint)
                      for o, lsp in sorted(self.db.lsps().items())],
             "routes": [(dest, nbr, self.paths.dist.get(dest, -1),
                         dest in self.static and self.static[dest] == nbr)
