@@ -85,6 +85,15 @@ python_command() ->
 
 %% @doc Parse a command-line value of the given kind.
 -spec parse(kind(), string()) -> term().
+parse(string, [$" | _] = Text) ->
+    %% quoted, as `-py_dist Key Value' must be in a release (where init
+    %% reads it as the application's environment, an Erlang term)
+    try parse(term, Text) of
+        String when is_list(String) -> String;
+        _ -> Text
+    catch
+        error:_ -> Text
+    end;
 parse(string, Text) -> Text;
 parse(atom, Text) -> list_to_atom(Text);
 parse(term, Text) ->

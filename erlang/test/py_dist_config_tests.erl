@@ -28,6 +28,7 @@ parse_test_() ->
     [?_assertEqual(42, py_dist_config:parse(integer, "42")),
      ?_assertEqual(info, py_dist_config:parse(atom, "info")),
      ?_assertEqual("/usr/bin/python3", py_dist_config:parse(string, "/usr/bin/python3")),
+     ?_assertEqual("/usr/bin/python3", py_dist_config:parse(string, "\"/usr/bin/python3\"")),
      ?_assertError({bad_py_dist_config, "4x"}, py_dist_config:parse(integer, "4x")),
      %% neighbours come as an Erlang term on the command line
      ?_assertEqual(['b@h', {'c@h', #{cost => 5}}],
