@@ -13,7 +13,7 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, link/2, unlink/1, add_route/2, del_route/1,
-         static_routes/0, neighbours/0, port_restarted/0, link_state/2]).
+         static_routes/0, neighbours/0, port_restarted/0, link_state/2, give_up/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 -export_type([link_opts/0]).
 
@@ -68,6 +68,11 @@ neighbours() ->
 port_restarted() ->
     gen_server:cast(?MODULE, port_restarted).
 
+%% @doc This node's name is taken in the cluster: keep no neighbours.
+-spec give_up() -> ok.
+give_up() ->
+    gen_server:cast(?MODULE, give_up).
+
 %% @doc From the port owner: the link to a kept neighbour is up or down.
 -spec link_state(binary(), up | down) -> ok.
 link_state(Peer, State) ->
@@ -118,6 +123,8 @@ handle_call(neighbours, _From, S) ->
     {reply, lists:sort([{Node, N#neighbour.state}
                         || {Node, N} <- maps:to_list(S#state.neighbours)]), S}.
 
+handle_cast(give_up, S) ->
+    {noreply, S#state{neighbours = #{}}};
 handle_cast(port_restarted, #state{neighbours = Ns, routes = Routes} = S) ->
     _ = [py_dist_port:command({add_route, atom_to_binary(D), atom_to_binary(V)})
          || {D, V} <- maps:to_list(Routes)],

@@ -301,6 +301,15 @@ inbound({ctrl, {reachable, Peer}}, S) when is_binary(Peer) ->
 inbound({ctrl, {unreachable, Peer}}, S) when is_binary(Peer) ->
     true = ets:delete(?REACHABLE, Peer),
     S;
+inbound({ctrl, {name_taken, Seed}}, S) when is_binary(Seed) ->
+    %% As epmd refuses a second node of one name: this node's name belongs
+    %% to another live node of the cluster, so it stops joining.  (Stock
+    %% distribution fails the boot then; here the node was already up.)
+    ?LOG_ERROR("py_dist: ~ts refused this node: the name ~ts is taken by another "
+               "live node of the cluster; no more links to neighbours will be made",
+               [Seed, S#state.node]),
+    py_dist_neighbours:give_up(),
+    S;
 inbound({ctrl, {loss, Peer, Reason, Unacked}}, S) when is_binary(Peer) ->
     py_dist_losses:report(Peer, Reason, Unacked),
     S;

@@ -76,3 +76,38 @@ def test_a_node_restarted_under_its_name_rejoins(tmp_path: Path) -> None:
                             end end,
             P(50).""") == "pong"
         assert b.eval(f"rpc:call('{c.node}', os, getpid, []).") != old
+
+
+def test_a_name_already_taken_is_refused(tmp_path: Path) -> None:
+    """A second node named like a live one joins through a seed that knows
+    the first elsewhere: the seed refuses the link, the newcomer logs why
+    and stops trying; the first is untouched."""
+    epmd_port = free_port()
+    with Cluster(tmp_path / "cluster", private_epmd=False) as cluster:
+        env = {"ERL_EPMD_PORT": str(epmd_port)}
+        ports = [free_port() for _ in range(3)]
+        seed = f"[{{'a@{HOST}', #{{endpoint => {{\"{HOST}\", {ports[0]}}}}}}}]"
+
+        def start(name: str, port: int, *args: str):  # type: ignore[no-untyped-def]
+            return cluster.start(name, "-start_epmd", "false", "-epmd_module", "py_dist_epmd",
+                                 "-py_dist", "listen_port", str(port), *args, env=env)
+
+        a = start("a", ports[0])
+        b = start("b", ports[1], "-py_dist", "neighbours", seed)
+        wait_routes(a, 1)
+        assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+        pid = a.eval(f"rpc:call('{b.node}', os, getpid, []).")
+        impostor = start("b", ports[2], "-py_dist", "neighbours", seed)
+        assert impostor.eval("""
+            W = fun L(0) -> still_trying;
+                    L(K) -> case py_dist:neighbours() of
+                                [] -> gave_up;
+                                _ -> timer:sleep(100), L(K - 1)
+                            end end,
+            W(100).""") == "gave_up"
+        assert "is taken by another live node" in impostor.log_text()
+        assert impostor.eval("nodes().") == []
+        assert impostor.eval(f"net_adm:ping('{a.node}').") == "pang"
+        assert a.eval(f"rpc:call('{b.node}', os, getpid, []).") == pid
+        stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
+        assert stats.get(b"names_taken", 0) >= 1, stats

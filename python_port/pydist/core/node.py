@@ -180,9 +180,14 @@ class Node(Delivery):
         self.links[key] = link
         self.by_peer.setdefault(peer, link)
         self.commands.append(("dial", key, endpoint))
-        self._send(link, Kind.HELLO, None, self.name or b"", now)
+        self._send(link, Kind.HELLO, None, self._hello_payload(), now)
         self.deadline = min(self.deadline, self.liveness.deadline(now, now))
         return link
+
+    def _hello_payload(self) -> bytes:
+        """Our name, and where we listen: a node that already knows another
+        live node of that name elsewhere refuses the link (see _hello)."""
+        return (self.name or b"") + b"\0" + self.router.endpoint
 
     # ------------------------------------------------------------------
     # input from links
@@ -223,15 +228,15 @@ class Node(Delivery):
             pass
         elif kind == Kind.HELLO:
             self._hello(link, bytes(payload), now)
+        elif kind == Kind.BYE:  # our neighbour's node exits, or just drops this link
+            self._bye(link, bytes(payload), now)
         elif not link.up:
             self._bad_frame(link, key, f"{Kind(kind).name} before HELLO", now)
         elif kind == Kind.LSP:
             self.router.receive_lsp(key, bytes(payload), now)
         elif kind == Kind.SUMMARY:
             self.router.receive_summary(key, bytes(payload), now)
-        elif kind == Kind.BYE:  # our neighbour's node exits, or just drops this link
-            self._link_down(link, "unlinked" if bytes(payload) == b"unlinked" else "peer_exit",
-                            now)
+
 
     def _forward(self, hdr: frame.Header, head: memoryview, payload: Any, parts: list[Any],
                  now: float) -> None:
@@ -256,7 +261,8 @@ class Node(Delivery):
         out = [bytes(header), parts[1]] if len(parts) == 2 else frame.join(bytes(header), payload)
         self.transit_out.append((link.key, out))
 
-    def _hello(self, link: Link, name: bytes, now: float) -> None:
+    def _hello(self, link: Link, payload: bytes, now: float) -> None:
+        name, _, endpoint = payload.partition(b"\0")
         if link.up:
             if name != link.peer:
                 self._bad_frame(link, link.key, "HELLO with another name", now)
@@ -269,16 +275,46 @@ class Node(Delivery):
         if name == self.name:
             self._bad_frame(link, link.key, "HELLO with our own name", now)
             return
+        taken = None if link.dialled else self._taken_at(name, endpoint)
+        if taken is not None:
+            log.error("refusing a link from %s at %s: a live node of that name listens at %s",
+                      name.decode(errors="replace"), endpoint.decode(errors="replace"),
+                      taken.decode(errors="replace"))
+            self.stats["names_taken"] += 1
+            self._send(link, Kind.BYE, None, b"name_taken", now)
+            self._link_down(link, "name_taken", now)
+            return
         link.up = True
         link.peer = name
         if not link.dialled:
-            self._send(link, Kind.HELLO, None, self.name or b"", now)
+            self._send(link, Kind.HELLO, None, self._hello_payload(), now)
         # The newest link to a neighbour carries its traffic: a neighbour
         # dials again when its old link died, maybe before we noticed.
         self.by_peer[name] = link
         self.router.neighbour_up(name, link.key, self.wanted.get(name, self.config.link_cost), now)
         if name in self.wanted:
             self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), name)))
+
+    def _bye(self, link: Link, why: bytes, now: float) -> None:
+        if why == b"name_taken" and link.dialled and not link.up:
+            log.error("%s refuses us: another live node is named %s",
+                      link.endpoint, (self.name or b"").decode(errors="replace"))
+            self.port_out.append(port_codec.encode_ctrl((Atom("name_taken"), link.peer or b"")))
+            self._link_down(link, "name_taken", now)
+        else:
+            self._link_down(link, "unlinked" if why == b"unlinked" and link.up else "peer_exit",
+                            now)
+
+    def _taken_at(self, name: bytes, endpoint: bytes) -> bytes | None:
+        """Where a live node of ``name`` listens, if not at ``endpoint``: the
+        link state knows it, reachable, elsewhere. A former life of a node
+        that restarted elsewhere is unreachable (its neighbours dropped
+        their links to it), so it does not count."""
+        lsp = self.router.db.get(name)
+        if (endpoint and lsp is not None and lsp.endpoint and lsp.endpoint != endpoint
+                and name in self.router.via):
+            return lsp.endpoint
+        return None
 
     def _unknown_link(self, key: LinkKey, hdr: frame.Header, payload: bytes, now: float) -> None:
         if hdr.kind == Kind.HELLO and isinstance(key, bytes):

@@ -29,7 +29,7 @@ CLOSE_REASONS = (
     "peer_closed", "peer_exit", "heartbeat_timeout", "connect_timeout",
     "wrong_node", "protocol_error", "sequence_gap", "not_ready",
     "duplicate_channel", "port_exit", "no_route", "path_lost", "unlinked",
-    "gap_timeout", "reorder_overflow", "retransmit_overflow", "bad_ack",
+    "gap_timeout", "reorder_overflow", "retransmit_overflow", "bad_ack", "name_taken",
 )
 
 # --- Python <-> Python frames over ZeroMQ ---------------------------------
