@@ -448,6 +448,29 @@ endpoint(Node, ListenPort) ->
 start_port() ->
     start_port(undefined).
 
+%% The port program's package travels in this application's priv/python
+%% (a release carries it): put it first on the Python path, so that only
+%% its dependencies need installing.  Read with prim_file: this runs before
+%% kernel's file server exists.
+python_path() ->
+    case code:priv_dir(py_dist) of
+        {error, bad_name} ->
+            [];
+        Priv ->
+            Dir = filename:join(Priv, "python"),
+            case prim_file:read_file_info(filename:join([Dir, "pydist", "__main__.py"])) of
+                {ok, _} ->
+                    Path = case os:getenv("PYTHONPATH") of
+                               false -> Dir;
+                               "" -> Dir;
+                               Old -> Dir ++ ":" ++ Old
+                           end,
+                    [{"PYTHONPATH", Path}];
+                {error, _} ->
+                    []
+            end
+    end.
+
 %% After a restart the listener binds the same port again, so the epmd
 %% registration made at listen stays true.
 start_port(ListenPort) ->
@@ -457,7 +480,8 @@ start_port(ListenPort) ->
                _ -> Args0 ++ ["--set", "listen_port=" ++ integer_to_list(ListenPort)]
            end,
     try open_port({spawn_executable, Exe},
-                  [{args, Args}, {packet, 4}, binary, exit_status, use_stdio])
+                  [{args, Args}, {packet, 4}, binary, exit_status, use_stdio,
+                   {env, python_path()}])
     of
         Port ->
             await_ready(Port)

@@ -1,5 +1,7 @@
 """py_dist inside a rebar3 release: examples/release builds, and two
-releases started by their own start script talk over py_dist."""
+releases started by their own start script talk over py_dist, the port
+program coming from the release (py_dist's priv/python), not from an
+installed package."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import zmq
 
 from pydist import cli
 from pydist.cluster import HOST, Cluster, ErlNode, pid_alive
@@ -34,10 +38,26 @@ def wait_for(observer: ErlNode, node: str) -> None:
         P(100).""", timeout=60) == "pong"
 
 
+def bare_python(tmp_path: Path) -> tuple[Path, str]:
+    """A Python that has the port program's dependencies but not the
+    ``pydist`` package (no site processing, so no editable install): as on
+    a machine where only the release and Python with its dependencies are."""
+    site = str(Path(zmq.__file__).resolve().parents[1])  # where the dependencies are
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper, site
+
+
 def test_two_releases_talk_over_py_dist(cluster: Cluster, tmp_path: Path) -> None:
     script = build()
     assert cluster.cookie is not None
-    env = {**cluster.env, "COOKIE": cluster.cookie, "PYDIST_PYTHON": sys.executable}
+    python, site = bare_python(tmp_path)
+    probe = subprocess.run([str(python), "-c", "import pydist"], env={"PYTHONPATH": site},
+                           capture_output=True)
+    assert probe.returncode != 0  # this Python cannot find pydist by itself
+    env = {**cluster.env, "COOKIE": cluster.cookie, "PYDIST_PYTHON": str(python),
+           "PYTHONPATH": site}
     releases: list[subprocess.Popen[bytes]] = []
     port_pids: list[int] = []
     try:
