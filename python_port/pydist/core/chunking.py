@@ -36,7 +36,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-Payload = bytes | memoryview
+from pydist.core.frame import Payload, size
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -44,10 +45,6 @@ class ChunkError(ValueError):
     """A chunk that is malformed, inconsistent with the others of its
     message, or that there is no room for."""
 
-
-def size(payload: Payload) -> int:
-    """Bytes held: a memoryview's ``len`` counts items, not bytes."""
-    return payload.nbytes if isinstance(payload, memoryview) else len(payload)
 
 
 def cut(payload: Payload, chunk_size: int) -> list[memoryview]:

@@ -19,6 +19,14 @@ JOIN_MAX = 64 * 1024
 
 _KINDS = frozenset(int(k) for k in Kind)
 
+#: a payload as the core holds it: bytes, or a view of a buffer not copied
+Payload = bytes | memoryview
+
+
+def size(payload: Payload) -> int:
+    """Bytes held: a memoryview's ``len`` counts items, not bytes."""
+    return payload.nbytes if isinstance(payload, memoryview) else len(payload)
+
 
 class FrameError(ValueError):
     """Bytes from the network that are not a frame we accept."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 
-Payload = bytes | memoryview
+from pydist.core.frame import Payload, size
 
 #: the ``reason`` of every :class:`SequenceError`
 REASONS = ("retransmit_overflow", "reorder_overflow", "gap_timeout", "bad_ack")
@@ -48,10 +48,6 @@ class SequenceError(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
 
-
-def size(payload: Payload) -> int:
-    """Bytes held: a memoryview's ``len`` counts items, not bytes."""
-    return payload.nbytes if isinstance(payload, memoryview) else len(payload)
 
 
 class Sender:
