@@ -87,14 +87,42 @@ CASES: list[tuple[list[Case], Measure]] = [
 ]
 
 
-def run(seconds: float = 2.0, rounds: int = 3) -> list[tuple[Case, dict[str, float]]]:
-    """Each case, ``rounds`` times, alternating the carriers; medians.
+Rows = list[tuple[Case, dict[str, float]]]
 
-    Both pairs of nodes are up for the whole run and take turns, so a burst
-    of load on this shared machine hits both carriers alike.
-    """
+
+def alternate(cases: list[tuple[list[Case], Measure]],
+              pairs: dict[str, tuple[ErlNode, ErlNode]], seconds: float, rounds: int) -> Rows:
+    """Each case, ``rounds`` times, taking the pairs of nodes in turn;
+    medians per case and pair. All pairs are up for the whole run, so a
+    burst of load on this shared machine hits them alike."""
     samples: dict[Case, dict[str, list[float]]] = {
-        c: {p: [] for p in PROTOS} for cases, _ in CASES for c in cases}
+        c: {tag: [] for tag in pairs} for cs, _ in cases for c in cs}
+    for cs, measure in cases:
+        for round_ in range(rounds):
+            for tag, (src, dst) in pairs.items():
+                for case, value in zip(cs, measure(src, dst, seconds), strict=True):
+                    samples[case][tag].append(value)
+                    click.echo(f"  {tag:>10}  {case.name:<28} round {round_ + 1}: "
+                               f"{value:>14,.1f} {case.unit}", err=True)
+    return [(c, {tag: statistics.median(v) for tag, v in by.items()})
+            for c, by in samples.items()]
+
+
+def compare(rows: Rows, base: str, other: str, titles: tuple[str, str, str]) -> str:
+    """A markdown table of ``other`` against ``base``; the ratio says how
+    many times better ``other`` is (rates other/base, times base/other)."""
+    base_title, other_title, ratio_title = titles
+    lines = [f"| case | unit | {base_title} | {other_title} | {ratio_title} |",
+             "|---|---|---:|---:|---:|"]
+    for case, values in rows:
+        was, now = values[base], values[other]
+        better = now / was if case.higher_is_better else was / now
+        lines.append(f"| {case.name} | {case.unit} | {was:,.1f} | {now:,.1f} | {better:.2f}x |")
+    return "\n".join(lines)
+
+
+def run(seconds: float = 2.0, rounds: int = 3) -> Rows:
+    """Each case, ``rounds`` times, alternating the carriers; medians."""
     with Cluster() as cluster:
         pairs = {}
         for proto in PROTOS:
@@ -103,27 +131,8 @@ def run(seconds: float = 2.0, rounds: int = 3) -> list[tuple[Case, dict[str, flo
             dst = cluster.start(f"bench_dst_{tag}", proto=proto)
             assert src.eval(f"net_adm:ping('{dst.node}').") == "pong"
             pairs[proto] = (src, dst)
-        for cases, measure in CASES:
-            for round_ in range(rounds):
-                for proto in PROTOS:
-                    for case, value in zip(cases, measure(*pairs[proto], seconds), strict=True):
-                        samples[case][proto].append(value)
-                        click.echo(f"  {proto:>8}  {case.name:<28} round {round_ + 1}: "
-                                   f"{value:>14,.1f} {case.unit}", err=True)
-    return [(c, {p: statistics.median(v) for p, v in by_proto.items()})
-            for c, by_proto in samples.items()]
+        return alternate(CASES, pairs, seconds, rounds)
 
 
-def ratio(case: Case, values: dict[str, float]) -> float:
-    """How many times better py_dist is: > 1 means faster than inet_tcp."""
-    py, tcp = values["py"], values["inet_tcp"]
-    return py / tcp if case.higher_is_better else tcp / py
-
-
-def table(rows: list[tuple[Case, dict[str, float]]]) -> str:
-    lines = ["| case | unit | inet_tcp | py_dist | py vs inet_tcp |",
-             "|---|---|---:|---:|---:|"]
-    for case, values in rows:
-        lines.append(f"| {case.name} | {case.unit} | {values['inet_tcp']:,.1f} | "
-                     f"{values['py']:,.1f} | {ratio(case, values):.2f}x |")
-    return "\n".join(lines)
+def table(rows: Rows) -> str:
+    return compare(rows, "inet_tcp", "py", ("inet_tcp", "py_dist", "py vs inet_tcp"))

@@ -14,10 +14,8 @@ import time
 
 import click
 
-from pydist.bench import Case, Measure, _rtt, _throughput
+from pydist.bench import Case, Measure, Rows, _rtt, _throughput, alternate, compare
 from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
-
-WAYS = ("direct", "routed")
 
 CASES: list[tuple[list[Case], Measure]] = [
     ([Case("100 B msgs, 1 sender", "msg/s", True)], _throughput(100, 1, "msg")),
@@ -31,11 +29,9 @@ def _neighbours(*nodes: str) -> tuple[str, ...]:
     return ("-py_dist", "neighbours", "[" + ", ".join(f"'{n}@{HOST}'" for n in nodes) + "]")
 
 
-def run(seconds: float = 2.0, rounds: int = 3) -> list[tuple[Case, dict[str, float]]]:
+def run(seconds: float = 2.0, rounds: int = 3) -> Rows:
     """Each case on a direct link and on a route through one node in the
     middle, alternating; medians."""
-    samples: dict[Case, dict[str, list[float]]] = {
-        c: {w: [] for w in WAYS} for cases, _ in CASES for c in cases}
     with Cluster() as cluster:
         d_src = cluster.start("bd_src", *_neighbours("bd_dst"))
         d_dst = cluster.start("bd_dst")
@@ -47,15 +43,7 @@ def run(seconds: float = 2.0, rounds: int = 3) -> list[tuple[Case, dict[str, flo
         pairs = {"direct": (d_src, d_dst), "routed": (r_src, r_dst)}
         for src, dst in pairs.values():
             assert src.eval(f"net_adm:ping('{dst.node}').") == "pong"
-        for cases, measure in CASES:
-            for round_ in range(rounds):
-                for way in WAYS:
-                    for case, value in zip(cases, measure(*pairs[way], seconds), strict=True):
-                        samples[case][way].append(value)
-                        click.echo(f"  {way:>8}  {case.name:<28} round {round_ + 1}: "
-                                   f"{value:>14,.1f} {case.unit}", err=True)
-    return [(c, {w: statistics.median(v) for w, v in by_way.items()})
-            for c, by_way in samples.items()]
+        return alternate(CASES, pairs, seconds, rounds)
 
 
 def reroute(rounds: int = 3) -> dict[str, float]:
@@ -117,11 +105,5 @@ def _wait_until_via(src: ErlNode, dst: ErlNode, via: ErlNode) -> None:
                          f"{src.eval('py_dist:neighbours().')} {src.eval('py_dist:topology().')}")
 
 
-def table(rows: list[tuple[Case, dict[str, float]]]) -> str:
-    lines = ["| case | unit | direct | 2 hops | routed vs direct |", "|---|---|---:|---:|---:|"]
-    for case, values in rows:
-        direct, routed = values["direct"], values["routed"]
-        better = routed / direct if case.higher_is_better else direct / routed
-        lines.append(f"| {case.name} | {case.unit} | {direct:,.1f} | {routed:,.1f} | "
-                     f"{better:.2f}x |")
-    return "\n".join(lines)
+def table(rows: Rows) -> str:
+    return compare(rows, "direct", "routed", ("direct", "2 hops", "routed vs direct"))

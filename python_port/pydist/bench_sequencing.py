@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from pydist import cli
-from pydist.bench import Case, Measure, _rtt, _throughput
+from pydist.bench import Case, Measure, Rows, _rtt, _throughput, alternate, compare
 from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
 
 FOUNDATION = "44134380bc9838608b49d7ec09099b1474133ef3"
@@ -58,30 +58,16 @@ def _start_pair(cluster: Cluster, build: str) -> tuple[ErlNode, ErlNode]:
             cluster.start("bq_dst_old", *flags, proto="foundation", env=env))
 
 
-def run(seconds: float = 2.0, rounds: int = 3) -> list[tuple[Case, dict[str, float]]]:
-    samples: dict[Case, dict[str, list[float]]] = {
-        c: {b: [] for b in BUILDS} for cases, _ in CASES for c in cases}
+def run(seconds: float = 2.0, rounds: int = 3) -> Rows:
     with Cluster() as cluster:
         pairs = {b: _start_pair(cluster, b) for b in BUILDS}
         for src, dst in pairs.values():
             assert src.eval(f"net_adm:ping('{dst.node}').") == "pong"
-        for cases, measure in CASES:
-            for round_ in range(rounds):
-                for build in BUILDS:
-                    for case, value in zip(cases, measure(*pairs[build], seconds), strict=True):
-                        samples[case][build].append(value)
-                        click.echo(f"  {build:>10}  {case.name:<28} round {round_ + 1}: "
-                                   f"{value:>14,.1f} {case.unit}", err=True)
-    return [(c, {b: statistics.median(v) for b, v in by.items()}) for c, by in samples.items()]
+        return alternate(CASES, pairs, seconds, rounds)
 
 
-def table(rows: list[tuple[Case, dict[str, float]]]) -> str:
-    lines = ["| case | unit | foundation | now | now vs foundation |", "|---|---|---:|---:|---:|"]
-    for case, values in rows:
-        now, old = values["now"], values["foundation"]
-        better = now / old if case.higher_is_better else old / now
-        lines.append(f"| {case.name} | {case.unit} | {old:,.1f} | {now:,.1f} | {better:.2f}x |")
-    return "\n".join(lines)
+def table(rows: Rows) -> str:
+    return compare(rows, "foundation", "now", ("foundation", "now", "now vs foundation"))
 
 
 def stall(rounds: int = 3, count: int = 50_000) -> dict[str, float]:
