@@ -27,7 +27,7 @@ from pydist.core.port_codec import PortDecoder
 from pydist.core.wire import FLAG_INITIATOR, OP_CTRL, OP_DATA, PY_CHAN_BASE, Kind
 
 HOST = b"127.0.0.1"
-PORTS = {"a": 4241, "b": 4242, "c": 4243}
+PORTS = {label: 4241 + i for i, label in enumerate("abcdefg")}
 INTERVAL = Config().heartbeat_interval  # 0.1 s
 TIMEOUT = Config().heartbeat_timeout  # 0.6 s
 

@@ -1,7 +1,7 @@
 """Routing through other nodes, end to end in memory: links from control terms,
 flooding, forwarding with a hop limit, static routes, failures, bad link state.
 
-Uses :class:`Net` of ``test_node`` with more nodes than its ``PORTS`` names.
+Uses :class:`Net` of ``test_node``.
 """
 
 from __future__ import annotations
@@ -13,34 +13,20 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_node import HOST, INTERVAL, TIMEOUT, Net, name
+from test_node import HOST, INTERVAL, PORTS, TIMEOUT, Net, name
 
 from pydist.core import frame
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.lsdb import Lsp, encode
-from pydist.core.node import Node
-from pydist.core.port_codec import PortDecoder
 from pydist.core.wire import Kind
 
-PORTS = {label: 4241 + i for i, label in enumerate("abcdefg")}
 MAX_HOPS = Config().max_hops
 COST = Config().link_cost  # what the side that did not ask for a link advertises
 
 
 class RNet(Net):
-    """:class:`Net` for any of the nodes ``a``..``g``."""
-
-    def __init__(self, *labels: str, seed: int = 0) -> None:
-        super().__init__(seed=seed)
-        for label in labels:
-            self.nodes[label] = Node(Config(), self.now, rng=random.Random(f"{seed}-{label}"))
-            self.stdin[label] = PortDecoder(1 << 24)
-            self.stdout[label] = PortDecoder(1 << 24)
-            self.events[label] = []
-            self.commands[label] = []
-            self.endpoints[f"tcp://127.0.0.1:{PORTS[label]}"] = label
-            self.beam(label, (Atom("set_node"), name(label)))
+    """:class:`Net` with routing helpers."""
 
     def link(self, label: str, peer: str, cost: int = COST) -> None:
         self.beam(label, (Atom("link"), name(peer), HOST, PORTS[peer], cost))

@@ -18,3 +18,15 @@ def nodedown(observer: ErlNode, wait_ms: int = 10000) -> Any:
         persistent_term:get(w) ! {{get, self()}},
         receive {{nodedown, R}} -> R after {wait_ms} -> timeout end.
     """, timeout=wait_ms / 1000 + 10)
+
+
+def ping_until_pong(observer: ErlNode, node: str, tries: int = 100, every_ms: int = 200) -> Any:
+    """``pong`` once ``observer`` reaches ``node`` (a node still starting, or
+    coming back), else ``pang`` after ``tries`` attempts."""
+    return observer.eval(f"""
+        P = fun L(0) -> pang;
+                L(K) -> case net_adm:ping('{node}') of
+                            pong -> pong;
+                            pang -> timer:sleep({every_ms}), L(K - 1)
+                        end end,
+        P({tries}).""", timeout=tries * every_ms / 1000 + 30)

@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from pydist.cluster import HOST, Cluster, free_port, wait_routes
+from pydist.cluster import HOST, Cluster, ErlNode, free_port, wait_routes
+
+from .helpers import ping_until_pong
+
+
+class Seeded:
+    """Nodes on ``py_dist_epmd``, nothing on the epmd port they are told
+    of, each on a port of its own; node ``a`` is the seed of the others."""
+
+    def __init__(self, cluster: Cluster, epmd_port: int) -> None:
+        self.cluster = cluster
+        self.env = {"ERL_EPMD_PORT": str(epmd_port)}
+        self.seed_port = free_port()
+
+    def start(self, name: str, port: int | None = None) -> ErlNode:
+        seed = f"[{{'a@{HOST}', #{{endpoint => {{\"{HOST}\", {self.seed_port}}}}}}}]"
+        if name == "a":
+            args = ["-py_dist", "listen_port", str(self.seed_port)]
+        else:
+            args = ["-py_dist", "listen_port", str(port or free_port()),
+                    "-py_dist", "neighbours", seed]
+        return self.cluster.start(name, "-start_epmd", "false", "-epmd_module", "py_dist_epmd",
+                                  *args, env=self.env)
+
+
+@contextmanager
+def seeded(tmp_path: Path) -> Iterator[tuple[Seeded, int]]:
+    epmd_port = free_port()  # where an epmd would be: nothing may listen there
+    with Cluster(tmp_path / "cluster", private_epmd=False) as cluster:
+        yield Seeded(cluster, epmd_port), epmd_port
 
 
 def test_a_cluster_from_one_seed_with_no_epmd(tmp_path: Path) -> None:
-    epmd_port = free_port()  # where an epmd would be: nothing may listen there
-    with Cluster(tmp_path / "cluster", private_epmd=False) as cluster:
-        env = {"ERL_EPMD_PORT": str(epmd_port)}
-        ports = {name: free_port() for name in ("a", "b", "c")}
-
-        def start(name: str, *args: str):  # type: ignore[no-untyped-def]
-            return cluster.start(name, "-start_epmd", "false", "-epmd_module", "py_dist_epmd",
-                                 "-py_dist", "listen_port", str(ports[name]), *args, env=env)
-
-        seed = f"[{{'a@{HOST}', #{{endpoint => {{\"{HOST}\", {ports['a']}}}}}}}]"
-        a = start("a")
-        b = start("b", "-py_dist", "neighbours", seed)
-        c = start("c", "-py_dist", "neighbours", seed)
+    with seeded(tmp_path) as (nodes, epmd_port):
+        ports = {"b": free_port(), "c": free_port()}
+        a, b, c = nodes.start("a"), nodes.start("b", ports["b"]), nodes.start("c", ports["c"])
         with socket.socket() as s:
             assert s.connect_ex((HOST, epmd_port)) != 0  # no epmd
         for node in (a, b, c):
@@ -33,32 +54,23 @@ def test_a_cluster_from_one_seed_with_no_epmd(tmp_path: Path) -> None:
         assert b.eval("global:sync(), node(global:whereis_name(pd_seeded)).") == c.node
         # names as epmd would list them (strings come back as bytes)
         assert sorted(b.eval(f"element(2, py_dist_epmd:names(\"{HOST}\")).")) == [
-            (b"a", ports["a"]), (b"b", ports["b"]), (b"c", ports["c"])]
+            (b"a", nodes.seed_port), (b"b", ports["b"]), (b"c", ports["c"])]
         assert b.eval("net_adm:ping('nobody@127.0.0.1').") == "pang"
 
 
 def test_a_node_restarted_under_its_name_rejoins(tmp_path: Path) -> None:
     """c dies (kill -9) and comes back with the same name and port: the
     others see nodedown, then reach it again through the seed."""
-    epmd_port = free_port()
-    with Cluster(tmp_path / "cluster", private_epmd=False) as cluster:
-        env = {"ERL_EPMD_PORT": str(epmd_port)}
-        ports = {name: free_port() for name in ("a", "b", "c")}
-        seed = f"[{{'a@{HOST}', #{{endpoint => {{\"{HOST}\", {ports['a']}}}}}}}]"
-
-        def start(name: str, *args: str):  # type: ignore[no-untyped-def]
-            return cluster.start(name, "-start_epmd", "false", "-epmd_module", "py_dist_epmd",
-                                 "-py_dist", "listen_port", str(ports[name]), *args, env=env)
-
-        start("a")
-        b = start("b", "-py_dist", "neighbours", seed)
-        c = start("c", "-py_dist", "neighbours", seed)
+    with seeded(tmp_path) as (nodes, _):
+        c_port = free_port()
+        nodes.start("a")
+        b, c = nodes.start("b"), nodes.start("c", c_port)
         wait_routes(b, 2)
         assert b.eval(f"net_adm:ping('{c.node}').") == "pong"
         old = b.eval(f"rpc:call('{c.node}', os, getpid, []).")
         c.kill9()
         c.stop()  # and its port program, by pid, should it outlive the BEAM
-        cluster.nodes.remove(c)
+        nodes.cluster.nodes.remove(c)
         assert b.eval(f"""
             W = fun L(0) -> still_up;
                     L(K) -> case lists:member('{c.node}', nodes()) of
@@ -66,15 +78,9 @@ def test_a_node_restarted_under_its_name_rejoins(tmp_path: Path) -> None:
                                 false -> gone
                             end end,
             W(100).""") == "gone"
-        c = start("c", "-py_dist", "neighbours", seed)
+        c = nodes.start("c", c_port)
         wait_routes(c, 2)
-        assert b.eval(f"""
-            P = fun L(0) -> pang;
-                    L(K) -> case net_adm:ping('{c.node}') of
-                                pong -> pong;
-                                pang -> timer:sleep(100), L(K - 1)
-                            end end,
-            P(50).""") == "pong"
+        assert ping_until_pong(b, c.node, tries=50, every_ms=100) == "pong"
         assert b.eval(f"rpc:call('{c.node}', os, getpid, []).") != old
 
 
@@ -82,22 +88,12 @@ def test_a_name_already_taken_is_refused(tmp_path: Path) -> None:
     """A second node named like a live one joins through a seed that knows
     the first elsewhere: the seed refuses the link, the newcomer logs why
     and stops trying; the first is untouched."""
-    epmd_port = free_port()
-    with Cluster(tmp_path / "cluster", private_epmd=False) as cluster:
-        env = {"ERL_EPMD_PORT": str(epmd_port)}
-        ports = [free_port() for _ in range(3)]
-        seed = f"[{{'a@{HOST}', #{{endpoint => {{\"{HOST}\", {ports[0]}}}}}}}]"
-
-        def start(name: str, port: int, *args: str):  # type: ignore[no-untyped-def]
-            return cluster.start(name, "-start_epmd", "false", "-epmd_module", "py_dist_epmd",
-                                 "-py_dist", "listen_port", str(port), *args, env=env)
-
-        a = start("a", ports[0])
-        b = start("b", ports[1], "-py_dist", "neighbours", seed)
+    with seeded(tmp_path) as (nodes, _):
+        a, b = nodes.start("a"), nodes.start("b")
         wait_routes(a, 1)
         assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
         pid = a.eval(f"rpc:call('{b.node}', os, getpid, []).")
-        impostor = start("b", ports[2], "-py_dist", "neighbours", seed)
+        impostor = nodes.start("b")  # same name, another port
         assert impostor.eval("""
             W = fun L(0) -> still_trying;
                     L(K) -> case py_dist:neighbours() of

@@ -16,7 +16,9 @@ from pathlib import Path
 import zmq
 
 from pydist import cli
-from pydist.cluster import HOST, Cluster, ErlNode, pid_alive
+from pydist.cluster import HOST, Cluster, pid_alive
+
+from .helpers import ping_until_pong
 
 EXAMPLE = cli.repo_root() / "examples" / "release"
 
@@ -26,16 +28,6 @@ def build() -> Path:
     subprocess.run(["rebar3", "release"], cwd=EXAMPLE, env=env, check=True,
                    capture_output=True, timeout=300)
     return EXAMPLE / "_build" / "default" / "rel" / "hello" / "bin" / "hello"
-
-
-def wait_for(observer: ErlNode, node: str) -> None:
-    assert observer.eval(f"""
-        P = fun L(0) -> pang;
-                L(K) -> case net_adm:ping('{node}') of
-                            pong -> pong;
-                            pang -> timer:sleep(200), L(K - 1)
-                        end end,
-        P(100).""", timeout=60) == "pong"
 
 
 def bare_python(tmp_path: Path) -> tuple[Path, str]:
@@ -72,7 +64,7 @@ def test_two_releases_talk_over_py_dist(cluster: Cluster, tmp_path: Path) -> Non
                 start_new_session=True))
         observer = cluster.start("observer")
         for name in ("rel1", "rel2"):
-            wait_for(observer, f"{name}@{HOST}")
+            assert ping_until_pong(observer, f"{name}@{HOST}") == "pong"
             # the release's own distribution is py_dist's
             assert observer.eval(f"rpc:call('{name}@{HOST}', init, get_argument, "
                                  f"[proto_dist]).") == ("ok", [[b"py"]])
