@@ -194,16 +194,11 @@ tick(S, Delay) ->
 %% Dial every neighbour whose link is down; a dial that does not come up
 %% ends in a link_state down report from the port program's connect timeout.
 retry(#state{neighbours = Ns} = S) ->
-    case node() of
-        nonode@nohost ->
-            S;  % not distributed yet: the port program has no name to say
-        _ ->
-            lists:foldl(fun dial/2, S, [Node || {Node, #neighbour{state = down}}
-                                                    <- maps:to_list(Ns)])
-    end.
+    lists:foldl(fun dial/2, S, [Node || {Node, #neighbour{state = down}} <- maps:to_list(Ns)]).
 
 dial(Node, #state{neighbours = Ns} = S) ->
     #{Node := N} = Ns,
+    %% not yet distributed: the port program has no name to say in a HELLO
     case N#neighbour.state =:= up orelse node() =:= nonode@nohost orelse Node =:= node() of
         true ->
             S;

@@ -63,10 +63,7 @@ class Node(Delivery):
         self.router = self._new_router(b"", now)
         #: neighbours the BEAM asked to keep a link to: name -> cost
         self.wanted: dict[bytes, int] = {}
-        #: channels whose receiver has an ack or a gap check to come
-        self.seq_due: set[int] = set()
-        #: channels with frames not acknowledged: chan -> (when to send them
-        #: again if no ack moves by then, the wait after that)
+        self.seq_due: set[int] = set()  # see Delivery
         self.resend_at: dict[int, tuple[float, float]] = {}
         # outputs, drained by the shell after every call
         self.port_out: list[Out] = []
@@ -412,7 +409,7 @@ class Node(Delivery):
         self.deadline = deadline
         for chan in sorted(self.seq_due):
             self._sequencing_timer(self.channels[chan], now)
-        for chan, (at, wait) in sorted(self.resend_at.items()):
+        for chan, (at, wait) in list(self.resend_at.items()):
             if at <= now:
                 # No ack for a while: a frame or its ack was lost without a
                 # route change (a node in the middle gave up on a stalled
