@@ -7,8 +7,22 @@
 %%   <<?PY_DIST_OP_CTRL, Term/binary>>  a control message, external term format
 %%   <<?PY_DIST_OP_DATA, Chan:32, Frames/binary>>  distribution packets of
 %%       one channel, Frames = many <<Len:32, Packet:Len/binary>>
+%%   <<?PY_DIST_OP_FLOWS, Chan:32, Groups/binary>>  BEAM -> Python only: the
+%%       packets of one channel grouped by flow (the sending process),
+%%       Groups = one or more <<Flow:64, Len:32, Frames:Len/binary>>
+%%
+%% Packets of one flow stay in order; different flows may overtake each
+%% other, which Erlang allows once the header atom cache is off: it only
+%% orders the signals between a pair of processes.  A barrier packet is in
+%% order with everything (all before it goes first, all after it waits);
+%% OP_DATA counts as a barrier group.  Groups of one port packet are in
+%% arrival order, and a barrier group splits them: packets that came after
+%% it are in groups after it.  Ticks are empty packets in no order.
 -define(PY_DIST_OP_CTRL, 0).
 -define(PY_DIST_OP_DATA, 1).
+-define(PY_DIST_OP_FLOWS, 2).
+-define(PY_DIST_FLOW_BARRIER, 0).
+-define(PY_DIST_FLOW_TICK, 1).
 
 %% Channel ids that Erlang allocates (outbound connections) stay below this
 %% value; Python allocates ids of accepted channels from it upwards, so the

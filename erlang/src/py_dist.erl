@@ -319,7 +319,12 @@ hs_data(Ctrl) ->
              %% packets put and got, so ticks measure the whole path.
              mf_getstat = undefined,
              mf_setopts = fun(_C, _Opts) -> {error, enotsup} end,
-             mf_getopts = fun(_C, _Opts) -> {error, enotsup} end}.
+             mf_getopts = fun(_C, _Opts) -> {error, enotsup} end,
+             %% The header atom cache needs every packet of the connection
+             %% in order.  Without it Erlang's order is per pair of sender
+             %% and receiver, which lets py_dist schedule per sender: one
+             %% process's small message overtakes another's long one.
+             reject_flags = dist_util:strict_order_flags()}.
 
 send(Port, Chan, Packet) ->
     Size = iolist_size(Packet),

@@ -17,7 +17,7 @@
              | neighbours | neighbour_retry | link_cost | max_hops
              | lsp_lifetime | lsdb_sync_interval | max_nodes
              | window_bytes | window_frames | gap_timeout | ack_every | ack_delay
-             | resend_timeout.
+             | resend_timeout | queue_bytes | flow_bytes | inflight_bytes | ack_bytes.
 -type kind() :: string | integer | atom | term.
 
 -export_type([key/0]).
@@ -49,7 +49,11 @@ keys() ->
      {gap_timeout,        integer, 2000,           true},
      {ack_every,          integer, 32,             true},
      {ack_delay,          integer, 10,             true},
-     {resend_timeout,     integer, 500,            true}].
+     {resend_timeout,     integer, 500,            true},
+     {queue_bytes,        integer, 32 * 1024 * 1024, true},
+     {flow_bytes,         integer, 2 * 1024 * 1024, true},
+     {inflight_bytes,     integer, 512 * 1024,     true},
+     {ack_bytes,          integer, 128 * 1024,     true}].
 
 -spec get(key()) -> term().
 get(Key) ->

@@ -4,7 +4,8 @@
 %% f_recv.  At nodeup it hands input over to the port owner (which puts
 %% packets into the runtime from then on) and becomes the output handler:
 %% it drains erts with dist_ctrl_get_data and writes many distribution
-%% packets per port command.
+%% packets per port command, grouped by flow (sending process) so that
+%% Python may let one sender's small message overtake another's long one.
 %%
 %% It is linked to the connection's dist_util process (the "supervisor" of
 %% gen_tcp_dist's vocabulary): when one of them goes, both go, and the
@@ -16,6 +17,8 @@
 
 -export([start/2, start_outbound/0, call/2, close_reasons/0]).
 -export([init_inbound/2, init_outbound/1]).
+%% the batching of the output phase, pure
+-export([group/2]).
 
 -define(SPAWN_OPTS, [{message_queue_data, off_heap}, {fullsweep_after, 0}]).
 
@@ -31,12 +34,23 @@
 %% congested the controller is paused: it leaves data in erts, which then
 %% suspends this connection's senders (busy_dist_port), as stock
 %% distribution does for a slow peer, and no other connection waits.
+%% Only the first fragment of a message names its sender: seqs keeps the
+%% flow of each fragmented message whose later fragments are still to come.
 -record(out, {dhandle :: erlang:dist_handle(),
               port :: port(),
               chan :: non_neg_integer(),
               max :: pos_integer(),
               paused = false :: boolean(),
-              pending = false :: boolean()}).
+              pending = false :: boolean(),
+              seqs = #{} :: seqs(),
+              held = #{} :: #{py_dist_packet:flow() => pid()}}).
+
+-type seqs() :: #{SeqId :: non_neg_integer() => py_dist_packet:flow()}.
+
+%% A batch being built: the groups a barrier closed, newest first, and the
+%% open ones, one per flow; packets of a group newest first.
+-type batch() :: {[{py_dist_packet:flow(), [py_dist_packet:packet()]}],
+                  #{py_dist_packet:flow() => [py_dist_packet:packet()]}}.
 
 %% What a peer may send before our side of the handshake is complete: the
 %% handshake itself, and whatever it writes in the moment between its
@@ -204,6 +218,10 @@ output(#out{} = O) ->
         dist_tick ->
             port_send(O#out.port, py_dist_packet:tick(O#out.chan)),
             output(O);
+        {py_dist_hold_flow, Flow} ->
+            output(hold_flow(Flow, O));
+        {py_dist_release_flow, Flow} ->
+            output(release_flow(Flow, O));
         {py_dist_closed, Reason} ->
             exit(exit_reason(Reason));
         {'EXIT', _Pid, Reason} ->
@@ -212,36 +230,129 @@ output(#out{} = O) ->
             output(O)
     end.
 
+%% Python has too much of one sender's data queued: suspend that process,
+%% as a busy distribution port would, but only it.  The controller goes on
+%% pulling from erts, so the runtime's queue stays short and a process
+%% sending a small message is never suspended behind a large stream.
+%% Suspensions are tied to this process: should it exit, erts lifts them.
+hold_flow(Flow, #out{held = Held} = O) ->
+    case py_dist_packet:flow_pid(Flow) of
+        Pid when is_pid(Pid), not is_map_key(Flow, Held) ->
+            try erlang:suspend_process(Pid, [asynchronous, unless_suspending]) of
+                true -> O#out{held = Held#{Flow => Pid}};
+                false -> O
+            catch
+                error:badarg -> O  % gone already, or one of ours
+            end;
+        _ ->
+            O
+    end.
+
+release_flow(Flow, #out{held = Held} = O) ->
+    case maps:take(Flow, Held) of
+        {Pid, Rest} ->
+            try erlang:resume_process(Pid)
+            catch error:badarg -> ok  % exited while held
+            end,
+            O#out{held = Rest};
+        error ->
+            O
+    end.
+
 %% Drain erts and ask to be told when there is more; or, when a pause
 %% arrives between two batches, leave the rest in erts until resumed.
 send_data(O) ->
-    case drain(O, 0, []) of
-        done ->
+    case drain(O, O#out.seqs, 0, new_batch()) of
+        {done, Seqs} ->
             erlang:dist_ctrl_get_data_notification(O#out.dhandle),
-            O;
-        paused ->
-            O#out{paused = true, pending = true}
+            O#out{seqs = Seqs};
+        {paused, Seqs} ->
+            O#out{paused = true, pending = true, seqs = Seqs}
     end.
 
 %% Batch up to max bytes per port command: the per-packet cost on the
 %% Python side is what limits small-message throughput.
-drain(#out{max = Max} = O, Size, Acc) when Size >= Max ->
-    port_send(O#out.port, py_dist_packet:data(O#out.chan, lists:reverse(Acc))),
+drain(#out{max = Max} = O, Seqs, Size, Batch) when Size >= Max ->
+    port_send(O#out.port, py_dist_packet:flows(O#out.chan, batch_groups(Batch))),
     receive
-        py_dist_pause -> paused
+        py_dist_pause -> {paused, Seqs}
     after 0 ->
-            drain(O, 0, [])
+            drain(O, Seqs, 0, new_batch())
     end;
-drain(O, Size, Acc) ->
+drain(O, Seqs, Size, Batch) ->
     case erlang:dist_ctrl_get_data(O#out.dhandle) of
-        none when Acc =:= [] ->
-            done;
+        none when Size =:= 0 ->
+            {done, Seqs};
         none ->
-            port_send(O#out.port, py_dist_packet:data(O#out.chan, lists:reverse(Acc))),
-            done;
-        {Len, _Data} = Packet ->
-            drain(O, Size + Len + 4, [Packet | Acc])
+            port_send(O#out.port, py_dist_packet:flows(O#out.chan, batch_groups(Batch))),
+            {done, Seqs};
+        {Len, Data} = Packet ->
+            {Flow, Seqs1} = flow(py_dist_packet:classify_packet(Data), Seqs),
+            drain(O, Seqs1, Size + Len + 4, batch_add(Flow, Packet, Batch))
     end.
+
+%% @doc What drain/4 does with a run of packets, minus erts and the port:
+%% their groups for one port command, and the fragmented messages still
+%% going on.
+-spec group([py_dist_packet:packet()], seqs()) ->
+          {[{py_dist_packet:flow(), [py_dist_packet:packet()]}], seqs()}.
+group(Packets, Seqs) ->
+    {Batch, Seqs1} =
+        lists:foldl(fun({_Len, Data} = Packet, {B, S}) ->
+                            {Flow, S1} = flow(py_dist_packet:classify_packet(Data), S),
+                            {batch_add(Flow, Packet, B), S1}
+                    end, {new_batch(), Seqs}, Packets),
+    {batch_groups(Batch), Seqs1}.
+
+%% The flow a packet goes in.  Later fragments carry only their sequence:
+%% they follow the first one's flow, and one of a sequence we did not see
+%% begin (or whose sender is unknown) is a barrier.  The last fragment is
+%% FragId 1, and a message in one fragment is complete at once.
+-spec flow(py_dist_packet:class(), seqs()) -> {py_dist_packet:flow(), seqs()}.
+flow({flow, Flow}, Seqs) ->
+    {Flow, Seqs};
+flow({first_fragment, SeqId, FragId, Flow}, Seqs)
+  when FragId =< 1; Flow =:= ?PY_DIST_FLOW_BARRIER ->
+    {Flow, maps:remove(SeqId, Seqs)};
+flow({first_fragment, SeqId, _FragId, Flow}, Seqs) ->
+    {Flow, Seqs#{SeqId => Flow}};
+flow({fragment, SeqId, FragId}, Seqs) ->
+    case Seqs of
+        #{SeqId := Flow} when FragId =< 1 -> {Flow, maps:remove(SeqId, Seqs)};
+        #{SeqId := Flow} -> {Flow, Seqs};
+        #{} -> {?PY_DIST_FLOW_BARRIER, Seqs}
+    end;
+flow(barrier, Seqs) ->
+    {?PY_DIST_FLOW_BARRIER, Seqs}.
+
+-spec new_batch() -> batch().
+new_batch() ->
+    {[], #{}}.
+
+%% Packets of a flow join its open group, in order.  A barrier must not be
+%% overtaken nor overtake: it closes the open groups (their order among
+%% themselves is free) and stands in a group of its own after them, which
+%% the barriers right behind it join.
+-spec batch_add(py_dist_packet:flow(), py_dist_packet:packet(), batch()) -> batch().
+batch_add(?PY_DIST_FLOW_BARRIER, Packet, {[{?PY_DIST_FLOW_BARRIER, Ps} | Closed], Open})
+  when map_size(Open) =:= 0 ->
+    {[{?PY_DIST_FLOW_BARRIER, [Packet | Ps]} | Closed], Open};
+batch_add(?PY_DIST_FLOW_BARRIER, Packet, {Closed, Open}) ->
+    {[{?PY_DIST_FLOW_BARRIER, [Packet]} | close(Open, Closed)], #{}};
+batch_add(Flow, Packet, {Closed, Open}) ->
+    case Open of
+        #{Flow := Ps} -> {Closed, Open#{Flow := [Packet | Ps]}};
+        #{} -> {Closed, Open#{Flow => [Packet]}}
+    end.
+
+%% The groups of a batch, oldest first, their packets in order.
+-spec batch_groups(batch()) -> [{py_dist_packet:flow(), [py_dist_packet:packet()]}].
+batch_groups({Closed, Open}) ->
+    lists:foldl(fun({Flow, Ps}, Acc) -> [{Flow, lists:reverse(Ps)} | Acc] end,
+                [], close(Open, Closed)).
+
+close(Open, Closed) ->
+    maps:fold(fun(Flow, Ps, Acc) -> [{Flow, Ps} | Acc] end, Closed, Open).
 
 port_send(Port, Data) ->
     try erlang:port_command(Port, Data)

@@ -209,6 +209,7 @@ local_info(S) ->
 port_info_keys() ->
     [links, peer, up, dialled, channels, stats,
      chan, epoch, initiator, paused, unacked_bytes, reorder_bytes, next_seq, expected,
+     queued_bytes, flows, hold_flow, release_flow,
      reachable, unreachable, neighbour_up, neighbour_down, reply, loss,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
      endpoint].
@@ -291,6 +292,10 @@ inbound({ctrl, {closed, Chan, Reason}}, #state{routes = Routes} = S) ->
         #{} ->
             S
     end;
+inbound({ctrl, {hold_flow, Chan, Flow}}, S) ->
+    tell_ctrl(Chan, {py_dist_hold_flow, Flow}, S);
+inbound({ctrl, {release_flow, Chan, Flow}}, S) ->
+    tell_ctrl(Chan, {py_dist_release_flow, Flow}, S);
 inbound({ctrl, {pause, Chan}}, S) ->
     tell_ctrl(Chan, py_dist_pause, S);
 inbound({ctrl, {resume, Chan}}, S) ->
@@ -333,7 +338,7 @@ inbound({error, Reason}, S) ->
 
 tell_ctrl(Chan, Msg, #state{routes = Routes} = S) ->
     case Routes of
-        #{Chan := Route} -> element(2, Route) ! Msg;
+        #{Chan := Route} -> element(2, Route) ! Msg, ok;
         #{} -> ok
     end,
     S.

@@ -122,15 +122,17 @@ def demo(nodes: int) -> None:
 @main.command()
 @click.option("--seconds", default=2.0, show_default=True, help="Length of each timed case.")
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
-@click.option("--part", type=click.Choice(["all", "carrier", "routing", "sequencing"]),
+@click.option("--part",
+              type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes"]),
               default="all", show_default=True,
               help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
               "direct link, and reroute times; sequencing: this build against the "
-              "foundation's, and a stream's stall at a cut link.")
+              "foundation's, and a stream's stall at a cut link; lanes: round trips "
+              "behind 64 MiB streams (head-of-line), py_dist against inet_tcp.")
 def bench(seconds: float, rounds: int, part: str) -> None:
     """Compare py_dist with stock inet_tcp_dist, and routes with links, in one run."""
     from pydist import bench as bench_module
-    from pydist import bench_routing, bench_sequencing
+    from pydist import bench_lanes, bench_routing, bench_sequencing
 
     click.echo("measuring (one line per case):", err=True)
     if part in ("all", "carrier"):
@@ -155,6 +157,12 @@ def bench(seconds: float, rounds: int, part: str) -> None:
         click.echo(bench_sequencing.table(rows))
         click.echo(f"\na stream across a link that is cut: longest stall {stall['stall_ms']:,.1f}"
                    " ms, every message delivered in order, no nodedown")
+    if part in ("all", "lanes"):
+        rows = bench_lanes.run(seconds, rounds)
+        click.echo(f"\nhead-of-line, medians of {rounds} rounds: round trips of a third "
+                   f"process while {bench_lanes.STREAMERS} processes stream "
+                   f"{bench_lanes.STREAM >> 20} MiB messages to the same node\n")
+        click.echo(bench_lanes.table(rows))
 
 
 @main.command()

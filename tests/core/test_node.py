@@ -723,8 +723,8 @@ def test_congestion_pauses_and_resumes_the_channels_of_that_link_only() -> None:
     net.connect("a", 3, "c")
     net.pump()
     a = net.nodes["a"]
-    a.congestion(net.key("a", "b"), True)
-    a.congestion(net.key("a", "b"), True)  # no news: nothing more said
+    a.congestion(net.key("a", "b"), True, net.now)
+    a.congestion(net.key("a", "b"), True, net.now)  # no news: nothing more said
     net.collect("a")
     assert [e for e in net.ctrl("a") if e[0] in ("pause", "resume")] == [
         ("pause", 1), ("pause", 2)]
@@ -733,11 +733,11 @@ def test_congestion_pauses_and_resumes_the_channels_of_that_link_only() -> None:
     net.connect("a", 4, "b")
     net.collect("a")
     assert ("pause", 4) in net.ctrl("a")
-    a.congestion(net.key("a", "b"), False)
+    a.congestion(net.key("a", "b"), False, net.now)
     net.collect("a")
     assert [e for e in net.ctrl("a") if e[0] == "resume"] == [
         ("resume", 1), ("resume", 2), ("resume", 4)]
-    a.congestion(b"no such link", True)  # a link already gone: ignored
+    a.congestion(b"no such link", True, net.now)  # a link already gone: ignored
     net.collect("a")
     assert ("pause", 3) not in net.ctrl("a")
 

@@ -89,8 +89,10 @@ def test_a_stalled_beam_is_not_taken_for_dead(cluster: Cluster) -> None:
     watch_nodedown(b, a)
     os.kill(a.pid, signal.SIGSTOP)
     try:
-        b.eval(f"[{{stalled_sink, '{a.node}'}} ! {{data, binary:copy(<<1>>, 1 bsl 20)}}"
-               f" || _ <- lists:seq(1, 8)], ok.")
+        # from a process of its own: past what the carrier buffers, the
+        # sender is suspended until a reads again (back-pressure, as stock)
+        b.eval(f"spawn(fun() -> [{{stalled_sink, '{a.node}'}} ! "
+               f"{{data, binary:copy(<<1>>, 1 bsl 20)}} || _ <- lists:seq(1, 8)] end), ok.")
         time.sleep(2.0)  # over three heartbeat timeouts
     finally:
         os.kill(a.pid, signal.SIGCONT)

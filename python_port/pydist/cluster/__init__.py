@@ -314,10 +314,20 @@ class Cluster:
             self._tmp.cleanup()
 
     def __enter__(self) -> Cluster:
+        # A script stopped with SIGTERM (``timeout``, say) must still stop
+        # the nodes it started: turn the signal into an exception that
+        # unwinds through __exit__. Only in the main thread, where it can.
+        if threading.current_thread() is threading.main_thread() and (
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+            signal.signal(signal.SIGTERM, _raise_exit)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _raise_exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _stop_proc(proc: subprocess.Popen[bytes]) -> None:

@@ -8,7 +8,7 @@
 
 -export([start/0, eval/1]).
 -export([ordered_receiver/2, blast/3, sink/0, pinger/2, echo/0,
-         throughput/4, rtt/2, collect_nodedown/1, wait_for_nodes/2,
+         throughput/4, rtt/2, head_of_line/4, checked_sink/0, checked_streams/4, collect_nodedown/1, wait_for_nodes/2,
          watch_nodes/0, nodedowns/1, ask/1, gap_receiver/2]).
 
 start() ->
@@ -127,6 +127,64 @@ send_until(Sink, Msg, Deadline) ->
 rtt(Node, Count) ->
     Echo = rpc:call(Node, pd_agent, echo, []),
     pinger(Echo, Count).
+
+%% Round trips to an echo on Node while Streamers processes stream
+%% Size-byte binaries to a sink there: {RTTs, Bytes streamed, Micros}.
+head_of_line(Node, Size, Streamers, Count) ->
+    Echo = rpc:call(Node, pd_agent, echo, []),
+    Sink = rpc:call(Node, pd_agent, sink, []),
+    Bin = binary:copy(<<7>>, Size),
+    {count, _, B0} = ask(Sink),
+    T0 = erlang:monotonic_time(microsecond),
+    Pids = [spawn_monitor(fun Stream() -> Sink ! {data, Bin}, Stream() end)
+            || _ <- lists:seq(1, Streamers)],
+    timer:sleep(300),  % the streams fill every queue on the way first
+    Rtts = pinger(Echo, Count),
+    [exit(P, kill) || {P, _} <- Pids],
+    [receive {'DOWN', R, process, P, _} -> ok end || {P, R} <- Pids],
+    {count, _, B1} = ask(Sink),
+    {Rtts, B1 - B0, erlang:monotonic_time(microsecond) - T0}.
+
+%% A sink that checks every {checked, Streamer, I, Crc, Bin} it gets:
+%% answers {checked, From} with {Counts per streamer, Bad}.
+checked_sink() ->
+    spawn_opt(fun() -> checked_sink(#{}, 0) end, [{message_queue_data, off_heap}]).
+
+checked_sink(Counts, Bad) ->
+    receive
+        {checked, From} ->
+            From ! {checked, Counts, Bad},
+            checked_sink(Counts, Bad);
+        {checked, S, I, Crc, Bin} ->
+            Next = maps:get(S, Counts, 0) + 1,
+            Ok = I =:= Next andalso erlang:crc32(Bin) =:= Crc,
+            checked_sink(Counts#{S => Next}, Bad + (case Ok of true -> 0; false -> 1 end))
+    end.
+
+%% Streamers processes send Size-byte messages (each its own content) to
+%% Sink while the Pings round trips of a third process to an echo on the
+%% sink's node run; then the streams stop.  Returns {Rtts, Sent per
+%% streamer}, once the sink has had them all (or {error, ...}).
+checked_streams(Sink, Size, Streamers, Pings) ->
+    Echo = rpc:call(node(Sink), pd_agent, echo, []),
+    Self = self(),
+    Pids = [spawn_link(fun() -> checked_stream(Self, Sink, S, Size, 1) end)
+            || S <- lists:seq(1, Streamers)],
+    timer:sleep(300),  % every queue on the way full first
+    Rtts = pinger(Echo, Pings),
+    [P ! stop || P <- Pids],
+    Sent = maps:from_list([receive {sent, P, S, N} -> {S, N} end || P <- Pids]),
+    {Rtts, Sent}.
+
+checked_stream(Parent, Sink, S, Size, I) ->
+    receive
+        stop -> Parent ! {sent, self(), S, I - 1}
+    after 0 ->
+            Bin = rand:bytes(16),
+            Msg = binary:copy(Bin, Size div 16),
+            Sink ! {checked, S, I, erlang:crc32(Msg), Msg},
+            checked_stream(Parent, Sink, S, Size, I + 1)
+    end.
 
 %% Block until a nodedown for Node arrives; return the system time of it
 %% (microseconds) and the reason.

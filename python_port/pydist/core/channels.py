@@ -14,6 +14,7 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from pydist.core.outbox import Outbox
 from pydist.core.sequencing import Receiver, Sender
 from pydist.core.wire import FLAG_INITIATOR, PY_CHAN_BASE
 
@@ -53,8 +54,10 @@ class Channel:
     #: set by the node for channels it carries; None only in unit tests of this table
     sender: Sender | None = None
     receiver: Receiver | None = None
-    #: whether the BEAM was told to hold this channel's data (link congested
-    #: or the retransmit window full)
+    #: what the BEAM handed over and is not sent yet, by flow
+    outbox: Outbox | None = None
+    #: whether the BEAM was told to hold this channel's data (outbox full,
+    #: link congested, or the retransmit window full)
     paused: bool = False
 
     @property

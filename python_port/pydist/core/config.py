@@ -37,6 +37,10 @@ class Config:
     ack_every: int = 32
     ack_delay: float = 0.010
     resend_timeout: float = 0.5
+    queue_bytes: int = 32 * 1024 * 1024
+    flow_bytes: int = 2 * 1024 * 1024
+    inflight_bytes: int = 512 * 1024
+    ack_bytes: int = 128 * 1024
 
     @classmethod
     def from_pairs(cls, pairs: list[str]) -> Config:

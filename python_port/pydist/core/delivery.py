@@ -20,6 +20,8 @@ from pydist.core import frame, port_codec
 from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_key
 from pydist.core.config import Config
 from pydist.core.etf import Atom
+from pydist.core.outbox import Outbox
+from pydist.core.port_codec import Groups
 from pydist.core.router import Router
 from pydist.core.sequencing import Receiver, Sender, SequenceError
 from pydist.core.wire import CLOSE_REASONS, FLAG_INITIATOR, HEADER, VERSION, Kind
@@ -29,6 +31,8 @@ log = logging.getLogger("pydist.node")
 Out = bytes | memoryview
 
 _DATA = int(Kind.DATA)
+#: bytes a flow sends at its turn: an erts fragment is 64 KiB
+QUANTUM = 64 * 1024
 #: closes that lose nothing: the far end closed, or our BEAM did
 ORDERLY = frozenset(("peer_closed",))
 
@@ -50,27 +54,64 @@ class Delivery:
     #: again if no ack moves by then, the wait after that)
     resend_at: dict[int, tuple[float, float]]
 
-    def _send_data(self, chan: int, body: memoryview, now: float) -> None:
+    def _send_data(self, chan: int, groups: Groups, now: float) -> None:
+        """Packets from the BEAM, by flow: into the channel's outbox, and
+        out as far as its budget of bytes in flight allows."""
         ch = self.channels.get(chan)
         if ch is None:  # closed while the BEAM was still writing
             self.stats["data_after_close"] += 1
             return
-        assert ch.sender is not None
-        try:
-            seq = ch.sender.push(body)
-        except SequenceError as exc:  # the BEAM wrote on past a pause
-            log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
-            self._close(ch, exc.reason, now)
+        box = ch.outbox
+        assert box is not None
+        for flow, body in groups:
+            box.push(flow, body)
+        if box.queued_bytes > 2 * self.config.queue_bytes:  # the BEAM wrote on past a pause
+            log.error("channel %d to %s: %d bytes queued past a pause", ch.chan,
+                      ch.peer.decode(errors="replace"), box.queued_bytes)
+            self._close(ch, "retransmit_overflow", now)
             return
-        header = HEADER.pack(VERSION, _DATA, ch.flags, self.config.max_hops, 0, ch.epoch,
-                             self.id, ch.peer_id, seq, 0, 1)
-        link = ch.link
-        link.last_tx = now
-        self.link_out.append((link.key, frame.join(header, body)))
-        if ch.chan not in self.resend_at:
-            self._resend_later(ch, now, self.config.resend_timeout)
-        if ch.sender.full and not ch.paused:
-            self._refresh_pause(ch)
+        self._pump(ch, now)
+
+    def _pump(self, ch: Channel, now: float) -> None:
+        """Send from the outbox while the bytes in flight (sent, not yet
+        acknowledged) are under ``inflight_bytes``: that keeps the queues
+        beyond this node (ZeroMQ's, the kernel's, the far end's) short, so
+        the flow scheduling done here decides what waits, not a FIFO."""
+        box, sender, link = ch.outbox, ch.sender, ch.link
+        assert box is not None and sender is not None
+        if not link.congested and len(box):
+            limit = self.config.inflight_bytes
+            frames = sender.max_frames // 2
+            epoch, dst, hops, flags = ch.epoch, ch.peer_id, self.config.max_hops, ch.flags
+            src = self.id
+            out = self.link_out
+            sent = False
+            while sender.bytes < limit and sender.frames < frames:
+                body = box.pop()
+                if body is None:
+                    break
+                seq = sender.push(body)
+                header = HEADER.pack(VERSION, _DATA, flags, hops, 0, epoch, src, dst, seq, 0, 1)
+                out.append((link.key, frame.join(header, body)))
+                sent = True
+            if sent:
+                link.last_tx = now
+                if ch.chan not in self.resend_at:
+                    self._resend_later(ch, now, self.config.resend_timeout)
+        if box.to_hold or box.to_release:
+            self._tell_flows(ch, box)
+        self._refresh_pause(ch)
+
+    def _tell_flows(self, ch: Channel, box: Outbox) -> None:
+        """Ask the controller to suspend the senders of flows that have too
+        much queued, and to resume those that are down to half."""
+        for flow in box.to_hold:
+            self.port_out.append(port_codec.encode_ctrl((Atom("hold_flow"), ch.chan, flow)))
+        for flow in box.to_release:
+            self.port_out.append(port_codec.encode_ctrl((Atom("release_flow"), ch.chan, flow)))
+        self.stats["flows_held"] += len(box.to_hold)
+        box.to_hold.clear()
+        box.to_release.clear()
 
     def _resend_later(self, ch: Channel, now: float, wait: float) -> None:
         at = now + wait
@@ -83,17 +124,24 @@ class Delivery:
         ch = Channel(chan, peer, peer_id, epoch, initiator, link,
                      sender=Sender(c.window_bytes, c.window_frames),
                      receiver=Receiver(c.window_bytes, c.window_frames, c.gap_timeout,
-                                       c.ack_every, c.ack_delay))
+                                       c.ack_every, c.ack_delay, c.ack_bytes),
+                     outbox=Outbox(QUANTUM, c.flow_bytes))
         self.channels.add(ch)
         if link.congested:
             self._refresh_pause(ch)
         return ch
 
     def _refresh_pause(self, ch: Channel) -> None:
-        """Hold the channel's data in the BEAM while its link is congested
-        or its retransmit window is full; let it flow otherwise."""
-        assert ch.sender is not None
-        hold = ch.link.congested or ch.sender.full
+        """Hold the channel's data in the BEAM while its outbox is full, its
+        link congested or its retransmit window full; let it flow otherwise.
+        The outbox resumes a little below its bound, not at half: while the
+        controller is paused, the BEAM's queue fills and suspends every
+        sender on the connection (busy_dist_port), the small ones too."""
+        assert ch.sender is not None and ch.outbox is not None
+        bound = self.config.queue_bytes
+        queued = ch.outbox.queued_bytes
+        hold = (ch.link.congested or ch.sender.full or queued >= bound
+                or (ch.paused and queued > bound - bound // 8))
         if hold != ch.paused:
             ch.paused = hold
             self.port_out.append(port_codec.encode_ctrl((Atom("pause" if hold else "resume"),
@@ -155,8 +203,7 @@ class Delivery:
                 self._resend_later(ch, now, self.config.resend_timeout)
             else:
                 self.resend_at.pop(ch.chan, None)
-        if ch.paused and not ch.sender.full:
-            self._refresh_pause(ch)
+            self._pump(ch, now)
 
     def _refuse(self, hdr: frame.Header, now: float) -> None:
         key = received_key(hdr.src, hdr.epoch, hdr.flags)
@@ -191,7 +238,6 @@ class Delivery:
         ch.link.channels.discard(ch.chan)
         link.channels.add(ch.chan)
         ch.link = link
-        self._refresh_pause(ch)
 
     def _resend(self, ch: Channel, now: float) -> None:
         """A link of the channel's path is gone, and frames with it, maybe:
@@ -248,9 +294,10 @@ class Delivery:
 
     @staticmethod
     def _channel_info(ch: Channel) -> dict[Atom, Any]:
-        assert ch.sender is not None and ch.receiver is not None
+        assert ch.sender is not None and ch.receiver is not None and ch.outbox is not None
         return {Atom("chan"): ch.chan, Atom("peer"): ch.peer, Atom("epoch"): ch.epoch,
                 Atom("initiator"): ch.initiator, Atom("paused"): ch.paused,
                 Atom("unacked_bytes"): ch.sender.bytes,
                 Atom("reorder_bytes"): ch.receiver.buffered_bytes,
-                Atom("next_seq"): ch.sender.next_seq, Atom("expected"): ch.receiver.expected}
+                Atom("next_seq"): ch.sender.next_seq, Atom("expected"): ch.receiver.expected,
+                Atom("queued_bytes"): ch.outbox.queued_bytes, Atom("flows"): ch.outbox.flows}

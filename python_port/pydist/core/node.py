@@ -23,10 +23,12 @@ from pydist.core.delivery import ORDERLY, Delivery, Out
 from pydist.core.etf import Atom, EtfError
 from pydist.core.liveness import Liveness, Verdict
 from pydist.core.lsdb import MAX_COST
+from pydist.core.outbox import BARRIER
 from pydist.core.router import Router
 from pydist.core.wire import (
     CLOSE_REASONS,
     OP_CTRL,
+    OP_FLOWS,
     Kind,
     node_id,
 )
@@ -88,12 +90,16 @@ class Node(Delivery):
             self.stats["port_errors"] += 1
             log.error("bad packet from the BEAM: %s", exc)
             return
-        if decoded[0] == OP_CTRL:
+        op = decoded[0]
+        if op == OP_FLOWS:
+            _, chan, groups = decoded
+            self._send_data(chan, groups, now)
+        elif op == OP_CTRL:
             self._control(decoded[1], now)
             self._settle(now)
-        else:
-            _, chan, body = decoded  # type: ignore[misc]
-            self._send_data(chan, body, now)
+        else:  # a handshake packet: in order with everything
+            _, chan, body = decoded
+            self._send_data(chan, [(BARRIER, body)], now)
 
     def _control(self, term: Any, now: float) -> None:
         match term:
@@ -422,7 +428,7 @@ class Node(Delivery):
                 self.deadline = min(self.deadline, at)
         self._settle(now)
 
-    def congestion(self, key: LinkKey, congested: bool) -> None:
+    def congestion(self, key: LinkKey, congested: bool, now: float) -> None:
         """The shell found a link's queue full, or drained again: pause or
         resume the connections over it, so the BEAM keeps their data (and
         suspends their senders, as a busy distribution port does) while
@@ -433,7 +439,7 @@ class Node(Delivery):
         link.congested = congested
         self.stats["link_congested" if congested else "link_drained"] += 1
         for chan in sorted(link.channels):
-            self._refresh_pause(self.channels[chan])
+            self._pump(self.channels[chan], now)
 
     def hold_rx(self, key: LinkKey | None, held: bool) -> None:
         """The shell stops (or resumes) reading a link socket to hold back
@@ -498,6 +504,7 @@ class Node(Delivery):
                 self._rebind(ch, link)
             if dead or ch.peer in broken:
                 self._resend(ch, now)
+            self._pump(ch, now)
 
 
 

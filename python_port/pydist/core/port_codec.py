@@ -13,9 +13,11 @@ from typing import Any
 from pydist.core import etf
 from pydist.core.wire import (
     DATA_HEADER,
+    FLOW_GROUP,
     FRAME_LEN,
     OP_CTRL,
     OP_DATA,
+    OP_FLOWS,
     PORT_DATA_PREFIX,
     PORT_LEN,
 )
@@ -118,11 +120,20 @@ def encode_data_prefix(chan: int, body_len: int) -> bytes:
     return PORT_DATA_PREFIX.pack(body_len + 5, OP_DATA, chan)
 
 
-def decode_packet(packet: bytes | memoryview) -> tuple[int, int, memoryview] | tuple[int, Any]:
-    """``(OP_DATA, chan, frames)`` or ``(OP_CTRL, term)``."""
+Groups = list[tuple[int, memoryview]]
+
+
+def decode_packet(packet: bytes | memoryview) -> tuple[Any, ...]:
+    """``(OP_DATA, chan, frames)``, ``(OP_FLOWS, chan, [(flow, frames), ...])``
+    or ``(OP_CTRL, term)``."""
     if not packet:
         raise PortError("empty port packet")
     op = packet[0]
+    if op == OP_FLOWS:
+        if len(packet) < DATA_HEADER.size:
+            raise PortError("truncated flows packet")
+        _, chan = DATA_HEADER.unpack_from(packet)
+        return OP_FLOWS, chan, split_groups(memoryview(packet)[DATA_HEADER.size :])
     if op == OP_DATA:
         if len(packet) < DATA_HEADER.size:
             raise PortError("truncated data packet")
@@ -131,6 +142,30 @@ def decode_packet(packet: bytes | memoryview) -> tuple[int, int, memoryview] | t
     if op == OP_CTRL:
         return OP_CTRL, etf.decode(bytes(packet[1:]))
     raise PortError(f"unknown port op {op}")
+
+
+def split_groups(body: memoryview) -> Groups:
+    """The groups of a flows packet, as slices of it: ``(flow, frames)``."""
+    groups: Groups = []
+    pos, end, head = 0, len(body), FLOW_GROUP.size
+    while pos < end:
+        if end - pos < head:
+            raise PortError("truncated flow group header")
+        flow, length = FLOW_GROUP.unpack_from(body, pos)
+        pos += head
+        if end - pos < length:
+            raise PortError(f"flow group of {length} bytes, {end - pos} left")
+        groups.append((flow, body[pos : pos + length]))
+        pos += length
+    if not groups:
+        raise PortError("flows packet without a group")
+    return groups
+
+
+def encode_groups(chan: int, groups: list[tuple[int, bytes]]) -> bytes:
+    """A flows packet as the controller writes it (tests use this)."""
+    body = b"".join(FLOW_GROUP.pack(flow, len(frames)) + frames for flow, frames in groups)
+    return DATA_HEADER.pack(OP_FLOWS, chan) + body
 
 
 def encode_frames(packets: list[bytes]) -> bytes:

@@ -124,7 +124,9 @@ class Receiver:
     the buffer longer than ``gap_timeout``.
 
     Acks are cumulative (the value is :attr:`expected`) and due when
-    ``ack_every`` frames were delivered since the last one; or ``ack_delay``
+    ``ack_every`` frames or ``ack_bytes`` bytes were delivered since the
+    last one (the sender keeps a small budget of bytes in flight, which
+    only acks replenish); or ``ack_delay``
     after the first delivery since the last one; or at once when a copy
     arrives, since then the sender is sending again (a route change, or our
     last ack was lost) and should learn where we are. However many frames
@@ -133,7 +135,7 @@ class Receiver:
     """
 
     def __init__(self, max_bytes: int, max_frames: int, gap_timeout: float,
-                 ack_every: int, ack_delay: float) -> None:
+                 ack_every: int, ack_delay: float, ack_bytes: int = 1 << 62) -> None:
         if max_bytes < 1 or max_frames < 1 or ack_every < 1:
             raise ValueError("need max_bytes, max_frames and ack_every >= 1")
         if gap_timeout <= 0 or ack_delay < 0:
@@ -143,6 +145,7 @@ class Receiver:
         self.gap_timeout = gap_timeout
         self.ack_every = ack_every
         self.ack_delay = ack_delay
+        self.ack_bytes = ack_bytes
         #: the next sequence to deliver; everything below it was delivered
         self.expected = 0
         self.delivered = 0
@@ -155,6 +158,7 @@ class Receiver:
         #: and all at once past 2 * max_frames, which bounds it
         self._arrivals: deque[tuple[int, float]] = deque()
         self._acked = 0  # the value of the last ack taken
+        self._unacked_bytes = 0  # delivered since the last ack taken
         self._ack_at: float | None = None  # when the next ack is due
 
     @property
@@ -184,16 +188,20 @@ class Receiver:
             self._hold(seq, payload, now)
             return []
         out = [payload]
+        got = size(payload)
         self.expected += 1
         while self.expected in self._ahead:
             held = self._ahead.pop(self.expected)
-            self._bytes -= size(held)
+            n = size(held)
+            self._bytes -= n
+            got += n
             out.append(held)
             self.expected += 1
         self.delivered += len(out)
+        self._unacked_bytes += got
         if self._ack_at is None:
             self._ack_at = now + self.ack_delay
-        if self.expected - self._acked >= self.ack_every:
+        if self.expected - self._acked >= self.ack_every or self._unacked_bytes >= self.ack_bytes:
             self._due(now)
         return out
 
@@ -210,6 +218,7 @@ class Receiver:
             return None
         self._ack_at = None
         self._acked = self.expected
+        self._unacked_bytes = 0
         return self.expected
 
     def deadline(self) -> float | None:

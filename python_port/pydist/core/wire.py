@@ -14,12 +14,16 @@ import struct
 
 OP_CTRL = 0
 OP_DATA = 1
+#: BEAM -> Python only: a channel's packets in groups, one flow (sender) each
+OP_FLOWS = 2
 PY_CHAN_BASE = 0x80000000
 
 #: outer length, op, channel: the prefix of a data packet written to the BEAM
 PORT_DATA_PREFIX = struct.Struct("!IBI")
 #: op, channel: the prefix of a data packet read from the BEAM
 DATA_HEADER = struct.Struct("!BI")
+#: flow, length: the prefix of one group inside a flows packet
+FLOW_GROUP = struct.Struct("!QI")
 #: length of one distribution packet inside a data packet
 FRAME_LEN = struct.Struct("!I")
 PORT_LEN = struct.Struct("!I")

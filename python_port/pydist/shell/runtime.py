@@ -29,7 +29,7 @@ log = logging.getLogger("pydist.runtime")
 READ_SIZE = 1024 * 1024
 RECV_BUDGET = 256  # messages per socket per turn, so no link starves the rest
 #: bytes waiting for the BEAM to read above which links are not read
-PORT_BACKLOG_MAX = 16 * 1024 * 1024
+PORT_BACKLOG_MAX = 2 * 1024 * 1024
 #: bytes waiting for congested links above which the BEAM is not read: a
 #: safety net, since pausing a congested link's connections bounds it first
 LINK_BACKLOG_MAX = 64 * 1024 * 1024
@@ -213,14 +213,18 @@ class Runtime:
         congested = set(self.links.backlog)
         if congested == self.congested:
             return
+        node, now = self.node, time.monotonic()
         for key in congested - self.congested:
-            self.node.congestion(key, True)
+            node.congestion(key, True, now)
         for key in self.congested - congested:
-            self.node.congestion(key, False)
+            node.congestion(key, False, now)  # sends what waited for the link
         self.congested = congested
-        if self.node.port_out:
-            self.writer.write(self.node.port_out)
-            self.node.port_out.clear()
+        for key, parts in node.link_out:
+            self.links.send(key, parts)
+        node.link_out.clear()
+        if node.port_out:
+            self.writer.write(node.port_out)
+            node.port_out.clear()
 
     def _watch_stdout(self) -> None:
         """Wait for the pipe to the BEAM while output is pending, and stop

@@ -1,0 +1,119 @@
+"""What a channel has to send, and in which order.
+
+Erlang orders signals per pair of processes, not per connection: with the
+header atom cache off (see README, "Lanes"), the BEAM's controller tags each
+distribution packet with its *flow*, the process that sent it, and packets
+of different flows may pass each other. :class:`Outbox` holds a channel's
+packets by flow and hands them out by deficit round robin
+(:class:`pydist.core.scheduler.Scheduler`), so a ping queued behind the
+fragments of a 64 MiB message goes next, not after them.
+
+Two flows are special. A *barrier* (flow 0: a packet whose sender the
+controller could not tell, or a handshake packet) keeps its place against
+everything: what came before it goes first, what comes after waits, in
+``held``, until it is out. *Ticks* (flow 1) are empty packets that only
+prove the connection alive; they go first, like realtime items.
+
+Nothing is refused here: the BEAM has handed the bytes over. Two bounds
+hold it back instead. A flow with ``flow_bytes`` queued is *held*: the node
+asks the controller to suspend that one sending process (as erts's
+busy_dist_port would suspend every sender), and to resume it once half is
+sent; so the controller keeps pulling and a small sender is never
+suspended behind a large one. And past ``queue_bytes`` for the whole
+channel (many heavy senders at once) the node pauses the controller (see
+:mod:`pydist.core.delivery`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from pydist.core.frame import Payload, size
+from pydist.core.scheduler import Scheduler
+
+BARRIER = 0
+TICK = 1
+
+#: no bound from the scheduler itself: the node's pause bounds the outbox
+_UNBOUNDED = 1 << 62
+
+
+class Outbox:
+    def __init__(self, quantum: int, flow_bytes: int = _UNBOUNDED) -> None:
+        self.flow_bytes = flow_bytes
+        self._sched: Scheduler[int, Payload] = Scheduler(quantum, _UNBOUNDED)
+        #: bytes queued per sending flow (not barriers or ticks)
+        self._per_flow: dict[int, int] = {}
+        #: flows held, and the changes the node has yet to pass on
+        self.held_flows: set[int] = set()
+        self.to_hold: list[int] = []
+        self.to_release: list[int] = []
+        #: packets that arrived behind a barrier still queued, in arrival order
+        self._held: deque[tuple[int, Payload]] = deque()
+        self._held_bytes = 0
+        self._barrier_queued = False
+
+    def __len__(self) -> int:
+        return len(self._sched) + len(self._held)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._sched.queued_bytes + self._held_bytes
+
+    @property
+    def flows(self) -> int:
+        return self._sched.flows
+
+    def push(self, flow: int, payload: Payload) -> None:
+        if flow > TICK:
+            queued = self._per_flow.get(flow, 0) + size(payload)
+            self._per_flow[flow] = queued
+            if queued >= self.flow_bytes and flow not in self.held_flows:
+                self.held_flows.add(flow)
+                self.to_hold.append(flow)
+        if self._held or self._barrier_queued:
+            self._held.append((flow, payload))
+            self._held_bytes += size(payload)
+        elif flow == BARRIER and len(self._sched):
+            self._held.append((flow, payload))
+            self._held_bytes += size(payload)
+        else:
+            self._queue(flow, payload)
+
+    def pop(self) -> Payload | None:
+        """The next packet run to send; None if nothing is queued."""
+        got = self._sched.pop()
+        if got is None:
+            return None
+        flow, payload = got
+        if flow > TICK:
+            queued = self._per_flow[flow] - size(payload)
+            if queued:
+                self._per_flow[flow] = queued
+            else:
+                del self._per_flow[flow]
+            if flow in self.held_flows and 2 * queued <= self.flow_bytes:
+                self.held_flows.discard(flow)
+                self.to_release.append(flow)
+        elif flow == BARRIER:
+            self._barrier_queued = False
+        if self._held and not self._barrier_queued:
+            self._release()
+        return payload
+
+    def _queue(self, flow: int, payload: Payload) -> None:
+        self._sched.push(flow, payload, size(payload), realtime=flow == TICK)
+        if flow == BARRIER:
+            self._barrier_queued = True
+
+    def _release(self) -> None:
+        """Move held packets into the scheduler, up to the next barrier that
+        must wait for the queue to empty, or past the one that has its turn."""
+        held = self._held
+        while held:
+            flow, payload = held[0]
+            if self._barrier_queued or (flow == BARRIER and len(self._sched)):
+                return
+            held.popleft()
+            self._held_bytes -= size(payload)
+            self._queue(flow, payload)
