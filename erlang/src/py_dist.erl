@@ -5,11 +5,16 @@
 %% port program owned by py_dist_port, which carries it to the peer over
 %% ZeroMQ.  Handshake, ticks and statistics are dist_util's, as with any
 %% distribution carrier built on distribution controller processes.
+%%
+%% Besides the connection that `!' uses, send/2,3 offer lanes that give up
+%% order, delivery or lateness for speed: their messages go to the port
+%% program apart from any connection.
 -module(py_dist).
 
 -include_lib("kernel/include/net_address.hrl").
 -include_lib("kernel/include/dist_util.hrl").
 -include_lib("kernel/include/logger.hrl").
+-include("py_dist.hrl").
 
 %% net_kernel callbacks
 -export([childspecs/0, listen/1, listen/2, accept/1, accept_connection/5,
@@ -18,7 +23,8 @@
 %% public API
 -export([info/0, info/1, monitor_losses/0, demonitor_losses/0,
          link/1, link/2, unlink/1, neighbours/0,
-         add_route/2, del_route/1, routes/0, topology/0, endpoint/1]).
+         add_route/2, del_route/1, routes/0, topology/0, endpoint/1,
+         send/2, send/3, set_send_opts/1, get_send_opts/0, lane_of/1]).
 %% spawned
 -export([accept_loop/1, do_accept/6, do_setup/6]).
 
@@ -26,6 +32,17 @@
 %% What epmd reports for an OTP 23+ node; dist_util of OTP 25 ignores it.
 -define(HIGHEST_DIST_VERSION, 6).
 -define(PROTOCOL, py).
+%% The process dictionary key of send/2's options: {Opts, lane_of(Opts)}.
+-define(SEND_OPTS, {py_dist, send_opts}).
+
+-export_type([send_opt/0, dest/0, lane_choice/0]).
+
+-type send_opt() :: reliable | unordered | unreliable | realtime
+                  | {deadline, pos_integer()} | {notify, term()}.
+-type dest() :: pid() | atom() | {atom(), node()}.
+-type lane_choice() :: reliable
+                     | {py_dist_packet:lane(), DeadlineMs :: 0..16#FFFFFFFF,
+                        none | {notify, term()}}.
 
 %%% Public API
 
@@ -130,6 +147,159 @@ endpoint(Node) ->
         error ->
             {error, bad_node_name}
     end.
+
+%%% Send lanes
+
+%% @doc Send Msg to Dest (a pid, a registered name, or `{Name, Node}') on
+%% the lane that Opts choose, and return `ok':
+%% <ul>
+%% <li>`realtime', or `{deadline, Ms}': goes before the other lanes, is
+%%   dropped if it is still waiting on this node Ms after the call (the
+%%   shortest given; `realtime' alone: the `realtime_deadline' key), and
+%%   the receiver drops one that arrives after a later one of this node;</li>
+%% <li>else `unreliable': unordered, and dropped rather than kept waiting
+%%   when the way is congested;</li>
+%% <li>else `unordered': delivered in any order, unless more than
+%%   `lane_queue_bytes' of lane messages wait for the link;</li>
+%% <li>else (`[]', `[reliable]'): as `Dest ! Msg'.</li>
+%% </ul>
+%% `{notify, Tag}' (the first given) asks the port program to tell the
+%% caller when it drops the message on this node: the caller then gets
+%% `{py_dist_dropped, Tag, Reason}', Reason `no_route', `congested',
+%% `deadline' or `overflow'.  Any lane drops what it has no route for;
+%% drops on other nodes are not reported.
+%%
+%% A destination on this node, or a port program that is not running (no
+%% distribution, or a restart), gets the message as with `!': delivered,
+%% reliable, never reported dropped.  Lane messages keep no order with
+%% ordinary ones, nor with each other.  An unknown option, or a Tag longer
+%% than 64 kB encoded, is a badarg.
+-spec send(dest(), term(), [send_opt()]) -> ok.
+send(Dest, Msg, Opts) ->
+    send_on(lane_of(Opts), Dest, Msg).
+
+%% @doc send/3 with the caller's options of set_send_opts/1 (none: as `!').
+-spec send(dest(), term()) -> ok.
+send(Dest, Msg) ->
+    case get(?SEND_OPTS) of
+        {_Opts, Choice} -> send_on(Choice, Dest, Msg);
+        undefined -> local_send(Dest, Msg)
+    end.
+
+%% @doc Set the options send/2 uses in the calling process; returns the
+%% previous ones (`[]' if none).  Checked as send/3 checks them.
+-spec set_send_opts([send_opt()]) -> [send_opt()].
+set_send_opts(Opts) ->
+    Choice = lane_of(Opts),
+    Old = get_send_opts(),
+    _ = case Opts of
+            [] -> erase(?SEND_OPTS);
+            _ -> put(?SEND_OPTS, {Opts, Choice})
+        end,
+    Old.
+
+-spec get_send_opts() -> [send_opt()].
+get_send_opts() ->
+    case get(?SEND_OPTS) of
+        {Opts, _Choice} -> Opts;
+        undefined -> []
+    end.
+
+%% @doc What send/3 does with Opts: `reliable' (as `!'), or the lane, the
+%% deadline for the wire (0: none given) and whom to tell of a drop.
+%% Pure; badarg if Opts is not a list of send options.
+-spec lane_of([send_opt()]) -> lane_choice().
+lane_of(Opts) ->
+    lane_of(Opts, 0, none, none).
+
+%% Lanes are numbered by what they give up, so the lane is the highest any
+%% option asks for (0: none, the reliable one).
+lane_of([reliable | Rest], Lane, Deadline, Notify) ->
+    lane_of(Rest, Lane, Deadline, Notify);
+lane_of([unordered | Rest], Lane, Deadline, Notify) ->
+    lane_of(Rest, max(Lane, ?PY_DIST_LANE_UNORDERED), Deadline, Notify);
+lane_of([unreliable | Rest], Lane, Deadline, Notify) ->
+    lane_of(Rest, max(Lane, ?PY_DIST_LANE_UNRELIABLE), Deadline, Notify);
+lane_of([realtime | Rest], _Lane, Deadline, Notify) ->
+    lane_of(Rest, ?PY_DIST_LANE_REALTIME, Deadline, Notify);
+lane_of([{deadline, Ms} | Rest], _Lane, Deadline, Notify)
+  when is_integer(Ms), Ms > 0 ->
+    lane_of(Rest, ?PY_DIST_LANE_REALTIME, shortest(Ms, Deadline), Notify);
+lane_of([{notify, Tag} | Rest], Lane, Deadline, none) ->
+    lane_of(Rest, Lane, Deadline, {notify, Tag});
+lane_of([{notify, _Tag} | Rest], Lane, Deadline, Notify) ->
+    lane_of(Rest, Lane, Deadline, Notify);
+lane_of([], 0, _Deadline, _Notify) ->
+    reliable;
+lane_of([], Lane, none, Notify) ->
+    {Lane, 0, Notify};
+lane_of([], Lane, Deadline, Notify) ->
+    %% the wire has 32 bits: some 50 days, no deadline in practice
+    {Lane, min(Deadline, 16#FFFFFFFF), Notify};
+lane_of(_Opts, _Lane, _Deadline, _Notify) ->
+    error(badarg).
+
+shortest(Ms, none) -> Ms;
+shortest(Ms, Deadline) -> min(Ms, Deadline).
+
+send_on(reliable, Dest, Msg) ->
+    local_send(Dest, Msg);
+send_on({Lane, DeadlineMs, Notify}, Dest, Msg) ->
+    case remote(Dest) of
+        local ->
+            local_send(Dest, Msg);
+        {Node, To} ->
+            case py_dist_port:port() of
+                {ok, Port} ->
+                    Packet = py_dist_packet:lane(Lane, DeadlineMs,
+                                                 atom_to_binary(Node, utf8),
+                                                 notify(Notify),
+                                                 term_to_binary({To, Msg})),
+                    port_send(Port, Packet, Dest, Msg);
+                {error, no_port} ->
+                    local_send(Dest, Msg)
+            end
+    end.
+
+%% Where a destination on another node is: its node and what names the
+%% process there; local if on this node.  Anything else is no destination.
+remote(Pid) when is_pid(Pid) ->
+    case node(Pid) of
+        Node when Node =:= node() -> local;
+        Node -> {Node, Pid}
+    end;
+remote({Name, Node}) when is_atom(Name), is_atom(Node) ->
+    case Node =:= node() of
+        true -> local;
+        false -> {Node, Name}
+    end;
+remote(Name) when is_atom(Name) ->
+    local;
+remote(_Dest) ->
+    error(badarg).
+
+notify(none) ->
+    <<>>;
+notify({notify, Tag}) ->
+    case term_to_binary({self(), Tag}) of
+        Bin when byte_size(Bin) < 1 bsl 16 -> Bin;
+        _ -> error(badarg)
+    end.
+
+%% The sender writes, and waits if the port is busy: the lanes' back
+%% pressure, as a busy distribution port's is for `!'.  If the port closed
+%% since port/0 (the program restarting), the message goes as with no port.
+port_send(Port, Packet, Dest, Msg) ->
+    try erlang:port_command(Port, Packet) of
+        true -> ok
+    catch
+        error:badarg -> local_send(Dest, Msg)
+    end.
+
+%% `!' itself, badarg and all.
+local_send(Dest, Msg) ->
+    _ = erlang:send(Dest, Msg),
+    ok.
 
 %%% net_kernel callbacks
 
@@ -302,7 +472,7 @@ getopts(_Listen, _Opts) ->
 hs_data(Ctrl) ->
     {Chan, Port} = py_dist_ctrl:call(Ctrl, channel),
     #hs_data{socket = Ctrl,
-             f_send = fun(_Ctrl, Packet) -> send(Port, Chan, Packet) end,
+             f_send = fun(_Ctrl, Packet) -> send_packet(Port, Chan, Packet) end,
              f_recv = fun(C, _Len, Timeout) ->
                               py_dist_ctrl:call(C, {recv, Timeout})
                       end,
@@ -326,7 +496,7 @@ hs_data(Ctrl) ->
              %% process's small message overtakes another's long one.
              reject_flags = dist_util:strict_order_flags()}.
 
-send(Port, Chan, Packet) ->
+send_packet(Port, Chan, Packet) ->
     Size = iolist_size(Packet),
     try erlang:port_command(Port, py_dist_packet:data(Chan, [{Size, Packet}])) of
         true -> ok

@@ -17,7 +17,8 @@
              | neighbours | neighbour_retry | link_cost | max_hops
              | lsp_lifetime | lsdb_sync_interval | max_nodes
              | window_bytes | window_frames | gap_timeout | ack_every | ack_delay
-             | resend_timeout | queue_bytes | flow_bytes | inflight_bytes | ack_bytes.
+             | resend_timeout | queue_bytes | flow_bytes | inflight_bytes | ack_bytes
+             | chunk_bytes | realtime_deadline | lane_queue_bytes.
 -type kind() :: string | integer | atom | term.
 
 -export_type([key/0]).
@@ -53,7 +54,13 @@ keys() ->
      {queue_bytes,        integer, 32 * 1024 * 1024, true},
      {flow_bytes,         integer, 2 * 1024 * 1024, true},
      {inflight_bytes,     integer, 512 * 1024,     true},
-     {ack_bytes,          integer, 128 * 1024,     true}].
+     {ack_bytes,          integer, 128 * 1024,     true},
+     %% lanes of py_dist:send/3: the size of the chunks a message is cut
+     %% into, the deadline (ms) of `realtime' without one, and the bytes a
+     %% link may have waiting before unordered messages are dropped
+     {chunk_bytes,        integer, 64 * 1024,      true},
+     {realtime_deadline,  integer, 100,            true},
+     {lane_queue_bytes,   integer, 16 * 1024 * 1024, true}].
 
 -spec get(key()) -> term().
 get(Key) ->

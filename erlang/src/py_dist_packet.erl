@@ -7,6 +7,10 @@
 %% in one port packet: per-packet cost in Python is the figure that decides
 %% throughput, so it only ever slices.
 %%
+%% Messages of py_dist:send/3 travel apart from any channel: a lane packet
+%% names the destination node, and Python hands back what arrived on a lane
+%% as a deliver packet.
+%%
 %% It also tells which flow a distribution packet belongs to (classify/1):
 %% the process that sent it, read from the control message.  Erlang orders
 %% signals per pair of processes only, so with the header atom cache off
@@ -16,14 +20,17 @@
 
 -include("py_dist.hrl").
 
--export([ctrl/1, data/2, flows/2, tick/1, flow_pid/1, decode/1, split_frames/1,
+-export([ctrl/1, data/2, flows/2, tick/1, lane/5, flow_pid/1, decode/1, split_frames/1,
          put_frames/2, classify/1, classify_packet/1]).
 
--export_type([decoded/0, flow/0, class/0, packet/0]).
+-export_type([decoded/0, flow/0, class/0, packet/0, lane/0]).
 
 -type decoded() :: {ctrl, term()}
                  | {data, non_neg_integer(), binary()}
+                 | {deliver, binary()}
                  | {error, term()}.
+
+-type lane() :: ?PY_DIST_LANE_UNORDERED..?PY_DIST_LANE_REALTIME.
 
 %% ?PY_DIST_FLOW_BARRIER, ?PY_DIST_FLOW_TICK, or a sender: 2 and up.
 -type flow() :: non_neg_integer().
@@ -112,11 +119,27 @@ frames([], Tail) ->
 tick(Chan) ->
     <<?PY_DIST_OP_FLOWS, Chan:32, ?PY_DIST_FLOW_TICK:64, 4:32, 0:32>>.
 
-%% @doc Decode one port packet from Python.  Frames stay unsplit: the
-%% receiver splits them where they are consumed.
+%% @doc One message for a lane to the node named Node (UTF-8): Notify is
+%% what Python hands back should it drop the message (<<>>: nothing),
+%% Payload the external format of {To, Msg}, not copied.  A field that does
+%% not fit its width is a caller's bug: it crashes here rather than
+%% truncate on the wire.
+-spec lane(lane(), non_neg_integer(), binary(), binary(), iodata()) -> iolist().
+lane(Lane, DeadlineMs, Node, Notify, Payload)
+  when Lane >= ?PY_DIST_LANE_UNORDERED, Lane =< ?PY_DIST_LANE_REALTIME,
+       DeadlineMs >= 0, DeadlineMs < 1 bsl 32,
+       byte_size(Node) < 1 bsl 16, byte_size(Notify) < 1 bsl 16 ->
+    [<<?PY_DIST_OP_LANE, Lane, DeadlineMs:32,
+       (byte_size(Node)):16, Node/binary,
+       (byte_size(Notify)):16, Notify/binary>>, Payload].
+
+%% @doc Decode one port packet from Python.  Frames stay unsplit and lane
+%% payloads undecoded: the receiver does that where they are consumed.
 -spec decode(binary()) -> decoded().
 decode(<<?PY_DIST_OP_DATA, Chan:32, Frames/binary>>) ->
     {data, Chan, Frames};
+decode(<<?PY_DIST_OP_DELIVER, Payload/binary>>) ->
+    {deliver, Payload};
 decode(<<?PY_DIST_OP_CTRL, Ext/binary>>) ->
     try binary_to_term(Ext, [safe]) of
         Term -> {ctrl, Term}

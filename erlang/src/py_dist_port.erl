@@ -7,6 +7,10 @@
 %% handler (erlang:dist_ctrl_input_handler/2) and puts the packets into the
 %% runtime itself, which saves a process hop per inbound packet.
 %%
+%% Messages of py_dist:send/3 are written by their senders straight to the
+%% port, found without a call (port/0); those that arrive on a lane are
+%% delivered here.
+%%
 %% This process never blocks on the port: inbound traffic of every
 %% connection depends on it.  The only data it writes are rare control
 %% messages, sent with `nosuspend' and handed to a helper when the port is
@@ -18,10 +22,16 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, listen/1, set_acceptor/1, register_channel/1,
-         hold/1, up/2, info/0, reachable/1, command/1, query/1]).
+         hold/1, up/2, info/0, reachable/1, command/1, query/1, port/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(REACHABLE, py_dist_reachable).
+%% The persistent_term key of the port, for port/0.
+-define(PORT_KEY, {py_dist_port, port}).
+
+-ifdef(TEST).
+-export([deliver/1, dropped/2]).
+-endif.
 
 -type chan() :: non_neg_integer().
 -type route() :: {handshake, pid()}
@@ -127,6 +137,21 @@ query(What) ->
             {error, no_answer}
     end.
 
+%% @doc The port program's port, for writers that cannot afford a call per
+%% packet (py_dist:send/3).  Read from a persistent term, written only when
+%% the program starts; a port that has exited since is no port.
+-spec port() -> {ok, port()} | {error, no_port}.
+port() ->
+    case persistent_term:get(?PORT_KEY, undefined) of
+        undefined ->
+            {error, no_port};
+        Port ->
+            case erlang:port_info(Port, id) of
+                undefined -> {error, no_port};
+                _ -> {ok, Port}
+            end
+    end.
+
 write(Port, Term) ->
     try erlang:port_command(Port, py_dist_packet:ctrl(Term)) of
         true -> ok
@@ -145,6 +170,7 @@ init([]) ->
     process_flag(message_queue_data, off_heap),
     case start_port() of
         {ok, Port, OsPid, ListenPort} ->
+            publish(Port),
             {ok, #state{port = Port, os_pid = OsPid, listen_port = ListenPort}};
         {error, Reason} ->
             {stop, Reason}
@@ -212,7 +238,8 @@ port_info_keys() ->
      queued_bytes, flows, hold_flow, release_flow,
      reachable, unreachable, neighbour_up, neighbour_down, reply, loss,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
-     endpoint].
+     endpoint,
+     dropped, deliver, no_route, congested, deadline, overflow].
 
 answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
     case maps:take(Ref, Waiting) of
@@ -281,6 +308,12 @@ inbound({data, Chan, Frames}, #state{routes = Routes} = S) ->
         #{} ->
             S
     end;
+inbound({deliver, Payload}, S) ->
+    deliver(Payload),
+    S;
+inbound({ctrl, {dropped, Notify, Reason}}, S) when is_binary(Notify), is_atom(Reason) ->
+    dropped(Notify, Reason),
+    S;
 inbound({ctrl, {accepted, Chan, Peer}}, S) ->
     accepted(Chan, Peer, S);
 inbound({ctrl, {closed, Chan, Reason}}, #state{routes = Routes} = S) ->
@@ -335,6 +368,43 @@ inbound({ctrl, Other}, S) ->
 inbound({error, Reason}, S) ->
     ?LOG_ERROR("py_dist: bad packet from the port: ~0p", [Reason]),
     S.
+
+%% A message that arrived on a lane.  Decoded without `safe': it may carry
+%% atoms new to this node, as messages of stock distribution do, and it
+%% comes from a peer of the cluster, trusted as stock distribution trusts
+%% one.  Only local destinations: a send to another node could make this
+%% process wait for a connection.  A name not registered loses the message,
+%% as a send to {Name, Node} does.
+-spec deliver(binary()) -> ok.
+deliver(Payload) ->
+    try binary_to_term(Payload) of
+        {To, Msg} when is_atom(To);
+                       is_pid(To), node(To) =:= node() ->
+            _ = catch erlang:send(To, Msg),
+            ok;
+        Other ->
+            ?LOG_WARNING("py_dist: lane message for no local process: ~0P",
+                         [Other, 10])
+    catch
+        error:badarg ->
+            ?LOG_WARNING("py_dist: undecodable lane message of ~w bytes",
+                         [byte_size(Payload)])
+    end.
+
+%% Python dropped a lane message that asked to be told: Notify is what
+%% send/3 wrote, {Pid, Tag}.  Our own encoding, so `safe' refuses nothing
+%% good; whatever else it holds is ignored.
+-spec dropped(binary(), atom()) -> ok.
+dropped(Notify, Reason) ->
+    try binary_to_term(Notify, [safe]) of
+        {Pid, Tag} when is_pid(Pid), node(Pid) =:= node() ->
+            Pid ! {py_dist_dropped, Tag, Reason},
+            ok;
+        _ ->
+            ok
+    catch
+        error:badarg -> ok
+    end.
 
 tell_ctrl(Chan, Msg, #state{routes = Routes} = S) ->
     case Routes of
@@ -419,6 +489,12 @@ ctrl_down(Ctrl, #state{ctrls = Ctrls} = S) ->
 
 %%% The port program
 
+%% Rare (the program's start) as a persistent term update must be: it
+%% costs every process a scan.  The entry of a port gone stays until the
+%% next start; port/0 checks it is alive.
+publish(Port) ->
+    persistent_term:put(?PORT_KEY, Port).
+
 port_down(Reason, #state{ctrls = Ctrls} = S) ->
     ?LOG_ERROR("py_dist: port program ~w exited (~0p); its connections go "
                "down and it is restarted", [S#state.os_pid, Reason]),
@@ -431,6 +507,7 @@ port_down(Reason, #state{ctrls = Ctrls} = S) ->
 restart_port(#state{restarts = N} = S) ->
     case start_port(S#state.listen_port) of
         {ok, Port, OsPid, _ListenPort} ->
+            publish(Port),
             is_binary(S#state.node) andalso send_ctrl(Port, {set_node, S#state.node}),
             is_binary(S#state.node) andalso
                 send_ctrl(Port, {advertise, endpoint(S#state.node, S#state.listen_port)}),

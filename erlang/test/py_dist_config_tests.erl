@@ -45,3 +45,9 @@ python_command_passes_python_keys_only_test() ->
 
 drop_env_arg(["-m" | _] = Args) -> Args;
 drop_env_arg([_Python | Args]) -> Args.
+
+lane_keys_go_to_python_test() ->
+    {_Exe, Args} = py_dist_config:python_command(),
+    ?assert(lists:member("chunk_bytes=65536", Args)),
+    ?assert(lists:member("realtime_deadline=100", Args)),
+    ?assert(lists:member("lane_queue_bytes=16777216", Args)).

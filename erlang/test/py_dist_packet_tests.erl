@@ -362,3 +362,43 @@ flow_pid_test() ->
     ?assertEqual(undefined, py_dist_packet:flow_pid(0)),
     ?assertEqual(undefined, py_dist_packet:flow_pid(1)),
     ?assertEqual(undefined, py_dist_packet:flow_pid(-5)).
+
+%%% Lanes
+
+lane_packet_layout_test() ->
+    Notify = term_to_binary({self(), tag}),
+    Payload = term_to_binary({name, hello}),
+    Bin = iolist_to_binary(py_dist_packet:lane(?PY_DIST_LANE_REALTIME, 250, <<"b@h">>,
+                                               Notify, Payload)),
+    ?assertEqual({?PY_DIST_LANE_REALTIME, 250, <<"b@h">>, Notify, Payload}, parse_lane(Bin)),
+    ?assertEqual({name, hello}, binary_to_term(element(5, parse_lane(Bin)))).
+
+lane_packet_without_notify_test() ->
+    Node = <<"nöde@höst"/utf8>>,
+    Bin = iolist_to_binary(py_dist_packet:lane(?PY_DIST_LANE_UNORDERED, 0, Node, <<>>,
+                                               [<<"pay">>, "load"])),
+    ?assertEqual(<<?PY_DIST_OP_LANE, 1, 0:32, (byte_size(Node)):16, Node/binary,
+                   0:16, "payload">>, Bin),
+    ?assertEqual({1, 0, Node, <<>>, <<"payload">>}, parse_lane(Bin)).
+
+lane_refuses_what_does_not_fit_test_() ->
+    Big = binary:copy(<<0>>, 1 bsl 16),
+    [?_assertError(function_clause, py_dist_packet:lane(0, 0, <<"b@h">>, <<>>, <<>>)),
+     ?_assertError(function_clause, py_dist_packet:lane(4, 0, <<"b@h">>, <<>>, <<>>)),
+     ?_assertError(function_clause, py_dist_packet:lane(1, 1 bsl 32, <<"b@h">>, <<>>, <<>>)),
+     ?_assertError(function_clause, py_dist_packet:lane(1, 0, Big, <<>>, <<>>)),
+     ?_assertError(function_clause, py_dist_packet:lane(1, 0, <<"b@h">>, Big, <<>>))].
+
+deliver_decode_test_() ->
+    Payload = term_to_binary({self(), {hello, <<"x">>}}),
+    [?_assertEqual({deliver, Payload},
+                   py_dist_packet:decode(<<?PY_DIST_OP_DELIVER, Payload/binary>>)),
+     %% undecoded: the port owner decodes it, atoms and all
+     ?_assertEqual({deliver, <<131, 119, 5, "zz_xy">>},
+                   py_dist_packet:decode(<<?PY_DIST_OP_DELIVER, 131, 119, 5, "zz_xy">>)),
+     ?_assertEqual({deliver, <<>>}, py_dist_packet:decode(<<?PY_DIST_OP_DELIVER>>))].
+
+%% The OP_LANE packet as Python reads it.
+parse_lane(<<?PY_DIST_OP_LANE, Lane, Deadline:32, NodeLen:16, Node:NodeLen/binary,
+             NotifyLen:16, Notify:NotifyLen/binary, Payload/binary>>) ->
+    {Lane, Deadline, Node, Notify, Payload}.

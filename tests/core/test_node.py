@@ -24,7 +24,7 @@ from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import LinkKey, Node
 from pydist.core.port_codec import PortDecoder
-from pydist.core.wire import FLAG_INITIATOR, OP_CTRL, OP_DATA, PY_CHAN_BASE, Kind
+from pydist.core.wire import FLAG_INITIATOR, OP_CTRL, OP_DATA, OP_DELIVER, PY_CHAN_BASE, Kind
 
 HOST = b"127.0.0.1"
 PORTS = {label: 4241 + i for i, label in enumerate("abcdefg")}
@@ -97,7 +97,11 @@ class Net:
         self.beam(label, (Atom("close"), chan, Atom("down")))
 
     def ctrl(self, label: str) -> list[tuple[Any, ...]]:
-        return [e for e in self.events[label] if e[0] != "DATA"]
+        return [e for e in self.events[label] if e[0] not in ("DATA", "DELIVER")]
+
+    def delivered(self, label: str) -> list[bytes]:
+        """Lane messages handed to the BEAM."""
+        return [e[1] for e in self.events[label] if e[0] == "DELIVER"]
 
     def closed(self, label: str) -> list[tuple[int, str]]:
         return [(e[1], str(e[2])) for e in self.ctrl(label) if e[0] == "closed"]
@@ -136,6 +140,9 @@ class Net:
             stream = b"".join(bytes(piece) for piece in node.port_out)
             node.port_out.clear()
             for packet in self.stdout[label].feed(stream):
+                if packet[0] == OP_DELIVER:  # a lane message, for the BEAM to deliver
+                    self.events[label].append(("DELIVER", bytes(packet[1:])))
+                    continue
                 decoded = port_codec.decode_packet(packet)
                 if decoded[0] == OP_CTRL:
                     self.events[label].append(decoded[1])

@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pydist.core import wire
+from pydist.core import outbox, wire
 
 ROOT = Path(__file__).resolve().parents[2]
 HRL = ROOT / "erlang" / "include" / "py_dist.hrl"
@@ -68,8 +68,23 @@ def test_op_bytes_agree() -> None:
     d = _defines()
     assert _erlang_int(d["PY_DIST_OP_CTRL"]) == wire.OP_CTRL
     assert _erlang_int(d["PY_DIST_OP_DATA"]) == wire.OP_DATA
-    assert wire.OP_CTRL != wire.OP_DATA
-    assert all(0 <= op < 256 for op in (wire.OP_CTRL, wire.OP_DATA))
+    assert _erlang_int(d["PY_DIST_OP_FLOWS"]) == wire.OP_FLOWS
+    assert _erlang_int(d["PY_DIST_OP_LANE"]) == wire.OP_LANE
+    assert _erlang_int(d["PY_DIST_OP_DELIVER"]) == wire.OP_DELIVER
+    # BEAM -> Python ops are distinct; OP_DELIVER goes the other way only
+    to_python = (wire.OP_CTRL, wire.OP_DATA, wire.OP_FLOWS, wire.OP_LANE)
+    assert len(set(to_python)) == len(to_python)
+    assert wire.OP_DELIVER not in (wire.OP_CTRL, wire.OP_DATA)
+    assert all(0 <= op < 256 for op in (*to_python, wire.OP_DELIVER))
+
+
+def test_flows_and_lanes_agree() -> None:
+    d = _defines()
+    assert _erlang_int(d["PY_DIST_FLOW_BARRIER"]) == outbox.BARRIER
+    assert _erlang_int(d["PY_DIST_FLOW_TICK"]) == outbox.TICK
+    assert _erlang_int(d["PY_DIST_LANE_UNORDERED"]) == wire.UNORDERED
+    assert _erlang_int(d["PY_DIST_LANE_UNRELIABLE"]) == wire.UNRELIABLE
+    assert _erlang_int(d["PY_DIST_LANE_REALTIME"]) == wire.REALTIME
 
 
 def test_py_chan_base_agrees() -> None:

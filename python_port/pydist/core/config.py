@@ -41,6 +41,9 @@ class Config:
     flow_bytes: int = 2 * 1024 * 1024
     inflight_bytes: int = 512 * 1024
     ack_bytes: int = 128 * 1024
+    chunk_bytes: int = 64 * 1024
+    realtime_deadline: float = 0.100
+    lane_queue_bytes: int = 16 * 1024 * 1024
 
     @classmethod
     def from_pairs(cls, pairs: list[str]) -> Config:

@@ -21,6 +21,7 @@ from pydist.core.channels import ChannelTable, Link, LinkKey, received_key
 from pydist.core.config import Config
 from pydist.core.delivery import ORDERLY, Delivery, Out
 from pydist.core.etf import Atom, EtfError
+from pydist.core.lanes import LanePath
 from pydist.core.liveness import Liveness, Verdict
 from pydist.core.lsdb import MAX_COST
 from pydist.core.outbox import BARRIER
@@ -29,6 +30,7 @@ from pydist.core.wire import (
     CLOSE_REASONS,
     OP_CTRL,
     OP_FLOWS,
+    OP_LANE,
     Kind,
     node_id,
 )
@@ -37,11 +39,12 @@ log = logging.getLogger("pydist.node")
 
 _DATA = int(Kind.DATA)
 #: kinds that travel end to end (and are forwarded); the rest stay on one link
-_ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.ACK)))
+_ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.ACK),
+                     int(Kind.LANE)))
 _HOPS_BYTE = 3  # offset of the hop limit in the header
 
 
-class Node(Delivery):
+class Node(Delivery, LanePath):
     def __init__(self, config: Config, now: float, rng: random.Random | None = None) -> None:
         self.config = config
         self.liveness = Liveness(config.heartbeat_interval, config.heartbeat_timeout)
@@ -74,6 +77,7 @@ class Node(Delivery):
         #: their link's backlog is full (see :meth:`transit_dropped`)
         self.transit_out: list[tuple[LinkKey, list[Out]]] = []
         self.commands: list[tuple[str, LinkKey, Any]] = []
+        self._init_lanes(self.rng)
 
     def _new_router(self, name: bytes, now: float) -> Router:
         c = self.config
@@ -94,6 +98,9 @@ class Node(Delivery):
         if op == OP_FLOWS:
             _, chan, groups = decoded
             self._send_data(chan, groups, now)
+        elif op == OP_LANE:
+            _, lane, deadline_ms, dest, notify, payload = decoded
+            self._lane_send(lane, deadline_ms, dest, notify, payload, now)
         elif op == OP_CTRL:
             self._control(decoded[1], now)
             self._settle(now)
@@ -223,6 +230,8 @@ class Node(Delivery):
                 self._receive_data(hdr, payload, now)
             elif kind == Kind.ACK:
                 self._ack(hdr, now)
+            elif kind == Kind.LANE:
+                self._receive_lane(hdr, payload, now)
             elif kind == Kind.OPEN:
                 self._open(link, hdr, bytes(payload), now)
             else:
@@ -413,6 +422,7 @@ class Node(Delivery):
             self.router.timer(now)
             deadline = min(deadline, self.router.deadline())
         self.deadline = deadline
+        self._lanes_timer(now)
         for chan in sorted(self.seq_due):
             self._sequencing_timer(self.channels[chan], now)
         for chan, (at, wait) in list(self.resend_at.items()):
@@ -440,6 +450,8 @@ class Node(Delivery):
         self.stats["link_congested" if congested else "link_drained"] += 1
         for chan in sorted(link.channels):
             self._pump(self.channels[chan], now)
+        if not congested:
+            self._lanes_drained(link, now)
 
     def hold_rx(self, key: LinkKey | None, held: bool) -> None:
         """The shell stops (or resumes) reading a link socket to hold back
@@ -515,6 +527,7 @@ class Node(Delivery):
         if self.links.pop(link.key, None) is None:
             return
         link.down_reason = reason
+        self._lanes_link_down(link.key)
         if link.peer is not None and self.by_peer.get(link.peer) is link:
             del self.by_peer[link.peer]
             other = next((ln for ln in self.links.values() if ln.peer == link.peer and ln.up),

@@ -8,6 +8,7 @@ packet's body is never copied to prepend its header.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from pydist.core import etf
@@ -15,9 +16,12 @@ from pydist.core.wire import (
     DATA_HEADER,
     FLOW_GROUP,
     FRAME_LEN,
+    LANE_REQUEST,
     OP_CTRL,
     OP_DATA,
+    OP_DELIVER,
     OP_FLOWS,
+    OP_LANE,
     PORT_DATA_PREFIX,
     PORT_LEN,
 )
@@ -134,6 +138,8 @@ def decode_packet(packet: bytes | memoryview) -> tuple[Any, ...]:
             raise PortError("truncated flows packet")
         _, chan = DATA_HEADER.unpack_from(packet)
         return OP_FLOWS, chan, split_groups(memoryview(packet)[DATA_HEADER.size :])
+    if op == OP_LANE:
+        return (OP_LANE, *decode_lane(memoryview(packet)))
     if op == OP_DATA:
         if len(packet) < DATA_HEADER.size:
             raise PortError("truncated data packet")
@@ -142,6 +148,33 @@ def decode_packet(packet: bytes | memoryview) -> tuple[Any, ...]:
     if op == OP_CTRL:
         return OP_CTRL, etf.decode(bytes(packet[1:]))
     raise PortError(f"unknown port op {op}")
+
+
+def decode_lane(packet: memoryview) -> tuple[int, int, bytes, bytes, memoryview]:
+    """A lane request: ``(lane, deadline_ms, node, notify, payload)``."""
+    head = LANE_REQUEST.size
+    if len(packet) < head:
+        raise PortError("truncated lane packet")
+    _, lane, deadline, node_len = LANE_REQUEST.unpack_from(packet)
+    end = head + node_len
+    if len(packet) < end + 2:
+        raise PortError("truncated lane packet")
+    (notify_len,) = struct.unpack_from("!H", packet, end)
+    start = end + 2 + notify_len
+    if len(packet) < start:
+        raise PortError("truncated lane packet")
+    return lane, deadline, bytes(packet[head:end]), bytes(packet[end + 2 : start]), packet[start:]
+
+
+def encode_lane(lane: int, deadline: int, node: bytes, notify: bytes, payload: bytes) -> bytes:
+    """A lane request as py_dist:send/3 writes it (tests use this)."""
+    return (LANE_REQUEST.pack(OP_LANE, lane, deadline, len(node)) + node
+            + struct.pack("!H", len(notify)) + notify + payload)
+
+
+def encode_deliver(payload: bytes | memoryview) -> list[bytes | memoryview]:
+    """The pieces of a packet that hands the BEAM a lane message to deliver."""
+    return [PORT_LEN.pack(len(payload) + 1) + bytes((OP_DELIVER,)), payload]
 
 
 def split_groups(body: memoryview) -> Groups:

@@ -16,6 +16,12 @@ OP_CTRL = 0
 OP_DATA = 1
 #: BEAM -> Python only: a channel's packets in groups, one flow (sender) each
 OP_FLOWS = 2
+#: BEAM -> Python: a message for a lane (py_dist:send/3); Python -> BEAM:
+#: a message that arrived on one, to deliver
+OP_LANE = 3
+OP_DELIVER = 3
+#: op, lane, deadline (ms, 0: none), length of the destination node's name
+LANE_REQUEST = struct.Struct("!BBIH")
 PY_CHAN_BASE = 0x80000000
 
 #: outer length, op, channel: the prefix of a data packet written to the BEAM
@@ -51,6 +57,14 @@ class Kind(enum.IntEnum):
     LSP = 7
     SUMMARY = 8
     ACK = 9
+    LANE = 10
+
+
+#: the lanes besides the reliable one (a frame header's lane byte)
+UNORDERED = 1
+UNRELIABLE = 2
+REALTIME = 3
+LANE_NAMES = {UNORDERED: "unordered", UNRELIABLE: "unreliable", REALTIME: "realtime"}
 
 
 #: flag: the sender opened the channel (tells the two ends' ids apart)
