@@ -52,6 +52,12 @@ def run(count: int = 5) -> None:
         """)
         click.echo(f"  {size >> 20} MiB binary {last.node} -> {first.node}: "
                    f"checksum {'matches' if ok else 'DIFFERS'} ({ms} ms)")
+        overtake(first, last)
+        last.eval(f"py_dist:send({{demo_inbox, '{first.node}'}}, {{sample, node(), 42}}, "
+                  f"[{{deadline, 100}}]).")
+        got = first.eval("receive M -> M after 5000 -> timeout end.")
+        click.echo(f"  realtime lane (py_dist:send/3, [{{deadline, 100}}]), {last.node} -> "
+                   f"{first.node}: {got!r}, no connection needed")
         global_node = nodes[1].eval("""
             yes = global:register_name(demo_service, spawn(fun() -> receive _ -> ok end end)),
             node().
@@ -68,6 +74,28 @@ def run(count: int = 5) -> None:
         for node in nodes:
             click.echo(describe(node.node, node.eval("py_dist:info().")))
         click.echo(f"\nstopping the nodes ({time.monotonic() - t0:.1f}s in all)")
+
+
+def overtake(src: Any, dst: Any) -> None:
+    """A small message sent after a 64 MiB one, by another process, on the
+    same connection: it arrives first (scheduled per sender)."""
+    size = 64 << 20
+    order = dst.eval(f"""
+        Self = self(),
+        Inbox = spawn(fun() -> Got = [receive {{T, _}} -> {{T, erlang:monotonic_time(millisecond)}}
+                                      end || _ <- [1, 2]],
+                               Self ! {{order, Got}} end),
+        rpc:call('{src.node}', erlang, apply, [fun() ->
+            Big = binary:copy(<<1>>, {size}),
+            spawn(fun() -> Inbox ! {{large, Big}} end),
+            timer:sleep(5),
+            spawn(fun() -> Inbox ! {{small, hello}} end), ok end, []]),
+        receive {{order, O}} -> O after 60000 -> timeout end.
+    """, timeout=90)
+    (first, t1), (second, t2) = order
+    click.echo(f"  a {size >> 20} MiB message, then a small one 5 ms later from another process, "
+               f"{src.node} -> {dst.node}: the {first} one arrived first, "
+               f"the {second} one {t2 - t1} ms later")
 
 
 def describe(node: str, info: dict[str, Any]) -> str:
@@ -87,9 +115,14 @@ def describe(node: str, info: dict[str, Any]) -> str:
     for ch in sorted(port.get("channels", []), key=lambda c: c["peer"]):
         lines.append(f"    connection to {ch['peer'].decode()}: epoch {ch['epoch']}, "
                      f"sent {ch['next_seq']} (unacked {ch['unacked_bytes']} B), "
-                     f"received {ch['expected']} (held early {ch['reorder_bytes']} B)"
+                     f"received {ch['expected']} (held early {ch['reorder_bytes']} B), "
+                     f"queued {ch['queued_bytes']} B in {ch['flows']} flows"
                      f"{', paused' if ch['paused'] else ''}")
-    counters = ", ".join(f"{k.decode()}={v}" for k, v in sorted(port["stats"].items()))
+    stats = sorted(port["stats"].items())
+    lanes = ", ".join(f"{k.decode()[5:]}={v}" for k, v in stats if k.startswith(b"lane_"))
+    if lanes:
+        lines.append(f"    lanes: {lanes}")
+    counters = ", ".join(f"{k.decode()}={v}" for k, v in stats if not k.startswith(b"lane_"))
     if counters:
         lines.append(f"    counters: {counters}")
     return "\n".join(lines)
