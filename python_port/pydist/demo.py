@@ -57,7 +57,7 @@ def run(count: int = 5) -> None:
                   f"[{{deadline, 100}}]).")
         got = first.eval("receive M -> M after 5000 -> timeout end.")
         click.echo(f"  realtime lane (py_dist:send/3, [{{deadline, 100}}]), {last.node} -> "
-                   f"{first.node}: {got!r}, no connection needed")
+                   f"{first.node}: {got!r}, carried apart from the connection")
         global_node = nodes[1].eval("""
             yes = global:register_name(demo_service, spawn(fun() -> receive _ -> ok end end)),
             node().
