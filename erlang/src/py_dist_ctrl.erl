@@ -21,8 +21,6 @@
 -export([group/2]).
 
 -define(SPAWN_OPTS, [{message_queue_data, off_heap}, {fullsweep_after, 0}]).
-%% A group this large in one batch is a stream (two erts fragments).
--define(STREAM_GROUP, 128 * 1024).
 
 -record(hs, {port :: port(),
              chan :: non_neg_integer(),
@@ -240,11 +238,11 @@ output(#out{} = O) ->
 hold_flow(Flow, #out{held = Held} = O) ->
     case py_dist_packet:flow_pid(Flow) of
         Pid when is_pid(Pid), not is_map_key(Flow, Held) ->
-            %% no unless_suspending: suspensions of this process count, so
-            %% one of send_batch/2 and this hold are lifted one by one
-            case suspend(Pid) of
+            try erlang:suspend_process(Pid, [asynchronous, unless_suspending]) of
                 true -> O#out{held = Held#{Flow => Pid}};
-                false -> O  % gone already, or one of ours
+                false -> O
+            catch
+                error:badarg -> O  % gone already, or one of ours
             end;
         _ ->
             O
@@ -253,7 +251,9 @@ hold_flow(Flow, #out{held = Held} = O) ->
 release_flow(Flow, #out{held = Held} = O) ->
     case maps:take(Flow, Held) of
         {Pid, Rest} ->
-            _ = resume(Pid),
+            try erlang:resume_process(Pid)
+            catch error:badarg -> ok  % exited while held
+            end,
             O#out{held = Rest};
         error ->
             O
@@ -273,7 +273,7 @@ send_data(O) ->
 %% Batch up to max bytes per port command: the per-packet cost on the
 %% Python side is what limits small-message throughput.
 drain(#out{max = Max} = O, Seqs, Size, Batch) when Size >= Max ->
-    send_batch(O, Batch),
+    port_send(O#out.port, py_dist_packet:flows(O#out.chan, batch_groups(Batch))),
     receive
         py_dist_pause -> {paused, Seqs}
     after 0 ->
@@ -284,7 +284,7 @@ drain(O, Seqs, Size, Batch) ->
         none when Size =:= 0 ->
             {done, Seqs};
         none ->
-            send_batch(O, Batch),
+            port_send(O#out.port, py_dist_packet:flows(O#out.chan, batch_groups(Batch))),
             {done, Seqs};
         {Len, Data} = Packet ->
             {Flow, Seqs1} = flow(py_dist_packet:classify_packet(Data), Seqs),
@@ -357,46 +357,6 @@ close(Open, Closed) ->
 port_send(Port, Data) ->
     try erlang:port_command(Port, Data)
     catch error:badarg -> exit({py_dist, port_exit})
-    end.
-
-%% One port command for a batch.  When the pipe to Python is full, this
-%% process waits for it, and meanwhile erts queues what senders write: a
-%% stream would fill that queue to dist_buf_busy_limit and every sender,
-%% a pinger too, would be suspended (busy_dist_port) and then race the
-%% stream for the room.  So the senders of the large groups of the batch
-%% (the streams) are suspended for that wait, and only they.
-send_batch(#out{port = Port, chan = Chan}, Batch) ->
-    Groups = batch_groups(Batch),
-    Data = py_dist_packet:flows(Chan, Groups),
-    case nosuspend_send(Port, Data) of
-        true ->
-            ok;
-        false ->
-            Streams = [Pid || {Flow, Packets} <- Groups, Flow > ?PY_DIST_FLOW_TICK,
-                              packets_size(Packets, 0) >= ?STREAM_GROUP,
-                              Pid <- [py_dist_packet:flow_pid(Flow)], is_pid(Pid),
-                              suspend(Pid)],
-            port_send(Port, Data),
-            [resume(Pid) || Pid <- Streams],
-            ok
-    end.
-
-nosuspend_send(Port, Data) ->
-    try erlang:port_command(Port, Data, [nosuspend])
-    catch error:badarg -> exit({py_dist, port_exit})
-    end.
-
-packets_size([{Len, _} | Rest], Acc) -> packets_size(Rest, Acc + Len);
-packets_size([], Acc) -> Acc.
-
-suspend(Pid) ->
-    try erlang:suspend_process(Pid, [asynchronous])
-    catch error:badarg -> false
-    end.
-
-resume(Pid) ->
-    try erlang:resume_process(Pid)
-    catch error:badarg -> true  % exited meanwhile
     end.
 
 %% A peer that closed its end is what stock distribution calls
