@@ -121,17 +121,22 @@ def compare(rows: Rows, base: str, other: str, titles: tuple[str, str, str]) -> 
     return "\n".join(lines)
 
 
+def carrier_pairs(cluster: Cluster, prefix: str) -> dict[str, tuple[ErlNode, ErlNode]]:
+    """A connected pair of nodes of each carrier, by carrier."""
+    pairs = {}
+    for proto in PROTOS:
+        tag = "py" if proto == "py" else "tcp"
+        src = cluster.start(f"{prefix}_src_{tag}", proto=proto)
+        dst = cluster.start(f"{prefix}_dst_{tag}", proto=proto)
+        assert src.eval(f"net_adm:ping('{dst.node}').") == "pong"
+        pairs[proto] = (src, dst)
+    return pairs
+
+
 def run(seconds: float = 2.0, rounds: int = 3) -> Rows:
     """Each case, ``rounds`` times, alternating the carriers; medians."""
     with Cluster() as cluster:
-        pairs = {}
-        for proto in PROTOS:
-            tag = "py" if proto == "py" else "tcp"
-            src = cluster.start(f"bench_src_{tag}", proto=proto)
-            dst = cluster.start(f"bench_dst_{tag}", proto=proto)
-            assert src.eval(f"net_adm:ping('{dst.node}').") == "pong"
-            pairs[proto] = (src, dst)
-        return alternate(CASES, pairs, seconds, rounds)
+        return alternate(CASES, carrier_pairs(cluster, "bench"), seconds, rounds)
 
 
 def table(rows: Rows) -> str:

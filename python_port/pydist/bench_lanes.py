@@ -11,7 +11,7 @@ batches of the stream.
 
 from __future__ import annotations
 
-from pydist.bench import PROTOS, Case, Measure, Rows, alternate, compare
+from pydist.bench import Case, Measure, Rows, alternate, carrier_pairs, compare
 from pydist.cluster import Cluster, ErlNode
 
 STREAM = 64 << 20
@@ -44,14 +44,7 @@ CASES: list[tuple[list[Case], Measure]] = [
 
 def run(seconds: float = 2.0, rounds: int = 3) -> Rows:
     with Cluster() as cluster:
-        pairs = {}
-        for proto in PROTOS:
-            tag = "py" if proto == "py" else "tcp"
-            src = cluster.start(f"hol_src_{tag}", proto=proto)
-            dst = cluster.start(f"hol_dst_{tag}", proto=proto)
-            assert src.eval(f"net_adm:ping('{dst.node}').") == "pong"
-            pairs[proto] = (src, dst)
-        return alternate(CASES, pairs, seconds, rounds)
+        return alternate(CASES, carrier_pairs(cluster, "hol"), seconds, rounds)
 
 
 def table(rows: Rows) -> str:
