@@ -166,6 +166,28 @@ def bench(seconds: float, rounds: int, part: str) -> None:
 
 
 @main.command()
+@click.argument("node")
+@click.option("--dir", "directory", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write NODE.key and NODE.key_secret.")
+def keygen(node: str, directory: Path) -> None:
+    """Write a node's CurveZMQ key pair; print its authorized-keys line.
+
+    Give the node its secret file with -py_dist curve_key PATH, and every
+    node of the cluster the same authorized-keys file (-py_dist
+    authorized_keys PATH) holding every node's line.
+    """
+    from pydist.shell.curve import keygen as write_keys
+
+    if "@" not in node:
+        raise click.ClickException(f"{node!r} is not a node name (name@host)")
+    public, secret, line = write_keys(directory, node)
+    click.echo(f"public key:  {public}", err=True)
+    click.echo(f"secret key:  {secret} (keep it on that node only)", err=True)
+    click.echo(line)
+
+
+@main.command()
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A configuration key, as py_dist_config hands it over.")
 def port(settings: tuple[str, ...]) -> None:

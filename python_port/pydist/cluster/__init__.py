@@ -106,8 +106,9 @@ class ErlNode:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if not self._ready.wait(30):
+            log = self.log_text()[-2000:]  # before stop() closes the log
             self.stop()
-            raise NodeError(f"{self.node} did not start; log: {self.log_text()[-2000:]}")
+            raise NodeError(f"{self.node} did not start; log: {log}")
         self.port_pid: int | None = None
         if proto in ("py", "env"):
             self.port_pid = self.eval(
@@ -137,7 +138,8 @@ class ErlNode:
 
     def log_text(self) -> str:
         """Everything the node and its port program logged so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def eval(self, expr: str, timeout: float = 60.0) -> Any:

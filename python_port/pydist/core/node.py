@@ -77,6 +77,9 @@ class Node(Delivery, LanePath):
         #: their link's backlog is full (see :meth:`transit_dropped`)
         self.transit_out: list[tuple[LinkKey, list[Out]]] = []
         self.commands: list[tuple[str, LinkKey, Any]] = []
+        #: with encrypted links, the node name each accepted link's key is
+        #: registered for (written by the shell); its HELLO must claim it
+        self.authenticated: dict[LinkKey, bytes] = {}
         self._init_lanes(self.rng)
 
     def _new_router(self, name: bytes, now: float) -> Router:
@@ -286,6 +289,14 @@ class Node(Delivery, LanePath):
             return
         if name == self.name:
             self._bad_frame(link, link.key, "HELLO with our own name", now)
+            return
+        claimed = self.authenticated.get(link.key)
+        if claimed is not None and claimed != name:
+            log.error("refusing a link from %s: its key is registered for %s",
+                      name.decode(errors="replace"), claimed.decode(errors="replace"))
+            self.stats["names_refused"] += 1
+            self._send(link, Kind.BYE, None, b"wrong_key", now)
+            self._link_down(link, "wrong_node", now)
             return
         taken = None if link.dialled else self._taken_at(name, endpoint)
         if taken is not None:
@@ -528,6 +539,7 @@ class Node(Delivery, LanePath):
             return
         link.down_reason = reason
         self._lanes_link_down(link.key)
+        self.authenticated.pop(link.key, None)
         if link.peer is not None and self.by_peer.get(link.peer) is link:
             del self.by_peer[link.peer]
             other = next((ln for ln in self.links.values() if ln.peer == link.peer and ln.up),

@@ -18,6 +18,7 @@ import zmq
 from pydist.core.channels import LinkKey
 from pydist.core.frame import JOIN_MAX
 from pydist.core.wire import HEADER_SIZE
+from pydist.shell.curve import ZAP_ENDPOINT, Keys
 
 log = logging.getLogger("pydist.links")
 
@@ -27,12 +28,20 @@ ZERO_COPY_MIN = JOIN_MAX
 
 class Links:
     def __init__(self, ctx: zmq.Context[Any], address: str, port: int, hwm: int,
-                 max_frame: int) -> None:
+                 max_frame: int, keys: Keys | None = None) -> None:
         self.ctx = ctx
         self.hwm = hwm
         self.max_msg = max_frame + HEADER_SIZE + 64
+        self.keys = keys
+        #: answers ZeroMQ's authentication requests (ZAP) when links are encrypted
+        self.zap: zmq.Socket[Any] | None = None
         self.router = ctx.socket(zmq.ROUTER)
         self._tune(self.router)
+        if keys is not None:
+            self.zap = ctx.socket(zmq.REP)
+            self.zap.bind(ZAP_ENDPOINT)  # before any peer can connect
+            self.router.curve_server = True
+            self._curve(self.router)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.bind(f"tcp://{address}:{port}")
         endpoint = self.router.getsockopt(zmq.LAST_ENDPOINT)
@@ -50,11 +59,27 @@ class Links:
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_msg)
         sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
 
-    def dial(self, key: int, endpoint: str) -> zmq.Socket[Any]:
+    def _curve(self, sock: zmq.Socket[Any]) -> None:
+        assert self.keys is not None
+        sock.curve_secretkey = self.keys.secret
+        sock.curve_publickey = self.keys.public
+
+    def dial(self, key: int, endpoint: str, peer: bytes | None = None) -> zmq.Socket[Any]:
+        """A DEALER connected to ``endpoint``; with encryption on, only if
+        the authorized keys name ``peer``'s key (else it stays unconnected,
+        and the core's connect timeout ends the link)."""
         sock: zmq.Socket[Any] = self.ctx.socket(zmq.DEALER)
         self._tune(sock)
-        sock.connect(endpoint)
         self.dealers[key] = sock
+        if self.keys is not None:
+            server_key = self.keys.server_key(peer or b"")
+            if server_key is None:
+                log.error("not dialling %s at %s: no key for it in the authorized keys",
+                          (peer or b"?").decode(errors="replace"), endpoint)
+                return sock
+            self._curve(sock)
+            sock.curve_serverkey = server_key
+        sock.connect(endpoint)
         return sock
 
     def hangup(self, key: int) -> zmq.Socket[Any] | None:
@@ -123,6 +148,8 @@ class Links:
         for sock in self.dealers.values():
             sock.close()
         self.router.close()
+        if self.zap is not None:
+            self.zap.close()
 
 
 def _size(parts: list[Any]) -> int:

@@ -20,7 +20,8 @@ from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import Node
 from pydist.core.port_codec import PortDecoder, PortError, encode_ctrl
-from pydist.shell import stdio
+from pydist.shell import curve, stdio
+from pydist.shell.curve import Keys
 from pydist.shell.links import Links
 from pydist.shell.transit import TransitGate
 
@@ -47,8 +48,9 @@ class Runtime:
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
         self.ctx: zmq.Context[Any] = zmq.Context()
+        keys = Keys(config.curve_key, config.authorized_keys) if config.curve_key else None
         self.links = Links(self.ctx, config.listen_address, config.listen_port,
-                           config.link_hwm, config.max_frame)
+                           config.link_hwm, config.max_frame, keys)
         self.gate = TransitGate(self.links, TRANSIT_SOFT, TRANSIT_BACKLOG_MAX, TRANSIT_PATIENCE)
         self.node = Node(config, time.monotonic())
         self.decoder = PortDecoder(config.max_frame + 1024, scratch=READ_SIZE)
@@ -69,6 +71,8 @@ class Runtime:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the BEAM owns ^C
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.poller.register(self.links.router, zmq.POLLIN)
+        if self.links.zap is not None:
+            self.poller.register(self.links.zap, zmq.POLLIN)
         self._watch_stdin(True)
         self.writer.write([encode_ctrl((Atom("ready"), self.links.port))])
         log.info("listening on port %d", self.links.port)
@@ -106,6 +110,8 @@ class Runtime:
                 self._read_stdin(now)
             elif sock is self.links.router:
                 self._receive(sock, None, now)
+            elif sock is self.links.zap:
+                self._authenticate()
             else:
                 self._receive(sock, self.sockets.get(sock), now)
         try:
@@ -113,6 +119,11 @@ class Runtime:
         except Exception:  # a bug: log it, keep serving; the next turn retries
             log.exception("failed in the timer")
         self._flush()
+
+    def _authenticate(self) -> None:
+        links = self.links
+        assert links.zap is not None and links.keys is not None
+        curve.serve(links.zap, links.keys.by_key)
 
     def _read_stdin(self, now: float) -> None:
         count = stdio.read_into(self.stdin_fd, self.decoder.buffer())
@@ -143,6 +154,9 @@ class Runtime:
                 return
             parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             link = parts[0].bytes if key is None else key
+            if key is None and self.links.keys is not None and link not in node.authenticated:
+                # the node name the peer's key is registered for (ZAP user id)
+                node.authenticated[link] = parts[1].get("User-Id").encode()
             forwarded = len(node.transit_out)
             try:
                 node.link_message(link, parts[1:] if key is None else parts, now)
@@ -166,7 +180,8 @@ class Runtime:
             for op, key, arg in node.commands:
                 if op == "dial":
                     assert isinstance(key, int)
-                    sock = links.dial(key, arg)
+                    link = node.links.get(key)
+                    sock = links.dial(key, arg, link.peer if link is not None else None)
                     self.sockets[sock] = key
                     self.poller.register(sock, zmq.POLLIN if self.reading_links else 0)
                 elif op == "forget":
@@ -299,4 +314,9 @@ def run(config: Config) -> int:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(getattr(logging, config.log_level.upper(), logging.WARNING))
-    return Runtime(config).run()
+    try:
+        runtime = Runtime(config)
+    except curve.KeyFileError as exc:
+        log.critical("cannot start: %s", exc)
+        return 2
+    return runtime.run()

@@ -1,0 +1,151 @@
+"""Encrypted links (CurveZMQ) with keys bound to node names."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pydist.cluster import HOST, Cluster, ErlNode
+
+MARKER = "py_dist-plaintext-marker-0123456789"
+
+
+def keygen(directory: Path, node: str) -> str:
+    """``pydist keygen``; the node's authorized-keys line."""
+    out = subprocess.run([sys.executable, "-m", "pydist", "keygen", node, "--dir",
+                          str(directory)], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def keyed(directory: Path, name: str, authorized: Path) -> tuple[str, ...]:
+    secret = directory / f"{name}@{HOST}.key_secret"
+    return ("-py_dist", "curve_key", str(secret), "-py_dist", "authorized_keys", str(authorized))
+
+
+class Relay:
+    """A TCP relay on loopback that keeps a copy of every byte it carries."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.seen = bytearray()
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((HOST, self.target))
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+                if not data:
+                    return
+                with self.lock:
+                    self.seen += data
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for s in self.sockets:
+            s.close()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """Key pairs of a, b and d; an authorized-keys file with the three."""
+    lines = [keygen(tmp_path, f"{n}@{HOST}") for n in ("a", "b", "d")]
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text("# the cluster\n" + "\n".join(lines) + "\n")
+    yield tmp_path, authorized
+
+
+def _through_relay(a: ErlNode, b: ErlNode) -> Relay:
+    """a's link to b goes through a relay that records what it carries."""
+    port = b.eval("maps:get(listen_port, py_dist:info()).")
+    relay = Relay(port)
+    assert a.eval(f"py_dist:link('{b.node}', #{{endpoint => {{\"{HOST}\", {relay.port}}}}}).") \
+        == "ok"
+    deadline = time.monotonic() + 10
+    while a.eval("py_dist:neighbours().") != [(b.node, "up")]:
+        assert time.monotonic() < deadline, a.eval("py_dist:neighbours().")
+        time.sleep(0.05)
+    return relay
+
+
+def _marker_through(a: ErlNode, b: ErlNode) -> None:
+    b.eval("register(inbox, self()).")
+    a.eval(f"{{inbox, '{b.node}'}} ! {{marker, <<\"{MARKER}\">>}}.")
+    assert b.eval("receive {marker, M} -> M after 5000 -> timeout end.") == MARKER.encode()
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["curve", "plain"])
+def test_encrypted_links_carry_no_plaintext(cluster: Cluster, keys: tuple[Path, Path],
+                                            encrypted: bool) -> None:
+    """Two nodes with keys talk as usual; a relay on their link sees none of
+    a known message's bytes. Without keys (the control) it does see them."""
+    directory, authorized = keys
+    args = {n: keyed(directory, n, authorized) if encrypted else () for n in ("a", "b")}
+    a, b = cluster.start("a", *args["a"]), cluster.start("b", *args["b"])
+    relay = _through_relay(a, b)
+    try:
+        assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+        _marker_through(a, b)
+        assert a.eval(f"rpc:call('{b.node}', erlang, node, []).") == b.node
+        with relay.lock:
+            seen = bytes(relay.seen)
+        assert len(seen) > 1000  # the connection went through the relay
+        assert (MARKER.encode() in seen) is not encrypted
+    finally:
+        relay.close()
+
+
+def test_an_unknown_key_is_refused_and_the_cluster_unaffected(
+        cluster: Cluster, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    directory, authorized = keys
+    a = cluster.start("a", *keyed(directory, "a", authorized))
+    b = cluster.start("b", *keyed(directory, "b", authorized))
+    assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+    # c has a key pair of its own, which a's authorized keys do not list;
+    # c trusts a (its own file has a's key), so it dials
+    outsider = tmp_path / "outsider"
+    c_line = keygen(outsider, f"c@{HOST}")
+    c_authorized = outsider / "authorized_keys"
+    c_authorized.write_text(authorized.read_text() + c_line + "\n")
+    c = cluster.start("c", *keyed(outsider, "c", c_authorized))
+    assert c.eval(f"net_adm:ping('{a.node}').") == "pang"
+    assert "is not in the authorized keys" in a.log_text()
+    assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+    assert c.node not in a.eval("nodes().")
+
+
+def test_a_key_claiming_another_name_is_refused(cluster: Cluster,
+                                                keys: tuple[Path, Path]) -> None:
+    """c runs with d's key pair: its key is authorized, but for d's name."""
+    directory, authorized = keys
+    a = cluster.start("a", *keyed(directory, "a", authorized))
+    secret = directory / f"d@{HOST}.key_secret"
+    c = cluster.start("c", "-py_dist", "curve_key", str(secret),
+                      "-py_dist", "authorized_keys", str(authorized))
+    assert c.eval(f"net_adm:ping('{a.node}').") == "pang"
+    assert f"its key is registered for d@{HOST}" in a.log_text()
+    assert c.node not in a.eval("nodes().")
