@@ -101,7 +101,7 @@ def test_a_name_already_taken_is_refused(tmp_path: Path) -> None:
                                 _ -> timer:sleep(100), L(K - 1)
                             end end,
             W(100).""") == "gave_up"
-        assert "is taken by another live node" in impostor.log_text()
+        assert impostor.logged("is taken by another live node")
         assert impostor.eval("nodes().") == []
         assert impostor.eval(f"net_adm:ping('{a.node}').") == "pang"
         assert a.eval(f"rpc:call('{b.node}', os, getpid, []).") == pid

@@ -142,6 +142,18 @@ class ErlNode:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def logged(self, *texts: str, timeout: float = 10.0) -> bool:
+        """Whether the log holds every one of ``texts`` within ``timeout``
+        seconds: a report reaches the log line by line, as it is written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_text()
+            if all(text in log for text in texts):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
     def eval(self, expr: str, timeout: float = 60.0) -> Any:
         """Evaluate an Erlang expression sequence on the node; return its value."""
         with self._lock:

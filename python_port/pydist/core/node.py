@@ -117,9 +117,9 @@ class Node(Delivery, LanePath):
                 self.name = name
                 self.id = node_id(name)
                 self.router = self._new_router(name, now)
-            case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)):
-                endpoint = f"tcp://{host.decode()}:{port}" if host else None
-                self._connect(chan, peer, endpoint, now)
+            case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)) if (
+                    not host or _endpoint(host, port)):
+                self._connect(chan, peer, _endpoint(host, port) if host else None, now)
             case (Atom("input"), Atom("hold") | Atom("release") as what):
                 self.beam_holds = what == "hold"
                 self.stats["beam_holds" if self.beam_holds else "beam_releases"] += 1
@@ -135,8 +135,8 @@ class Node(Delivery, LanePath):
                     self._send(ch.link, Kind.CLOSE, ch, str(reason).encode(), now)
                     self._forget(ch)
             case (Atom("link"), bytes(peer), bytes(host), int(port), int(cost)) if (
-                    host and 0 < port < 65536 and 0 < cost <= MAX_COST):
-                self._keep_link(peer, f"tcp://{host.decode()}:{port}", cost, now)
+                    _endpoint(host, port) and 0 < cost <= MAX_COST):
+                self._keep_link(peer, _endpoint(host, port), cost, now)
             case (Atom("unlink"), bytes(peer)):
                 self.wanted.pop(peer, None)
                 for link in [ln for ln in self.links.values() if ln.peer == peer]:
@@ -599,6 +599,15 @@ class Node(Delivery, LanePath):
                 for dest, via, cost, static in topo["routes"]  # type: ignore[attr-defined]
             ],
         }
+
+
+def _endpoint(host: bytes, port: int) -> str:
+    """The ZeroMQ endpoint of ``host:port``; empty if that is no address
+    (the BEAM's side sends what inet:ntoa/1 wrote: ASCII)."""
+    if not host or not host.isascii() or not 0 < port < 65536 or (any(
+            c in host for c in b" /:\0") and not host.startswith(b"[")):
+        return ""
+    return f"tcp://{host.decode()}:{port}"
 
 
 def _names(source: bytes, target: bytes) -> bytes:
