@@ -10,6 +10,7 @@ import time
 import zmq
 
 from pydist.cluster import HOST, Cluster
+from pydist.core import lsdb
 from pydist.core.wire import HEADER, VERSION, Kind, node_id
 
 
@@ -74,3 +75,74 @@ def test_garbage_to_the_endpoint_is_logged_and_harmless(cluster: Cluster) -> Non
     log = a.log_text()
     assert "bad frame" in log
     assert "refusing channel" in log
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_flood_from_one_peer_stays_within_bounds(cluster: Cluster) -> None:
+    """A peer that says HELLO and then floods: chunks of messages that never
+    complete, chunks declaring huge messages, data for channels that do not
+    exist, link-state packets of thousands of made-up nodes. The port
+    program's memory stays within its bounds and b's connection to a keeps
+    working all along."""
+    bound = ("-py_dist", "max_frame", str(8 << 20), "-py_dist", "max_nodes", "256")
+    a, b = cluster.start("a", *bound), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    assert a.port_pid is not None
+    port = a.eval("maps:get(listen_port, py_dist:info()).")
+    me, dst = node_id(b"x@h"), node_id(a.node.encode())
+    before = _rss_mb(a.port_pid)
+    chunk = bytes(64 * 1024)
+    ctx = zmq.Context()
+    peak, pings = before, 0
+    try:
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.SNDHWM, 64)
+        dealer.connect(f"tcp://{HOST}:{port}")
+        dealer.send_multipart([HEADER.pack(VERSION, Kind.HELLO, 0, 16, 0, 0, me, 0, 0, 0, 1),
+                               b"x@h"])
+        assert dealer.poll(5000), "a answers the HELLO"
+        deadline, i = time.monotonic() + 4.0, 0
+        while time.monotonic() < deadline:
+            i += 1
+            try:
+                # chunk 0 of 1000 of message i: never completes
+                dealer.send_multipart([HEADER.pack(VERSION, Kind.LANE, 0, 16, 1, 7, me, dst,
+                                                   i, 0, 1000), chunk], zmq.NOBLOCK)
+                # a message of 2**31 chunks: refused at its first
+                dealer.send_multipart([HEADER.pack(VERSION, Kind.LANE, 0, 16, 1, 7, me, dst,
+                                                   i, 5, 1 << 31), chunk], zmq.NOBLOCK)
+                # data for a channel that does not exist
+                dealer.send_multipart([HEADER.pack(VERSION, Kind.DATA, 1, 16, 0, i, me, dst,
+                                                   0, 0, 1), b"\0\0\0\1x"], zmq.NOBLOCK)
+                # a node nobody has heard of, with a neighbour
+                lsp = lsdb.encode(lsdb.Lsp(f"n{i}@h".encode(), 1, 30.0, ((b"x@h", 1),)))
+                dealer.send_multipart([HEADER.pack(VERSION, Kind.LSP, 0, 16, 0, 0, me, 0,
+                                                   0, 0, 1), lsp], zmq.NOBLOCK)
+            except zmq.Again:
+                time.sleep(0.001)
+            if i % 200 == 0:
+                peak = max(peak, _rss_mb(a.port_pid))
+                assert b.eval(f"rpc:call('{a.node}', erlang, node, [], 5000).") == a.node
+                pings += 1
+        dealer.close()
+    finally:
+        ctx.term()
+    time.sleep(0.5)
+    peak = max(peak, _rss_mb(a.port_pid))
+    stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
+    print(f"a's port program: {before:.0f} MB before, {peak:.0f} MB at most; "
+          f"{i} rounds, {pings} rpcs meanwhile; {stats}")
+    assert pings > 0 and i > 1000
+    assert stats.get(b"lane_errors", 0) > 0  # the huge declared sizes, and chunks past the bound
+    # bounds: lane reassembly max_frame (8 MiB), LSDB max_nodes (256), the
+    # rest small; generous for allocator slack
+    assert peak - before < 80, (before, peak)
+    assert a.eval("maps:get(restarts, py_dist:info()).") == 0
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
