@@ -123,16 +123,18 @@ def demo(nodes: int) -> None:
 @click.option("--seconds", default=2.0, show_default=True, help="Length of each timed case.")
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
 @click.option("--part",
-              type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes"]),
+              type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes",
+                                 "security"]),
               default="all", show_default=True,
               help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
               "direct link, and reroute times; sequencing: this build against the "
               "foundation's, and a stream's stall at a cut link; lanes: round trips "
-              "behind 64 MiB streams (head-of-line), py_dist against inet_tcp.")
+              "behind 64 MiB streams (head-of-line), py_dist against inet_tcp; security: "
+              "py_dist with CurveZMQ against inet_tls_dist.")
 def bench(seconds: float, rounds: int, part: str) -> None:
     """Compare py_dist with stock inet_tcp_dist, and routes with links, in one run."""
     from pydist import bench as bench_module
-    from pydist import bench_lanes, bench_routing, bench_sequencing
+    from pydist import bench_lanes, bench_routing, bench_security, bench_sequencing
 
     click.echo("measuring (one line per case):", err=True)
     if part in ("all", "carrier"):
@@ -163,6 +165,11 @@ def bench(seconds: float, rounds: int, part: str) -> None:
                    f"process while {bench_lanes.STREAMERS} processes stream "
                    f"{bench_lanes.STREAM >> 20} MiB messages to the same node\n")
         click.echo(bench_lanes.table(rows))
+    if part in ("all", "security"):
+        rows = bench_security.run(seconds, rounds)
+        click.echo(f"\nencrypted links, medians of {rounds} rounds: py_dist with CurveZMQ "
+                   "against stock inet_tls_dist\n")
+        click.echo(bench_security.table(rows))
 
 
 @main.command()
