@@ -81,12 +81,11 @@ class Delivery:
         assert box is not None and sender is not None
         if not link.congested and len(box):
             limit = self.config.inflight_bytes
-            frames = sender.max_frames // 2
             epoch, dst, hops, flags = ch.epoch, ch.peer_id, self.config.max_hops, ch.flags
             src = self.id
             out = self.link_out
             sent = False
-            while sender.bytes < limit and sender.frames < frames:
+            while sender.bytes < limit and not sender.full:
                 body = box.pop()
                 if body is None:
                     break

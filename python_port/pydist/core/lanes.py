@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,19 +149,21 @@ class LanePath:
         key = link.key
         self.link_out.extend((key, parts) for parts in frames)
 
+    def _take_waiting(self, key: LinkKey) -> Iterator[Waiting]:
+        """Every message waiting for the link, realtime first; none wait after."""
+        queues = self.lane_waiting.pop(key, ((), ()))
+        self.lane_waiting_bytes.pop(key, None)
+        for queue in queues:
+            yield from queue
+
     def _lanes_drained(self, link: Link, now: float) -> None:
         """The link takes messages again: what waited for it goes, realtime
         first, but not what is past its deadline."""
-        queues = self.lane_waiting.pop(link.key, None)
-        self.lane_waiting_bytes.pop(link.key, None)
-        if queues is None:
-            return
-        for queue in queues:
-            for msg in queue:
-                if msg.deadline is not None and now > msg.deadline:
-                    self._lane_drop(msg.lane, msg.notify, "deadline")
-                else:
-                    self._lane_out(link, msg.frames, now)
+        for msg in self._take_waiting(link.key):
+            if msg.deadline is not None and now > msg.deadline:
+                self._lane_drop(msg.lane, msg.notify, "deadline")
+            else:
+                self._lane_out(link, msg.frames, now)
 
     def _lanes_timer(self, now: float) -> None:
         """Drop realtime messages past their deadline, and partial messages
@@ -175,16 +178,17 @@ class LanePath:
         expired = self.lane_parts.expire(now)
         if expired:
             self.stats["lane_expired"] += len(expired)
+        self._watch_parts()
+
+    def _watch_parts(self) -> None:
+        """Wake the timer when the oldest partial message is to expire."""
         due = self.lane_parts.deadline()
         if due is not None:
             self.deadline = min(self.deadline, due)
 
     def _lanes_link_down(self, key: LinkKey) -> None:
-        queues = self.lane_waiting.pop(key, None)
-        self.lane_waiting_bytes.pop(key, None)
-        for queue in queues or ():
-            for msg in queue:
-                self._lane_drop(msg.lane, msg.notify, "no_route")
+        for msg in self._take_waiting(key):
+            self._lane_drop(msg.lane, msg.notify, "no_route")
 
     def _lane_drop(self, lane: int, notify: bytes, reason: str) -> None:
         self.stats[f"lane_{LANE_NAMES[lane]}_dropped_{reason}"] += 1
@@ -207,9 +211,7 @@ class LanePath:
             log.warning("lane chunk refused: %s", exc)
             return
         if whole is None:
-            due = self.lane_parts.deadline()
-            if due is not None:
-                self.deadline = min(self.deadline, due)
+            self._watch_parts()
             return
         if hdr.lane == REALTIME:
             source = (hdr.src, hdr.epoch)

@@ -10,8 +10,8 @@ fragments of a 64 MiB message goes next, not after them.
 
 Two flows are special. A *barrier* (flow 0: a packet whose sender the
 controller could not tell, or a handshake packet) keeps its place against
-everything: what came before it goes first, what comes after waits, in
-``held``, until it is out. *Ticks* (flow 1) are empty packets that only
+everything: what came before it goes first, what comes after waits
+behind it until it is out. *Ticks* (flow 1) are empty packets that only
 prove the connection alive; they go first, like realtime items.
 
 Nothing is refused here: the BEAM has handed the bytes over. Two bounds
@@ -49,34 +49,32 @@ class Outbox:
         self.to_hold: list[int] = []
         self.to_release: list[int] = []
         #: packets that arrived behind a barrier still queued, in arrival order
-        self._held: deque[tuple[int, Payload]] = deque()
-        self._held_bytes = 0
+        self._behind: deque[tuple[int, Payload]] = deque()
+        self._behind_bytes = 0
         self._barrier_queued = False
 
     def __len__(self) -> int:
-        return len(self._sched) + len(self._held)
+        return len(self._sched) + len(self._behind)
 
     @property
     def queued_bytes(self) -> int:
-        return self._sched.queued_bytes + self._held_bytes
+        return self._sched.queued_bytes + self._behind_bytes
 
     @property
     def flows(self) -> int:
         return self._sched.flows
 
     def push(self, flow: int, payload: Payload) -> None:
+        n = size(payload)
         if flow > TICK:
-            queued = self._per_flow.get(flow, 0) + size(payload)
+            queued = self._per_flow.get(flow, 0) + n
             self._per_flow[flow] = queued
             if queued >= self.flow_bytes and flow not in self.held_flows:
                 self.held_flows.add(flow)
                 self.to_hold.append(flow)
-        if self._held or self._barrier_queued:
-            self._held.append((flow, payload))
-            self._held_bytes += size(payload)
-        elif flow == BARRIER and len(self._sched):
-            self._held.append((flow, payload))
-            self._held_bytes += size(payload)
+        if self._behind or self._barrier_queued or (flow == BARRIER and len(self._sched)):
+            self._behind.append((flow, payload))
+            self._behind_bytes += n
         else:
             self._queue(flow, payload)
 
@@ -97,7 +95,7 @@ class Outbox:
                 self.to_release.append(flow)
         elif flow == BARRIER:
             self._barrier_queued = False
-        if self._held and not self._barrier_queued:
+        if self._behind and not self._barrier_queued:
             self._release()
         return payload
 
@@ -109,11 +107,11 @@ class Outbox:
     def _release(self) -> None:
         """Move held packets into the scheduler, up to the next barrier that
         must wait for the queue to empty, or past the one that has its turn."""
-        held = self._held
-        while held:
-            flow, payload = held[0]
+        behind = self._behind
+        while behind:
+            flow, payload = behind[0]
             if self._barrier_queued or (flow == BARRIER and len(self._sched)):
                 return
-            held.popleft()
-            self._held_bytes -= size(payload)
+            behind.popleft()
+            self._behind_bytes -= size(payload)
             self._queue(flow, payload)
