@@ -37,11 +37,17 @@ def _throughput(size: int, senders: int, per: str) -> Measure:
     return measure
 
 
+def quantile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile of ``samples`` (sorted here), nearest rank below."""
+    ordered = sorted(samples)
+    return float(ordered[min(len(ordered) - 1, int(len(ordered) * q))])
+
+
 def _rtt(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:
     """p50 and p99 of one set of round trips."""
-    samples = sorted(src.eval(f"pd_agent:rtt('{dst.node}', {int(seconds * 3000)}).",
-                              timeout=seconds * 20 + 60))
-    return [float(samples[min(len(samples) - 1, int(len(samples) * q))]) for q in (0.5, 0.99)]
+    samples = src.eval(f"pd_agent:rtt('{dst.node}', {int(seconds * 3000)}).",
+                       timeout=seconds * 20 + 60)
+    return [quantile(samples, q) for q in (0.5, 0.99)]
 
 
 def _setup(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:

@@ -11,26 +11,21 @@ batches of the stream.
 
 from __future__ import annotations
 
-from pydist.bench import Case, Measure, Rows, alternate, carrier_pairs, compare
+from pydist.bench import Case, Measure, Rows, alternate, carrier_pairs, compare, quantile
 from pydist.cluster import Cluster, ErlNode
 
 STREAM = 64 << 20
 STREAMERS = 2
 
 
-def _quantile(samples: list[float], q: float) -> float:
-    return samples[min(len(samples) - 1, int(len(samples) * q))]
-
-
 def _behind_stream(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:
-    idle = sorted(float(x) for x in src.eval(f"pd_agent:rtt('{dst.node}', 300)."))
+    idle = src.eval(f"pd_agent:rtt('{dst.node}', 300).")
     count = max(100, int(seconds * 250))
     rtts, nbytes, micros = src.eval(
         f"pd_agent:head_of_line('{dst.node}', {STREAM}, {STREAMERS}, {count}).",
         timeout=600)
-    loaded = sorted(float(x) for x in rtts)
-    return [_quantile(idle, 0.5), _quantile(loaded, 0.5), _quantile(loaded, 0.99),
-            loaded[-1], nbytes / micros]
+    return [quantile(idle, 0.5), quantile(rtts, 0.5), quantile(rtts, 0.99),
+            float(max(rtts)), nbytes / micros]
 
 
 CASES: list[tuple[list[Case], Measure]] = [

@@ -8,12 +8,8 @@ import os
 import signal
 import time
 
+from pydist.bench import quantile
 from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
-
-
-def _quantile(samples: list[int], q: float) -> int:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def test_pings_stay_quick_behind_two_64_mib_streams(cluster: Cluster) -> None:
@@ -45,8 +41,8 @@ def test_pings_stay_quick_behind_two_64_mib_streams(cluster: Cluster) -> None:
     """, timeout=120)
     assert bad == 0
     assert counts == sent and all(n >= 1 for n in sent.values()), (counts, sent)
-    base = _quantile(idle, 0.5)
-    p50, p99 = _quantile(rtts, 0.5), _quantile(rtts, 0.99)
+    base = quantile(idle, 0.5)
+    p50, p99 = quantile(rtts, 0.5), quantile(rtts, 0.99)
     assert p50 <= 25 * base, (base, p50, p99)
     assert p99 <= 500 * base, (base, p50, p99)
     stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
