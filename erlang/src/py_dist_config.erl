@@ -18,7 +18,7 @@
              | lsp_lifetime | lsdb_sync_interval | max_nodes
              | window_bytes | window_frames | gap_timeout | ack_every | ack_delay
              | resend_timeout | queue_bytes | flow_bytes | inflight_bytes | ack_bytes
-             | curve_key | authorized_keys
+             | node_key | authorized_keys
              | chunk_bytes | realtime_deadline | lane_queue_bytes.
 -type kind() :: string | integer | atom | term.
 
@@ -62,7 +62,7 @@ keys() ->
      {chunk_bytes,        integer, 64 * 1024,      true},
      {realtime_deadline,  integer, 100,            true},
      {lane_queue_bytes,   integer, 16 * 1024 * 1024, true},
-     {curve_key,          string,  "",             true},
+     {node_key,           string,  "",             true},
      {authorized_keys,    string,  "",             true}].
 
 -spec get(key()) -> term().

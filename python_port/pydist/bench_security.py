@@ -37,7 +37,7 @@ def _curve_args(directory: Path, names: list[str]) -> dict[str, list[str]]:
     lines = [keygen(directory, f"{n}@{HOST}")[2] for n in names]
     authorized = directory / "authorized_keys"
     authorized.write_text("\n".join(lines) + "\n")
-    return {n: ["-py_dist", "curve_key", str(directory / f"{n}@{HOST}.key_secret"),
+    return {n: ["-py_dist", "node_key", str(directory / f"{n}@{HOST}.key_secret"),
                 "-py_dist", "authorized_keys", str(authorized)] for n in names}
 
 

@@ -178,17 +178,21 @@ def bench(seconds: float, rounds: int, part: str) -> None:
               type=click.Path(file_okay=False, path_type=Path),
               help="Where to write NODE.key and NODE.key_secret.")
 def keygen(node: str, directory: Path) -> None:
-    """Write a node's CurveZMQ key pair; print its authorized-keys line.
+    """Write a node's key pair; print its authorized-keys line.
 
-    Give the node its secret file with -py_dist curve_key PATH, and every
+    Give the node its secret file with -py_dist node_key PATH, and every
     node of the cluster the same authorized-keys file (-py_dist
     authorized_keys PATH) holding every node's line.
     """
+    from pydist.core.trust import TrustError
     from pydist.shell.curve import keygen as write_keys
 
     if "@" not in node:
         raise click.ClickException(f"{node!r} is not a node name (name@host)")
-    public, secret, line = write_keys(directory, node)
+    try:
+        public, secret, line = write_keys(directory, node)
+    except TrustError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"public key:  {public}", err=True)
     click.echo(f"secret key:  {secret} (keep it on that node only)", err=True)
     click.echo(line)

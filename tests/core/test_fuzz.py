@@ -8,6 +8,7 @@ profile; set it lower for a quick local run).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import struct
@@ -16,12 +17,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pydist.core import etf, frame, lsdb, port_codec
+from pydist.core import etf, frame, lsdb, port_codec, trust
 from pydist.core.chunking import ChunkError, Reassembler
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import Node
-from pydist.core.wire import HEADER_SIZE, LANE_REQUEST, Kind
+from pydist.core.wire import FLAG_SEALED, HEADER_SIZE, LANE_REQUEST, Kind, node_id
 from pydist.shell import curve
 
 EXAMPLES = int(os.environ.get("PYDIST_FUZZ_EXAMPLES", "10000"))
@@ -166,6 +167,46 @@ def test_lsp(data: bytes) -> None:
         pass
 
 
+# --- with node keys: sealed frames, signed link state --------------------------
+
+_PAIRS = {n: trust.generate() for n in (b"a@h", b"b@h")}
+_AUTHORIZED = {n: public for n, (public, _) in _PAIRS.items()}
+_A, _B = (trust.Trust(n, _PAIRS[n][1], _AUTHORIZED) for n in (b"a@h", b"b@h"))
+_SIGNED_LSP = lsdb.encode(dataclasses.replace(lsdb.decode(_LSP, 8), signature=_A.sign(
+    lsdb.signed_part(lsdb.decode(_LSP, 8)))))
+
+
+def _sealed(kind: Kind, payload: bytes, seq: int = 0) -> bytes:
+    head = frame.encode(kind, node_id(b"b@h"), node_id(b"a@h"), 5, seq=seq, flags=FLAG_SEALED)
+    return head + _B.seal(node_id(b"a@h"), head, payload)
+
+
+@fuzz
+@given(st.lists(mutated([_sealed(Kind.OPEN, b"\x03b@ha@h"), _sealed(Kind.DATA, b"x", 1),
+                         _sealed(Kind.LANE, b"y"), _sealed(Kind.ACK, b"", 1)]),
+                min_size=1, max_size=2))
+def test_sealed_frames_into_a_keyed_node(parts: list[bytes]) -> None:
+    """Mutated sealed frames from an authenticated neighbour: dropped and
+    counted, or taken; never an exception, never more than that link lost."""
+    node = Node(Config(), 0.0, rng=random.Random(0), trust=_A)
+    node.port_packet(port_codec.encode_ctrl((Atom("set_node"), b"a@h"))[4:], 0.0)
+    node.authenticated[b"peer"] = b"b@h"
+    hello = frame.join(frame.encode(Kind.HELLO, node_id(b"b@h"), 0), b"b@h\0tcp://127.0.0.1:1")
+    node.link_message(b"peer", hello, 0.0)
+    node.link_message(b"peer", parts, 0.0)
+    assert len(node.links) <= 1
+
+
+@fuzz
+@given(mutated([_SIGNED_LSP]))
+def test_signed_lsp(data: bytes) -> None:
+    try:
+        lsp = lsdb.decode(data, max_neighbours=8, signed=True)
+    except lsdb.LspError:
+        return
+    assert _B.verify(lsp.origin, lsdb.signed_part(lsp), lsp.signature) in (True, False)
+
+
 @fuzz
 @given(mutated([_SUMMARY]))
 def test_summary(data: bytes) -> None:
@@ -181,8 +222,17 @@ def test_summary(data: bytes) -> None:
 @given(st.text(max_size=200))
 def test_authorized_keys(text: str) -> None:
     try:
-        curve.parse_authorized(text)
-    except curve.KeyFileError:
+        trust.parse_authorized(text)
+    except trust.TrustError:
+        pass
+
+
+@fuzz
+@given(st.text(max_size=200))
+def test_secret_key_file(text: str) -> None:
+    try:
+        trust.parse_secret(text)
+    except trust.TrustError:
         pass
 
 
@@ -204,3 +254,12 @@ def test_the_fixtures_are_valid() -> None:
     assert [frame.decode(h).kind for h in _HEADERS] == [Kind.DATA, Kind.LANE, Kind.LANE]
     assert lsdb.decode(_LSP, max_neighbours=8).origin == b"a@h"
     assert lsdb.decode_summary(_SUMMARY, max_entries=8)[0] == (b"a@h", 3)
+    signed = lsdb.decode(_SIGNED_LSP, max_neighbours=8, signed=True)
+    assert _B.verify(signed.origin, lsdb.signed_part(signed), signed.signature)
+    node = Node(Config(), 0.0, rng=random.Random(0), trust=_A)
+    node.port_packet(port_codec.encode_ctrl((Atom("set_node"), b"a@h"))[4:], 0.0)
+    node.authenticated[b"peer"] = b"b@h"
+    node.link_message(b"peer", frame.join(frame.encode(Kind.HELLO, node_id(b"b@h"), 0),
+                                          b"b@h\0tcp://127.0.0.1:1"), 0.0)
+    node.link_message(b"peer", [_sealed(Kind.OPEN, b"\x03b@ha@h")], 0.0)
+    assert node.stats["frames_forged"] == 0 and len(node.channels) == 1

@@ -24,6 +24,7 @@ from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import LinkKey, Node
 from pydist.core.port_codec import PortDecoder
+from pydist.core.trust import Trust
 from pydist.core.wire import FLAG_INITIATOR, OP_CTRL, OP_DATA, OP_DELIVER, PY_CHAN_BASE, Kind
 
 HOST = b"127.0.0.1"
@@ -46,7 +47,8 @@ def header_of(parts: list[bytes]) -> frame.Header:
     return frame.decode(frame.split(parts)[0])
 
 class Net:
-    def __init__(self, *labels: str, seed: int = 0) -> None:
+    def __init__(self, *labels: str, seed: int = 0,
+                 trusts: dict[str, Trust] | None = None) -> None:
         self.now = 0.0
         self.nodes: dict[str, Node] = {}
         self.stdin: dict[str, PortDecoder] = {}
@@ -67,7 +69,8 @@ class Net:
         #: every message delivered: (time, sender, receiver, header, payload)
         self.log: list[tuple[float, str, str, frame.Header | None, list[bytes]]] = []
         for label in labels:
-            self.nodes[label] = Node(Config(), self.now, rng=random.Random(f"{seed}-{label}"))
+            self.nodes[label] = Node(Config(), self.now, rng=random.Random(f"{seed}-{label}"),
+                                     trust=(trusts or {}).get(label))
             self.stdin[label] = PortDecoder(1 << 24)
             self.stdout[label] = PortDecoder(1 << 24)
             self.events[label] = []

@@ -1,7 +1,9 @@
-"""Encrypted links (CurveZMQ) with keys bound to node names."""
+"""Node keys: encrypted links (CurveZMQ) bound to node names, and what an
+authorized node cannot do in another node's name."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -11,8 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zmq
 
 from pydist.cluster import HOST, Cluster, ErlNode
+from pydist.core import frame, lsdb
+from pydist.core.wire import FLAG_SEALED, Kind, node_id
+from pydist.shell.curve import load
 
 MARKER = "py_dist-plaintext-marker-0123456789"
 
@@ -26,7 +32,7 @@ def keygen(directory: Path, node: str) -> str:
 
 def keyed(directory: Path, name: str, authorized: Path) -> tuple[str, ...]:
     secret = directory / f"{name}@{HOST}.key_secret"
-    return ("-py_dist", "curve_key", str(secret), "-py_dist", "authorized_keys", str(authorized))
+    return ("-py_dist", "node_key", str(secret), "-py_dist", "authorized_keys", str(authorized))
 
 
 class Relay:
@@ -144,8 +150,77 @@ def test_a_key_claiming_another_name_is_refused(cluster: Cluster,
     directory, authorized = keys
     a = cluster.start("a", *keyed(directory, "a", authorized))
     secret = directory / f"d@{HOST}.key_secret"
-    c = cluster.start("c", "-py_dist", "curve_key", str(secret),
+    c = cluster.start("c", "-py_dist", "node_key", str(secret),
                       "-py_dist", "authorized_keys", str(authorized))
     assert c.eval(f"net_adm:ping('{a.node}').") == "pang"
     assert a.logged(f"its key is registered for d@{HOST}")
     assert c.node not in a.eval("nodes().")
+
+
+def _stat(node: ErlNode, name: str) -> int:
+    value = node.eval(f"maps:get(<<\"{name}\">>, "
+                      "maps:get(stats, maps:get(port, py_dist:info())), 0).")
+    assert isinstance(value, int)
+    return value
+
+
+def test_an_authorized_node_cannot_speak_in_another_nodes_name(
+        cluster: Cluster, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    """e is an insider: its key is authorized, and b accepts its link. From
+    there it floods a link-state packet in a's name (signed with its own
+    key) and opens a channel and sends data in a's name (sealed with its
+    own key, then not sealed at all). b refuses each, counts and logs it,
+    and a's real link state, a's connection and e's link stay as they were."""
+    directory, authorized = keys
+    insider = tmp_path / "insider"
+    e_line = keygen(insider, f"e@{HOST}")
+    authorized.write_text(authorized.read_text() + e_line + "\n")
+    a = cluster.start("a", *keyed(directory, "a", authorized))
+    b = cluster.start("b", *keyed(directory, "b", authorized))
+    assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+    e = load(str(insider / f"e@{HOST}.key_secret"), str(authorized))
+    a_id, b_id = node_id(a.node.encode()), node_id(b.node.encode())
+    e_name = f"e@{HOST}".encode()
+
+    ctx = zmq.Context()
+    try:
+        link = ctx.socket(zmq.DEALER)
+        link.setsockopt(zmq.LINGER, 0)
+        link.curve_secretkey, link.curve_publickey = e.curve_secret, e.curve_public
+        link.curve_serverkey = e.curve_by_name[b.node.encode()]
+        link.connect(f"tcp://{HOST}:{b.eval('maps:get(listen_port, py_dist:info()).')}")
+        link.send(frame.encode(Kind.HELLO, node_id(e_name), 0) + e_name + b"\0")
+        assert link.poll(5000), "b answers e's HELLO: e is authorized"
+        assert frame.decode(link.recv()[:frame.HEADER_SIZE]).kind == Kind.HELLO
+
+        # routing information in a's name: "a's only neighbour is e"
+        lsp = lsdb.Lsp(a.node.encode(), 1 << 40, 60.0, ((e_name, 1),))
+        lsp = dataclasses.replace(lsp, signature=e.sign(lsdb.signed_part(lsp)))
+        link.send(frame.encode(Kind.LSP, node_id(e_name), 0) + lsdb.encode(lsp))
+        # a channel and data in a's name, sealed with e's key, then plain
+        names = bytes([len(a.node)]) + a.node.encode() + b.node.encode()
+        for flags in (FLAG_SEALED, 0):
+            for kind, seq, payload in ((Kind.OPEN, 0, names), (Kind.DATA, 1, b"\0\0\0\1x")):
+                head = frame.encode(kind, a_id, b_id, 77, seq=seq, flags=flags)
+                link.send(head + (e.seal(b_id, head, payload) if flags else payload))
+        assert b.logged("not signed by its key")
+        assert b.logged("does not open: forged or altered", "a frame not sealed")
+        deadline = time.monotonic() + 5
+        while (_stat(b, "lsp_forged"), _stat(b, "frames_forged")) != (1, 4):
+            assert time.monotonic() < deadline, (_stat(b, "lsp_forged"),
+                                                 _stat(b, "frames_forged"))
+            time.sleep(0.05)
+        # e's link is still up: it may be an honest node passing on what
+        # another sent
+        link.send(frame.encode(Kind.HEARTBEAT, node_id(e_name), 0))
+        assert b.eval("[P || #{peer := P, up := true} "
+                      "<- maps:get(links, maps:get(port, py_dist:info())), "
+                      f"P =:= <<\"e@{HOST}\">>].") == [e_name]
+    finally:
+        ctx.destroy(linger=0)
+
+    # a's link state as a made it, a's one connection, and it still works
+    assert b.eval(f"[N || #{{origin := <<\"{a.node}\">>, neighbours := Ns}} "
+                  f"<- maps:get(lsdb, py_dist:topology()), {{N, _}} <- Ns].") == [b.node.encode()]
+    assert b.eval("nodes().") == [a.node]
+    assert a.eval(f"rpc:call('{b.node}', erlang, node, []).") == b.node

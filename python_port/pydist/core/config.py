@@ -44,7 +44,7 @@ class Config:
     chunk_bytes: int = 64 * 1024
     realtime_deadline: float = 0.100
     lane_queue_bytes: int = 16 * 1024 * 1024
-    curve_key: str = ""
+    node_key: str = ""
     authorized_keys: str = ""
 
     @classmethod

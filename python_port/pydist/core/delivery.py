@@ -24,7 +24,8 @@ from pydist.core.outbox import Outbox
 from pydist.core.port_codec import Groups
 from pydist.core.router import Router
 from pydist.core.sequencing import Receiver, Sender, SequenceError
-from pydist.core.wire import CLOSE_REASONS, FLAG_INITIATOR, HEADER, VERSION, Kind
+from pydist.core.trust import SealError, Trust
+from pydist.core.wire import CLOSE_REASONS, FLAG_INITIATOR, FLAG_SEALED, HEADER, VERSION, Kind
 
 log = logging.getLogger("pydist.node")
 
@@ -53,6 +54,10 @@ class Delivery:
     #: channels with frames not acknowledged: chan -> (when to send them
     #: again if no ack moves by then, the wait after that)
     resend_at: dict[int, tuple[float, float]]
+    #: node keys: frames that travel end to end are sealed (None: keys off)
+    trust: Trust | None
+    #: FLAG_SEALED with node keys, else 0: or-ed into end-to-end headers
+    sealed: int
 
     def _send_data(self, chan: int, groups: Groups, now: float) -> None:
         """Packets from the BEAM, by flow: into the channel's outbox, and
@@ -82,7 +87,8 @@ class Delivery:
         if not link.congested and len(box):
             limit = self.config.inflight_bytes
             epoch, dst, hops, flags = ch.epoch, ch.peer_id, self.config.max_hops, ch.flags
-            src = self.id
+            flags |= self.sealed
+            src, trust = self.id, self.trust
             out = self.link_out
             sent = False
             while sender.bytes < limit and not sender.full:
@@ -91,6 +97,8 @@ class Delivery:
                     break
                 seq = sender.push(body)
                 header = HEADER.pack(VERSION, _DATA, flags, hops, 0, epoch, src, dst, seq, 0, 1)
+                if trust is not None:
+                    body = trust.seal(dst, header, body)
                 out.append((link.key, frame.join(header, body)))
                 sent = True
             if sent:
@@ -218,9 +226,9 @@ class Delivery:
         hop = self.router.next_hop(hdr.src)
         link = self.links.get(hop) if hop is not None else arrived
         if link is not None:
-            header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch, flags=flags,
-                                  hops=self.config.max_hops)
-            self.link_out.append((link.key, frame.join(header, reason)))
+            header = frame.encode(Kind.CLOSE, self.id, hdr.src, hdr.epoch,
+                                  flags=flags | self.sealed, hops=self.config.max_hops)
+            self.link_out.append((link.key, self._routed(header, hdr.src, reason)))
 
     def _sequencing_timer(self, ch: Channel, now: float) -> None:
         assert ch.receiver is not None
@@ -251,19 +259,42 @@ class Delivery:
         link = ch.link
         link.last_tx = now
         for seq, body in frames:
-            header = HEADER.pack(VERSION, _DATA, ch.flags, self.config.max_hops, 0, ch.epoch,
-                                 self.id, ch.peer_id, seq, 0, 1)
-            self.link_out.append((link.key, frame.join(header, body)))
+            header = HEADER.pack(VERSION, _DATA, ch.flags | self.sealed, self.config.max_hops, 0,
+                                 ch.epoch, self.id, ch.peer_id, seq, 0, 1)
+            self.link_out.append((link.key, self._routed(header, ch.peer_id, body)))
 
     def _send(self, link: Link, kind: Kind, ch: Channel | None, payload: bytes, now: float,
               seq: int = 0) -> None:
-        if ch is None:
-            header = frame.encode(kind, self.id, 0)
-        else:
-            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, seq=seq, flags=ch.flags,
-                                  hops=self.config.max_hops)
+        """A frame on ``link``: for the far end of channel ``ch`` (sealed, with
+        node keys), or for the neighbour itself (``ch`` None)."""
         link.last_tx = now
-        self.link_out.append((link.key, frame.join(header, payload)))
+        if ch is None:
+            self.link_out.append((link.key, frame.join(frame.encode(kind, self.id, 0), payload)))
+        else:
+            header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, seq=seq,
+                                  flags=ch.flags | self.sealed, hops=self.config.max_hops)
+            self.link_out.append((link.key, self._routed(header, ch.peer_id, payload)))
+
+    def _routed(self, header: bytes, dst: int, payload: Out) -> list[Out]:
+        """The parts of a frame that travels end to end, to node ``dst``."""
+        if self.trust is not None:
+            payload = self.trust.seal(dst, header, payload)
+        return frame.join(header, payload)
+
+    def _unseal(self, hdr: frame.Header, head: Out, payload: Out) -> Out | None:
+        """The payload of an end-to-end frame for us, if it is what it says
+        it is; None (the frame dropped and counted) if not. A node in the
+        middle may have forged it: the link it came on is not to blame."""
+        try:
+            if self.trust is None:
+                raise SealError("a sealed frame, but this node has no keys")
+            if not hdr.flags & FLAG_SEALED:
+                raise SealError("a frame not sealed, but this node has keys")
+            return self.trust.open(hdr.src, head, payload)
+        except SealError as exc:
+            self.stats["frames_forged"] += 1
+            log.error("dropped a %s frame: %s", Kind(hdr.kind).name, exc)
+            return None
 
     def _close(self, ch: Channel, reason: str, now: float) -> None:
         told = ch.link.key in self.links  # not over a link already given up

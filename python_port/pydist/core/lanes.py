@@ -40,6 +40,7 @@ from pydist.core.chunking import ChunkError, Reassembler, cut
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.router import Router
+from pydist.core.trust import Trust
 from pydist.core.wire import (
     HEADER,
     LANE_NAMES,
@@ -83,6 +84,11 @@ class LanePath:
     deadline: float
     port_out: list[Out]
     link_out: list[tuple[LinkKey, list[Out]]]
+    trust: Trust | None
+    sealed: int
+
+    def _routed(self, header: bytes, dst: int, payload: Out) -> list[Out]:
+        raise NotImplementedError  # see Delivery
 
     def _init_lanes(self, rng: random.Random) -> None:
         c = self.config
@@ -117,14 +123,14 @@ class LanePath:
         dst = node_id(dest)
         hop = self.router.next_hop(dst)
         link = self.links.get(hop) if hop is not None else self.by_peer.get(dest)
-        if link is None or not link.up:
+        if link is None or not link.up or (self.trust and self.trust.name_of(dst) != dest):
             self._lane_drop(lane, notify, "no_route")
             return
         chunks = cut(payload, self.config.chunk_bytes)
         msg_id, self.lane_next_id = self.lane_next_id, self.lane_next_id + 1
         hops, epoch, count = self.config.max_hops, self.lane_epoch, len(chunks)
-        frames = [frame.join(HEADER.pack(VERSION, _LANE, 0, hops, lane, epoch, self.id, dst,
-                                         msg_id, i, count), chunk)
+        frames = [self._routed(HEADER.pack(VERSION, _LANE, self.sealed, hops, lane, epoch,
+                                           self.id, dst, msg_id, i, count), dst, chunk)
                   for i, chunk in enumerate(chunks)]
         if not link.congested and link.key not in self.lane_waiting:
             self._lane_out(link, frames, now)

@@ -12,6 +12,11 @@ which each side sends what the other lacks. Summaries are also exchanged
 periodically, a cheap repair for anything else (IS-IS's CSNPs do the same
 on broadcast media). Originators refresh their LSP before its lifetime runs
 out; an LSP nobody refreshes (its node is gone) ages out everywhere.
+
+With node keys (:mod:`pydist.core.trust`) an LSP ends with its origin's
+Ed25519 signature over everything but the remaining lifetime, which every
+node lowers as it passes the LSP on (as IS-IS leaves it out of its
+checksum); a receiver caps that lifetime at its own ``lsp_lifetime``.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import struct
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 MAX_NAME = 255
 MAX_COST = (1 << 24) - 1
@@ -28,6 +33,7 @@ MAX_LIFETIME_MS = (1 << 32) - 1
 #: sequences above this are refused: an origin outbids an earlier life of
 #: itself by one, so no packet we accept can push ours past 64 bits
 MAX_SEQ = 1 << 62
+SIGNATURE_SIZE = 64
 
 _SEQ_LIFE = struct.Struct("!QI")
 _COUNT = struct.Struct("!H")
@@ -49,6 +55,8 @@ class Lsp:
     neighbours: tuple[tuple[bytes, int], ...]
     #: where the origin listens, ``host:port`` (empty: not advertised)
     endpoint: bytes = b""
+    #: the origin's signature of :func:`signed_part` (empty: keys are off)
+    signature: bytes = b""
 
 
 def encode(lsp: Lsp, lifetime: float | None = None) -> bytes:
@@ -60,11 +68,23 @@ def encode(lsp: Lsp, lifetime: float | None = None) -> bytes:
     for name, cost in lsp.neighbours:
         out.append(_name(name))
         out.append(_COST.pack(cost))
+    out.append(lsp.signature)
     return b"".join(out)
 
 
-def decode(data: bytes, max_neighbours: int) -> Lsp:
-    """Parse an LSP payload; every malformation raises :class:`LspError`."""
+def signed_part(lsp: Lsp) -> bytes:
+    """What the origin signs: the LSP without its lifetime and signature."""
+    return encode(replace(lsp, signature=b""), 0)
+
+
+def decode(data: bytes, max_neighbours: int, signed: bool = False) -> Lsp:
+    """Parse an LSP payload (ending with a signature if ``signed``); every
+    malformation raises :class:`LspError`. The signature is not checked here."""
+    signature = b""
+    if signed:
+        if len(data) < SIGNATURE_SIZE:
+            raise LspError(f"signed LSP of {len(data)} bytes")
+        data, signature = data[:-SIGNATURE_SIZE], bytes(data[-SIGNATURE_SIZE:])
     reader = _Reader(data)
     origin = reader.name()
     seq, life_ms = reader.unpack(_SEQ_LIFE)
@@ -89,7 +109,7 @@ def decode(data: bytes, max_neighbours: int) -> Lsp:
         raise LspError(f"LSP of {origin!r}: neighbours not sorted and unique")
     if origin in names:
         raise LspError(f"LSP of {origin!r} lists itself")
-    return Lsp(origin, seq, life_ms / 1000, tuple(neighbours), endpoint)
+    return Lsp(origin, seq, life_ms / 1000, tuple(neighbours), endpoint, signature)
 
 
 def encode_summary(entries: Iterable[tuple[bytes, int]]) -> bytes:
@@ -147,10 +167,12 @@ class Lsdb:
         return {origin: entry.lsp for origin, entry in self.entries.items()}
 
     def originate(self, neighbours: Mapping[bytes, int], endpoint: bytes, now: float,
-                  at_least: int = 0) -> Lsp:
-        """A new LSP of ours, installed; the caller floods it."""
+                  at_least: int = 0, sign: Callable[[bytes], bytes] | None = None) -> Lsp:
+        """A new LSP of ours (signed with ``sign``), installed; the caller floods it."""
         self.seq = max(self.seq, at_least) + 1
         lsp = Lsp(self.me, self.seq, self.lifetime, tuple(sorted(neighbours.items())), endpoint)
+        if sign is not None:
+            lsp = replace(lsp, signature=sign(signed_part(lsp)))
         self.entries[self.me] = Entry(lsp, now + self.lifetime)
         return lsp
 

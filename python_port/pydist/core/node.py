@@ -26,8 +26,10 @@ from pydist.core.liveness import Liveness, Verdict
 from pydist.core.lsdb import MAX_COST
 from pydist.core.outbox import BARRIER
 from pydist.core.router import Router
+from pydist.core.trust import Trust
 from pydist.core.wire import (
     CLOSE_REASONS,
+    FLAG_SEALED,
     OP_CTRL,
     OP_FLOWS,
     OP_LANE,
@@ -45,8 +47,11 @@ _HOPS_BYTE = 3  # offset of the hop limit in the header
 
 
 class Node(Delivery, LanePath):
-    def __init__(self, config: Config, now: float, rng: random.Random | None = None) -> None:
+    def __init__(self, config: Config, now: float, rng: random.Random | None = None,
+                 trust: Trust | None = None) -> None:
         self.config = config
+        self.trust = trust
+        self.sealed = 0 if trust is None else FLAG_SEALED
         self.liveness = Liveness(config.heartbeat_interval, config.heartbeat_timeout)
         self.rng = rng or random.Random()
         self.name: bytes | None = None
@@ -85,7 +90,8 @@ class Node(Delivery, LanePath):
     def _new_router(self, name: bytes, now: float) -> Router:
         c = self.config
         return Router(name, now, lifetime=c.lsp_lifetime, sync_interval=c.lsdb_sync_interval,
-                      max_nodes=c.max_nodes, max_neighbours=c.max_links, stats=self.stats)
+                      max_nodes=c.max_nodes, max_neighbours=c.max_links, stats=self.stats,
+                      trust=self.trust)
 
     # ------------------------------------------------------------------
     # input from the BEAM
@@ -117,6 +123,7 @@ class Node(Delivery, LanePath):
                 self.name = name
                 self.id = node_id(name)
                 self.router = self._new_router(name, now)
+                self._check_key(name)
             case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)) if (
                     not host or _endpoint(host, port)):
                 self._connect(chan, peer, _endpoint(host, port) if host else None, now)
@@ -153,6 +160,19 @@ class Node(Delivery, LanePath):
                 self.stats["port_errors"] += 1
                 log.error("unknown control message from the BEAM: %r", term)
 
+    def _check_key(self, name: bytes) -> None:
+        """Say it loud when this node's key is not the one the cluster knows
+        it by: every other node would refuse its links and frames."""
+        trust = self.trust
+        if trust is None:
+            return
+        if trust.name != name:
+            log.critical("the node key file is %s's, but this node is %s",
+                         trust.name.decode(errors="replace"), name.decode(errors="replace"))
+        elif not trust.registered(name):
+            log.critical("the authorized keys do not list this node's key for %s; other "
+                         "nodes will refuse its links", name.decode(errors="replace"))
+
     def _keep_link(self, peer: bytes, endpoint: str, cost: int, now: float) -> None:
         """A neighbour by configuration or ``py_dist:link/1``: dial it unless
         a link is up or on its way; the BEAM asks again after a failure."""
@@ -176,6 +196,11 @@ class Node(Delivery, LanePath):
             self._tell_closed(chan, "not_ready" if self.name is None else "duplicate_channel")
             return
         peer_id = node_id(peer)
+        if self.trust is not None and self.trust.name_of(peer_id) != peer:
+            log.error("not connecting to %s: it has no key in the authorized keys",
+                      peer.decode(errors="replace"))
+            self._tell_closed(chan, "no_route")
+            return
         key = self.router.next_hop(peer_id)
         link = self.links.get(key) if key is not None else self.by_peer.get(peer)
         if link is None:
@@ -213,6 +238,7 @@ class Node(Delivery, LanePath):
 
     def _link_message(self, key: LinkKey, parts: list[Any], now: float) -> None:
         link = self.links.get(key)
+        payload: Any  # a view of the message, or the opened bytes of a sealed one
         try:
             head, payload = frame.split(parts)
             hdr = frame.decode(head)
@@ -229,6 +255,9 @@ class Node(Delivery, LanePath):
                 self._bad_frame(link, key, f"{Kind(kind).name} before HELLO", now)
             elif hdr.dst != self.id:
                 self._forward(hdr, head, payload, parts, now)
+            elif (self.sealed or hdr.flags & FLAG_SEALED) and (
+                    payload := self._unseal(hdr, head, payload)) is None:
+                return
             elif kind == _DATA:
                 self._receive_data(hdr, payload, now)
             elif kind == Kind.ACK:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydist.core import lsdb, spf
 from pydist.core.channels import LinkKey
 from pydist.core.lsdb import Lsdb, LspError, Verdict
+from pydist.core.trust import Trust
 from pydist.core.wire import Kind, node_id
 
 log = logging.getLogger("pydist.router")
@@ -37,8 +38,11 @@ class Change:
 
 class Router:
     def __init__(self, me: bytes, now: float, *, lifetime: float, sync_interval: float,
-                 max_nodes: int, max_neighbours: int, stats: dict[str, int]) -> None:
+                 max_nodes: int, max_neighbours: int, stats: dict[str, int],
+                 trust: Trust | None = None) -> None:
         self.me = me
+        #: with node keys: LSPs are signed, and only correctly signed ones taken
+        self.trust = trust
         self.db = Lsdb(me, lifetime, max_nodes)
         self.max_neighbours = max_neighbours
         self.sync_interval = sync_interval
@@ -85,12 +89,21 @@ class Router:
     # link-state frames
 
     def receive_lsp(self, key: LinkKey, payload: bytes, now: float) -> None:
+        trust = self.trust
         try:
-            lsp = lsdb.decode(payload, self.max_neighbours)
+            lsp = lsdb.decode(payload, self.max_neighbours, signed=trust is not None)
         except LspError as exc:
             self.stats["lsp_rejected"] += 1
             log.error("bad link-state packet: %s", exc)
             return
+        if trust is not None:
+            if not trust.verify(lsp.origin, lsdb.signed_part(lsp), lsp.signature):
+                self.stats["lsp_forged"] += 1
+                log.error("ignored a link-state packet in the name of %s: not signed by "
+                          "its key", lsp.origin.decode(errors="replace"))
+                return
+            if lsp.lifetime > self.db.lifetime:  # the lifetime is not signed
+                lsp = replace(lsp, lifetime=self.db.lifetime)
         ident = node_id(lsp.origin)
         if self.names.get(ident, lsp.origin) != lsp.origin:
             self.stats["lsp_rejected"] += 1
@@ -195,7 +208,8 @@ class Router:
 
     def _originate(self, now: float, at_least: int = 0) -> None:
         neighbours = {name: cost for name, (_, cost) in self.adjacent.items()}
-        self.db.originate(neighbours, self.endpoint, now, at_least)
+        self.db.originate(neighbours, self.endpoint, now, at_least,
+                          sign=None if self.trust is None else self.trust.sign)
         self.refresh_at = now + self.db.lifetime / 3
         self.dirty = True
         self._flood(self.me, now)

@@ -69,6 +69,8 @@ LANE_NAMES = {UNORDERED: "unordered", UNRELIABLE: "unreliable", REALTIME: "realt
 
 #: flag: the sender opened the channel (tells the two ends' ids apart)
 FLAG_INITIATOR = 0x01
+#: flag: the payload is sealed for the destination (see pydist.core.trust)
+FLAG_SEALED = 0x02
 
 #: version, kind, flags, hop limit, lane, 3 pad, channel epoch,
 #: source, destination, sequence, chunk index, chunk count

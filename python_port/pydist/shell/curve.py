@@ -1,29 +1,35 @@
-"""CurveZMQ on every link: node keys, the authorized-keys file, and the
-ZAP handler that binds a peer's key to the one node name it may use.
+"""Node keys on disk, and CurveZMQ on every link.
 
-A node's key pair is a pair of ZeroMQ certificate files written by
-``pydist keygen NAME`` (``NAME.key`` public, ``NAME.key_secret`` secret).
-The authorized-keys file lists the nodes of the cluster, one per line::
-
-    # node name       public key (Z85, as in NAME.key)
-    a@host.example    rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7
-
-A node dials a neighbour only if the file has the neighbour's key (it
-becomes the ZeroMQ server key, so only the holder of the secret key can
-answer), and accepts a link only from a key the file has; the name that
-key is registered for is the ZAP user id of every message on the link,
-which the node compares with the name the peer's HELLO claims.
+``pydist keygen NAME`` writes ``NAME.key_secret`` (the node's Ed25519
+seed, mode 0600) and ``NAME.key`` (its line for the authorized-keys file).
+The key's X25519 form is the node's CurveZMQ key (:mod:`pydist.core.trust`):
+a node dials a neighbour only with the neighbour's key as the server key
+(so only the holder of its secret can answer), and accepts a link only
+from a key the authorized-keys file lists. This module answers ZeroMQ's
+authentication requests (ZAP) for that: the name the key is registered
+for becomes the user id of every message on the link, which the core
+compares with the name the peer's HELLO claims.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import zmq
-import zmq.auth
-from zmq.utils import z85
+
+from pydist.core.trust import (
+    Trust,
+    TrustError,
+    encode_key,
+    format_line,
+    generate,
+    parse_authorized,
+    parse_secret,
+)
 
 log = logging.getLogger("pydist.curve")
 
@@ -31,55 +37,21 @@ ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_VERSION = b"1.0"
 
 
-class KeyFileError(ValueError):
-    """A key file or authorized-keys file that cannot be used."""
+def load(secret_file: str, authorized_file: str) -> Trust:
+    """This node's key and the cluster's authorized keys, from their files."""
+    try:
+        mode = os.stat(secret_file).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise TrustError(f"{secret_file} may be read by others "
+                             f"(mode {stat.S_IMODE(mode):o}); chmod 600 it")
+        name, seed = parse_secret(Path(secret_file).read_text())
+        authorized = parse_authorized(Path(authorized_file).read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrustError(f"cannot read the node's keys: {exc}") from exc
+    return Trust(name, seed, authorized)
 
 
-class Keys:
-    """This node's key pair and the cluster's authorized keys."""
-
-    def __init__(self, secret_file: str, authorized_file: str) -> None:
-        try:
-            public, secret = zmq.auth.load_certificate(secret_file)
-        except (OSError, ValueError) as exc:
-            raise KeyFileError(f"cannot read the key pair {secret_file!r}: {exc}") from exc
-        if secret is None:
-            raise KeyFileError(f"{secret_file!r} holds no secret key")
-        self.public: bytes = public
-        self.secret: bytes = secret
-        self.by_name, self.by_key = parse_authorized(Path(authorized_file).read_text())
-
-    def server_key(self, peer: bytes) -> bytes | None:
-        """The key a neighbour must prove it holds; None if it has none here."""
-        return self.by_name.get(peer)
-
-
-def parse_authorized(text: str) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
-    """Name -> public key (Z85) and public key (raw 32 bytes) -> name."""
-    by_name: dict[bytes, bytes] = {}
-    by_key: dict[bytes, bytes] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):  # Z85 keys may hold a '#' themselves
-            continue
-        fields = line.split()
-        if len(fields) != 2 or len(fields[1]) != 40:
-            raise KeyFileError(f"authorized keys, line {number}: expected 'node@host KEY' "
-                            f"with a 40-character Z85 key")
-        name, key = fields[0].encode(), fields[1].encode()
-        try:
-            raw = z85.decode(key)
-        except (ValueError, KeyError) as exc:
-            raise KeyFileError(f"authorized keys, line {number}: not a Z85 key") from exc
-        if name in by_name or raw in by_key:
-            raise KeyFileError(f"authorized keys, line {number}: {fields[0]} or its key "
-                            f"listed twice")
-        by_name[name] = key
-        by_key[raw] = name
-    return by_name, by_key
-
-
-def zap_reply(request: list[bytes], by_key: dict[bytes, bytes]) -> list[bytes]:
+def zap_reply(request: list[bytes], names_by_curve: dict[bytes, bytes]) -> list[bytes]:
     """The answer to one ZAP request: 200 with the node name as user id for a
     CURVE client whose key is authorized, 400 otherwise."""
     if len(request) < 6 or request[0] != ZAP_VERSION:
@@ -91,26 +63,34 @@ def zap_reply(request: list[bytes], by_key: dict[bytes, bytes]) -> list[bytes]:
         log.error("refusing a link from %s: mechanism %s, not CURVE",
                   address.decode(errors="replace"), mechanism.decode(errors="replace"))
         return [ZAP_VERSION, request_id, b"400", b"CURVE only", b"", b""]
-    name = by_key.get(credentials[0])
+    name = names_by_curve.get(credentials[0])
     if name is None:
-        log.error("refusing a link from %s: its key %s is not in the authorized keys",
-                  address.decode(errors="replace"),
-                  z85.encode(credentials[0]).decode())
+        log.error("refusing a link from %s: its key (CurveZMQ form %s) is not in the "
+                  "authorized keys", address.decode(errors="replace"),
+                  encode_key(credentials[0]) if len(credentials[0]) == 32 else "malformed")
         return [ZAP_VERSION, request_id, b"400", b"unknown key", b"", b""]
     return [ZAP_VERSION, request_id, b"200", b"OK", name, b""]
 
 
-def serve(sock: zmq.Socket[Any], by_key: dict[bytes, bytes]) -> None:
+def serve(sock: zmq.Socket[Any], names_by_curve: dict[bytes, bytes]) -> None:
     """Answer the ZAP requests waiting on ``sock`` (a REP at ZAP_ENDPOINT)."""
     while int(sock.get(zmq.EVENTS)) & zmq.POLLIN:
-        sock.send_multipart(zap_reply(sock.recv_multipart(zmq.NOBLOCK), by_key))
+        sock.send_multipart(zap_reply(sock.recv_multipart(zmq.NOBLOCK), names_by_curve))
 
 
 def keygen(directory: Path, name: str) -> tuple[Path, Path, str]:
-    """Write NAME.key and NAME.key_secret; return their paths and the
-    authorized-keys line for this node."""
+    """Write NAME.key_secret (0600) and NAME.key; return their paths and the
+    authorized-keys line for this node. An existing key is never replaced."""
     directory.mkdir(parents=True, exist_ok=True)
-    public_file, secret_file = zmq.auth.create_certificates(str(directory), name)
-    public, _ = zmq.auth.load_certificate(public_file)
-    Path(secret_file).chmod(0o600)
-    return Path(public_file), Path(secret_file), f"{name} {public.decode()}"
+    public_file, secret_file = directory / f"{name}.key", directory / f"{name}.key_secret"
+    public, seed = generate()
+    line = format_line(name, public)
+    try:
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise TrustError(f"{secret_file} exists; remove it first to replace the key") from exc
+    with os.fdopen(fd, "w") as out:
+        out.write(f"# py_dist node key of {name}: keep it on that node only\n"
+                  f"{format_line(name, seed)}\n")
+    public_file.write_text(f"{line}\n")
+    return public_file, secret_file, line

@@ -17,8 +17,9 @@ import zmq
 
 from pydist.core.channels import LinkKey
 from pydist.core.frame import JOIN_MAX
+from pydist.core.trust import Trust
 from pydist.core.wire import HEADER_SIZE
-from pydist.shell.curve import ZAP_ENDPOINT, Keys
+from pydist.shell.curve import ZAP_ENDPOINT
 
 log = logging.getLogger("pydist.links")
 
@@ -28,7 +29,7 @@ ZERO_COPY_MIN = JOIN_MAX
 
 class Links:
     def __init__(self, ctx: zmq.Context[Any], address: str, port: int, hwm: int,
-                 max_frame: int, keys: Keys | None = None) -> None:
+                 max_frame: int, keys: Trust | None = None) -> None:
         self.ctx = ctx
         self.hwm = hwm
         self.max_msg = max_frame + HEADER_SIZE + 64
@@ -61,8 +62,8 @@ class Links:
 
     def _curve(self, sock: zmq.Socket[Any]) -> None:
         assert self.keys is not None
-        sock.curve_secretkey = self.keys.secret
-        sock.curve_publickey = self.keys.public
+        sock.curve_secretkey = self.keys.curve_secret
+        sock.curve_publickey = self.keys.curve_public
 
     def dial(self, key: int, endpoint: str, peer: bytes | None = None) -> zmq.Socket[Any]:
         """A DEALER connected to ``endpoint``; with encryption on, only if
@@ -72,7 +73,7 @@ class Links:
         self._tune(sock)
         self.dealers[key] = sock
         if self.keys is not None:
-            server_key = self.keys.server_key(peer or b"")
+            server_key = self.keys.curve_by_name.get(peer or b"")
             if server_key is None:
                 log.error("not dialling %s at %s: no key for it in the authorized keys",
                           (peer or b"?").decode(errors="replace"), endpoint)

@@ -20,8 +20,8 @@ from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import Node
 from pydist.core.port_codec import PortDecoder, PortError, encode_ctrl
+from pydist.core.trust import TrustError
 from pydist.shell import curve, stdio
-from pydist.shell.curve import Keys
 from pydist.shell.links import Links
 from pydist.shell.transit import TransitGate
 
@@ -48,11 +48,11 @@ class Runtime:
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
         self.ctx: zmq.Context[Any] = zmq.Context()
-        keys = Keys(config.curve_key, config.authorized_keys) if config.curve_key else None
+        keys = curve.load(config.node_key, config.authorized_keys) if config.node_key else None
         self.links = Links(self.ctx, config.listen_address, config.listen_port,
                            config.link_hwm, config.max_frame, keys)
         self.gate = TransitGate(self.links, TRANSIT_SOFT, TRANSIT_BACKLOG_MAX, TRANSIT_PATIENCE)
-        self.node = Node(config, time.monotonic())
+        self.node = Node(config, time.monotonic(), trust=keys)
         self.decoder = PortDecoder(config.max_frame + 1024, scratch=READ_SIZE)
         self.poller = zmq.Poller()
         self.sockets: dict[Any, LinkKey] = {}
@@ -123,7 +123,7 @@ class Runtime:
     def _authenticate(self) -> None:
         links = self.links
         assert links.zap is not None and links.keys is not None
-        curve.serve(links.zap, links.keys.by_key)
+        curve.serve(links.zap, links.keys.names_by_curve)
 
     def _read_stdin(self, now: float) -> None:
         count = stdio.read_into(self.stdin_fd, self.decoder.buffer())
@@ -316,7 +316,7 @@ def run(config: Config) -> int:
     root.setLevel(getattr(logging, config.log_level.upper(), logging.WARNING))
     try:
         runtime = Runtime(config)
-    except curve.KeyFileError as exc:
+    except TrustError as exc:
         log.critical("cannot start: %s", exc)
         return 2
     return runtime.run()
