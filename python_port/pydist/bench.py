@@ -7,10 +7,14 @@ runs; the ratios of one run are what to compare.
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
+import zmq
 
 from pydist.cluster import Cluster, ErlNode
 
@@ -147,3 +151,37 @@ def run(seconds: float = 2.0, rounds: int = 3) -> Rows:
 
 def table(rows: Rows) -> str:
     return compare(rows, "inet_tcp", "py", ("inet_tcp", "py_dist", "py vs inet_tcp"))
+
+
+_ECHO = """
+import sys, zmq
+sock = zmq.Context().socket(zmq.ROUTER)
+port = sock.bind_to_random_port("tcp://127.0.0.1")
+print(port, flush=True)
+while True:
+    sock.send_multipart(sock.recv_multipart())
+"""
+
+
+def zmq_floor(count: int = 5000) -> tuple[float, float]:
+    """Round trip p50 and p99 (us) of 100-byte ZeroMQ messages between two
+    Python processes on loopback, nothing else: the least a round trip
+    through two port programs costs on this machine, before any BEAM, pipe,
+    protocol or encryption."""
+    echo = subprocess.Popen([sys.executable, "-c", _ECHO], stdout=subprocess.PIPE, text=True)
+    ctx = zmq.Context()
+    try:
+        assert echo.stdout is not None
+        sock = ctx.socket(zmq.DEALER)
+        sock.connect(f"tcp://127.0.0.1:{int(echo.stdout.readline())}")
+        samples = []
+        for _ in range(count):
+            start = time.perf_counter()
+            sock.send(b"x" * 100)
+            sock.recv()
+            samples.append((time.perf_counter() - start) * 1e6)
+        return quantile(samples, 0.5), quantile(samples, 0.99)
+    finally:
+        ctx.destroy(linger=0)
+        echo.kill()
+        echo.wait()

@@ -170,6 +170,9 @@ def bench(seconds: float, rounds: int, part: str) -> None:
         click.echo(f"\nencrypted links, medians of {rounds} rounds: py_dist with CurveZMQ "
                    "against stock inet_tls_dist\n")
         click.echo(bench_security.table(rows))
+        p50, p99 = bench_module.zmq_floor()
+        click.echo(f"\nfloor: round trip of bare ZeroMQ between two Python processes (no "
+                   f"BEAM, pipe, protocol or encryption): p50 {p50:,.0f} us, p99 {p99:,.0f} us")
 
 
 @main.command()
