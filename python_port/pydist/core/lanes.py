@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +86,7 @@ class LanePath:
     link_out: list[tuple[LinkKey, list[Out]]]
     trust: Trust | None
     sealed: int
-
-    def _routed(self, header: bytes, dst: int, payload: Out) -> list[Out]:
-        raise NotImplementedError  # see Delivery
+    _routed: Callable[[bytes, int, Out], list[Out]]  # see Delivery
 
     def _init_lanes(self, rng: random.Random) -> None:
         c = self.config

@@ -1,0 +1,231 @@
+"""Links to neighbours: dialling, the HELLO that names the node at the far
+end (checked against its key and against the live nodes the link state
+knows), goodbyes, garbage, and a link's end.
+
+:class:`Neighbours` is the part of :class:`pydist.core.node.Node` that
+deals with one link at a time; what travels over links is the node's (and
+its :class:`~pydist.core.delivery.Delivery` and
+:class:`~pydist.core.lanes.LanePath` halves') business.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from pydist.core import frame, port_codec
+from pydist.core.channels import ChannelTable, Link, LinkKey
+from pydist.core.config import Config
+from pydist.core.etf import Atom
+from pydist.core.liveness import Liveness
+from pydist.core.router import Router
+from pydist.core.trust import Trust
+from pydist.core.wire import Kind
+
+log = logging.getLogger("pydist.node")
+
+Out = bytes | memoryview
+
+
+class Neighbours:
+    # state the node keeps, used here
+    config: Config
+    name: bytes | None
+    id: int
+    trust: Trust | None
+    liveness: Liveness
+    links: dict[LinkKey, Link]
+    by_peer: dict[bytes, Link]
+    channels: ChannelTable
+    next_dial: int
+    stats: Counter[str]
+    deadline: float
+    router: Router
+    wanted: dict[bytes, int]
+    authenticated: dict[LinkKey, bytes]
+    port_out: list[Out]
+    link_out: list[tuple[LinkKey, list[Out]]]
+    commands: list[tuple[str, LinkKey, Any]]
+    # the node's other halves
+    _send: Callable[..., None]
+    _tell_closed: Callable[[int, str], None]
+    _forget: Callable[..., None]
+    _lanes_link_down: Callable[[LinkKey], None]
+    _settle: Callable[[float], None]
+
+    def _check_key(self, name: bytes) -> None:
+        """Say it loud when this node's key is not the one the cluster knows
+        it by: every other node would refuse its links and frames."""
+        trust = self.trust
+        if trust is None:
+            return
+        if trust.name != name:
+            log.critical("the node key file is %s's, but this node is %s",
+                         trust.name.decode(errors="replace"), name.decode(errors="replace"))
+        elif not trust.registered(name):
+            log.critical("the authorized keys do not list this node's key for %s; other "
+                         "nodes will refuse its links", name.decode(errors="replace"))
+
+    def _keep_link(self, peer: bytes, endpoint: str, cost: int, now: float) -> None:
+        """A neighbour by configuration or ``py_dist:link/1``: dial it unless
+        a link is up or on its way; the BEAM asks again after a failure."""
+        old = self.wanted.get(peer)
+        self.wanted[peer] = cost
+        link = self.by_peer.get(peer)
+        if link is None:
+            self._dial(peer, endpoint, now)
+        elif link.up:
+            if old != cost:
+                self.router.neighbour_up(peer, link.key, cost, now)
+            # the neighbour dialled us first: tell the BEAM it is up
+            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), peer)))
+
+    def _dial(self, peer: bytes, endpoint: str, now: float) -> Link:
+        key = self.next_dial
+        self.next_dial += 1
+        link = Link(key, peer, endpoint, last_rx=now, last_tx=now)
+        self.links[key] = link
+        self.by_peer.setdefault(peer, link)
+        self.commands.append(("dial", key, endpoint))
+        self._send(link, Kind.HELLO, None, self._hello_payload(), now)
+        self.deadline = min(self.deadline, self.liveness.deadline(now, now))
+        return link
+
+    def _hello_payload(self) -> bytes:
+        """Our name, and where we listen: a node that already knows another
+        live node of that name elsewhere refuses the link (see _hello)."""
+        return (self.name or b"") + b"\0" + self.router.endpoint
+
+    def _hello(self, link: Link, payload: bytes, now: float) -> None:
+        name, _, endpoint = payload.partition(b"\0")
+        if link.up:
+            if name != link.peer:
+                self._bad_frame(link, link.key, "HELLO with another name", now)
+            return
+        if link.dialled and name != link.peer:
+            log.error("%s answers as %s; not the node we dialled",
+                      link.endpoint, name.decode(errors="replace"))
+            self._link_down(link, "wrong_node", now)
+            return
+        if name == self.name:
+            self._bad_frame(link, link.key, "HELLO with our own name", now)
+            return
+        claimed = self.authenticated.get(link.key)
+        if claimed is not None and claimed != name:
+            log.error("refusing a link from %s: its key is registered for %s",
+                      name.decode(errors="replace"), claimed.decode(errors="replace"))
+            self.stats["names_refused"] += 1
+            self._send(link, Kind.BYE, None, b"wrong_key", now)
+            self._link_down(link, "wrong_node", now)
+            return
+        taken = None if link.dialled else self._taken_at(name, endpoint)
+        if taken is not None:
+            log.error("refusing a link from %s at %s: a live node of that name listens at %s",
+                      name.decode(errors="replace"), endpoint.decode(errors="replace"),
+                      taken.decode(errors="replace"))
+            self.stats["names_taken"] += 1
+            self._send(link, Kind.BYE, None, b"name_taken", now)
+            self._link_down(link, "name_taken", now)
+            return
+        link.up = True
+        link.peer = name
+        if not link.dialled:
+            self._send(link, Kind.HELLO, None, self._hello_payload(), now)
+        # The newest link to a neighbour carries its traffic: a neighbour
+        # dials again when its old link died, maybe before we noticed.
+        self.by_peer[name] = link
+        self.router.neighbour_up(name, link.key, self.wanted.get(name, self.config.link_cost), now)
+        if name in self.wanted:
+            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), name)))
+
+    def _bye(self, link: Link, why: bytes, now: float) -> None:
+        if why == b"name_taken" and link.dialled and not link.up:
+            log.error("%s refuses us: another live node is named %s",
+                      link.endpoint, (self.name or b"").decode(errors="replace"))
+            self.port_out.append(port_codec.encode_ctrl((Atom("name_taken"), link.peer or b"")))
+            self._link_down(link, "name_taken", now)
+        else:
+            self._link_down(link, "unlinked" if why == b"unlinked" and link.up else "peer_exit",
+                            now)
+
+    def _taken_at(self, name: bytes, endpoint: bytes) -> bytes | None:
+        """Where a live node of ``name`` listens, if not at ``endpoint``: the
+        link state knows it, reachable, elsewhere. A former life of a node
+        that restarted elsewhere is unreachable (its neighbours dropped
+        their links to it), so it does not count."""
+        lsp = self.router.db.get(name)
+        if (endpoint and lsp is not None and lsp.endpoint and lsp.endpoint != endpoint
+                and name in self.router.via):
+            return lsp.endpoint
+        return None
+
+    def _unknown_link(self, key: LinkKey, hdr: frame.Header, payload: bytes, now: float) -> None:
+        if hdr.kind == Kind.HELLO and isinstance(key, bytes):
+            if len(self.links) >= self.config.max_links:
+                log.error("refusing link from %r: max_links reached", payload[:64])
+                self.stats["links_refused"] += 1
+                return
+            if not payload or len(payload) > 1024:
+                self.stats["frame_errors"] += 1
+                return
+            link = Link(key, None, None, last_rx=now, last_tx=now)
+            self.links[key] = link
+            self.deadline = min(self.deadline, self.liveness.deadline(now, now))
+            self._hello(link, payload, now)
+        elif hdr.kind != Kind.BYE and isinstance(key, bytes):
+            # A neighbour still talking on a link we dropped (or from before
+            # a restart): tell it, so it drops its channels now, not after a
+            # heartbeat timeout.
+            self.stats["frames_unknown_link"] += 1
+            self.link_out.append((key, [frame.encode(Kind.BYE, self.id, hdr.src)]))
+
+    def link_failed(self, key: LinkKey, why: str, now: float) -> None:
+        """The shell could not handle a message from this link (a bug, not
+        bad input, which :meth:`link_message` handles): drop only the link."""
+        self._bad_frame(self.links.get(key), key, why, now)
+        self._settle(now)
+
+    def _bad_frame(self, link: Link | None, key: LinkKey, why: str, now: float) -> None:
+        """Garbage takes down at most the link it came on."""
+        self.stats["frame_errors"] += 1
+        peer = (link.peer.decode(errors="replace") if link and link.peer
+                else (key.hex()[:16] if isinstance(key, bytes) else str(key)))
+        log.error("bad frame from %s: %s; dropping the link", peer, why)
+        if link is not None:
+            self._link_down(link, "protocol_error", now)
+
+    def _link_down(self, link: Link, reason: str, now: float) -> None:
+        if self.links.pop(link.key, None) is None:
+            return
+        link.down_reason = reason
+        self._lanes_link_down(link.key)
+        self.authenticated.pop(link.key, None)
+        if link.peer is not None and self.by_peer.get(link.peer) is link:
+            del self.by_peer[link.peer]
+            other = next((ln for ln in self.links.values() if ln.peer == link.peer and ln.up),
+                         None)
+            if other is not None:
+                self.by_peer[link.peer] = other
+                self.router.neighbour_up(link.peer, other.key,
+                                         self.wanted.get(link.peer, self.config.link_cost), now)
+            elif link.up:
+                self.router.neighbour_down(link.peer, now)
+        if link.channels or link.up:
+            log.warning("link to %s down: %s (%d channels)",
+                        (link.peer or b"?").decode(errors="replace"), reason, len(link.channels))
+        self.stats[f"links_down_{reason}"] += 1
+        for chan in sorted(link.channels):
+            ch = self.channels[chan]
+            # A channel over a link that never came up, or to a neighbour
+            # whose node said goodbye, is done; the others follow the
+            # route (see _settle), if one is left.
+            if not link.up or (reason == "peer_exit" and ch.peer == link.peer):
+                self._tell_closed(chan, reason)
+                self._forget(ch, told=False)
+        if link.channels:
+            self.router.dirty = True  # _settle moves them, or closes them
+        self.commands.append(("hangup" if link.dialled else "forget", link.key, None))
+        if link.peer in self.wanted and link.peer not in self.by_peer:
+            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_down"), link.peer)))
