@@ -97,6 +97,23 @@ def test_realtime_waits_for_its_link_until_its_deadline() -> None:
     assert a.stats["lane_realtime_dropped_deadline"] == 1
 
 
+def test_a_realtime_deadline_counts_behind_a_later_one() -> None:
+    """Each waiting message is dropped at its own deadline, told at once,
+    even when one with a later deadline waits ahead of it."""
+    net, _ = connected()
+    a = net.nodes["a"]
+    a.congestion(net.key("a", "b"), True, net.now)
+    lane_send(net, "a", "b", REALTIME, message(1, 100), deadline_ms=500)
+    lane_send(net, "a", "b", REALTIME, message(2, 100), deadline_ms=50, notify=b"short")
+    assert a.deadline <= net.now + 0.05
+    net.advance_to(net.now + 0.06)
+    assert dropped(net, "a") == [(b"short", "deadline")]
+    a.congestion(net.key("a", "b"), False, net.now)
+    net.collect("a")
+    net.pump()
+    assert net.delivered("b") == [message(1, 100)]
+
+
 def test_realtime_older_than_the_last_delivered_is_dropped_at_the_receiver() -> None:
     net, _ = connected()
     lane_send(net, "a", "b", REALTIME, message(1, 2 * CHUNK))  # two chunks

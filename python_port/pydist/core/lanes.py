@@ -172,13 +172,21 @@ class LanePath:
     def _lanes_timer(self, now: float) -> None:
         """Drop realtime messages past their deadline, and partial messages
         whose other chunks are not coming."""
-        for key, (realtime, _) in list(self.lane_waiting.items()):
-            while realtime and realtime[0].deadline is not None and now > realtime[0].deadline:
-                msg = realtime.popleft()
-                self.lane_waiting_bytes[key] -= msg.size
-                self._lane_drop(msg.lane, msg.notify, "deadline")
-            if realtime and realtime[0].deadline is not None:
-                self.deadline = min(self.deadline, realtime[0].deadline)
+        for key, (realtime, _) in self.lane_waiting.items():
+            # deadlines differ per message: one behind a later one may be due first
+            if any(now > msg.deadline for msg in realtime if msg.deadline is not None):
+                keep = deque[Waiting]()
+                for msg in realtime:
+                    if msg.deadline is not None and now > msg.deadline:
+                        self.lane_waiting_bytes[key] -= msg.size
+                        self._lane_drop(msg.lane, msg.notify, "deadline")
+                    else:
+                        keep.append(msg)
+                realtime.clear()
+                realtime.extend(keep)
+            due = min((m.deadline for m in realtime if m.deadline is not None), default=None)
+            if due is not None:
+                self.deadline = min(self.deadline, due)
         expired = self.lane_parts.expire(now)
         if expired:
             self.stats["lane_expired"] += len(expired)
