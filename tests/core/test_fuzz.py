@@ -181,6 +181,16 @@ def _sealed(kind: Kind, payload: bytes, seq: int = 0) -> bytes:
     return head + _B.seal(node_id(b"a@h"), head, payload)
 
 
+def _keyed_node() -> Node:
+    """a, with its key, and a link up from b (its key checked, as ZAP does)."""
+    node = Node(Config(), 0.0, rng=random.Random(0), trust=_A)
+    node.port_packet(port_codec.encode_ctrl((Atom("set_node"), b"a@h"))[4:], 0.0)
+    node.authenticated[b"peer"] = b"b@h"
+    hello = frame.join(frame.encode(Kind.HELLO, node_id(b"b@h"), 0), b"b@h\0tcp://127.0.0.1:1")
+    node.link_message(b"peer", hello, 0.0)
+    return node
+
+
 @fuzz
 @given(st.lists(mutated([_sealed(Kind.OPEN, b"\x03b@ha@h"), _sealed(Kind.DATA, b"x", 1),
                          _sealed(Kind.LANE, b"y"), _sealed(Kind.ACK, b"", 1)]),
@@ -188,11 +198,7 @@ def _sealed(kind: Kind, payload: bytes, seq: int = 0) -> bytes:
 def test_sealed_frames_into_a_keyed_node(parts: list[bytes]) -> None:
     """Mutated sealed frames from an authenticated neighbour: dropped and
     counted, or taken; never an exception, never more than that link lost."""
-    node = Node(Config(), 0.0, rng=random.Random(0), trust=_A)
-    node.port_packet(port_codec.encode_ctrl((Atom("set_node"), b"a@h"))[4:], 0.0)
-    node.authenticated[b"peer"] = b"b@h"
-    hello = frame.join(frame.encode(Kind.HELLO, node_id(b"b@h"), 0), b"b@h\0tcp://127.0.0.1:1")
-    node.link_message(b"peer", hello, 0.0)
+    node = _keyed_node()
     node.link_message(b"peer", parts, 0.0)
     assert len(node.links) <= 1
 
@@ -256,10 +262,6 @@ def test_the_fixtures_are_valid() -> None:
     assert lsdb.decode_summary(_SUMMARY, max_entries=8)[0] == (b"a@h", 3)
     signed = lsdb.decode(_SIGNED_LSP, max_neighbours=8, signed=True)
     assert _B.verify(signed.origin, lsdb.signed_part(signed), signed.signature)
-    node = Node(Config(), 0.0, rng=random.Random(0), trust=_A)
-    node.port_packet(port_codec.encode_ctrl((Atom("set_node"), b"a@h"))[4:], 0.0)
-    node.authenticated[b"peer"] = b"b@h"
-    node.link_message(b"peer", frame.join(frame.encode(Kind.HELLO, node_id(b"b@h"), 0),
-                                          b"b@h\0tcp://127.0.0.1:1"), 0.0)
+    node = _keyed_node()
     node.link_message(b"peer", [_sealed(Kind.OPEN, b"\x03b@ha@h")], 0.0)
     assert node.stats["frames_forged"] == 0 and len(node.channels) == 1
