@@ -159,3 +159,8 @@ def test_node_id_uses_the_whole_range() -> None:
     ids = [wire.node_id(b"n%d@host" % i) for i in range(64)]
     assert max(ids) >= 2**63
     assert any(i >> 32 for i in ids) and any(i & 0xFFFFFFFF for i in ids)
+
+
+def test_the_hop_limit_is_where_nodes_in_the_middle_change_it() -> None:
+    header = wire.HEADER.pack(wire.VERSION, 1, 0, 77, 0, 0, 0, 0, 0, 0, 1)
+    assert header[wire.HOPS_OFFSET] == 77

@@ -33,6 +33,7 @@ from pydist.core.trust import Trust
 from pydist.core.wire import (
     CLOSE_REASONS,
     FLAG_SEALED,
+    HOPS_OFFSET,
     OP_CTRL,
     OP_FLOWS,
     OP_LANE,
@@ -46,7 +47,6 @@ _DATA = int(Kind.DATA)
 #: kinds that travel end to end (and are forwarded); the rest stay on one link
 _ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.ACK),
                      int(Kind.LANE)))
-_HOPS_BYTE = 3  # offset of the hop limit in the header
 
 
 class Node(Neighbours, Delivery, LanePath):
@@ -259,7 +259,7 @@ class Node(Neighbours, Delivery, LanePath):
         stats["forwarded"] += 1
         stats["forwarded_bytes"] += len(payload)
         header = bytearray(head)
-        header[_HOPS_BYTE] = hdr.hops - 1
+        header[HOPS_OFFSET] = hdr.hops - 1
         link.last_tx = now
         out = [bytes(header), parts[1]] if len(parts) == 2 else frame.join(bytes(header), payload)
         self.transit_out.append((link.key, out))

@@ -40,14 +40,13 @@ import nacl.bindings as sodium
 import nacl.exceptions
 from nacl.signing import SigningKey, VerifyKey
 
-from pydist.core.wire import node_id
+from pydist.core.wire import HOPS_OFFSET, node_id
 
 KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 NONCE_SIZE = sodium.crypto_aead_aegis256_NPUBBYTES
 #: bytes a sealed payload has more than the plain one: nonce and tag
 SEAL_OVERHEAD = NONCE_SIZE + sodium.crypto_aead_aegis256_ABYTES
-_HOPS_BYTE = 3  # offset of the hop limit in a frame header
 _PERSON = b"py_dist seal v1"
 
 
@@ -225,4 +224,4 @@ def _direction(shared: bytes, sender: bytes, receiver: bytes) -> bytes:
 
 def _associated(header: bytes | memoryview) -> bytes:
     head = bytes(header)
-    return head[:_HOPS_BYTE] + b"\0" + head[_HOPS_BYTE + 1:]
+    return head[:HOPS_OFFSET] + b"\0" + head[HOPS_OFFSET + 1:]

@@ -76,6 +76,8 @@ FLAG_SEALED = 0x02
 #: source, destination, sequence, chunk index, chunk count
 HEADER = struct.Struct("!BBBBB3xIQQQII")
 HEADER_SIZE = HEADER.size
+#: where the hop limit is in a header: the one byte nodes in the middle change
+HOPS_OFFSET = 3
 
 DEFAULT_HOPS = 16
 
