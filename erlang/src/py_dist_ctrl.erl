@@ -3,9 +3,11 @@
 %% During the handshake it queues the channel's packets for dist_util's
 %% f_recv.  At nodeup it hands input over to the port owner (which puts
 %% packets into the runtime from then on) and becomes the output handler:
-%% it drains erts with dist_ctrl_get_data and writes many distribution
-%% packets per port command, grouped by flow (sending process) so that
-%% Python may let one sender's small message overtake another's long one.
+%% it takes everything erts has with dist_ctrl_get_data into its own queue
+%% by flow (sending process, see py_dist_outq) and writes many
+%% distribution packets per port command, small flows first, grouped by
+%% flow so that Python too may let one sender's small message overtake
+%% another's long one.
 %%
 %% It is linked to the connection's dist_util process (the "supervisor" of
 %% gen_tcp_dist's vocabulary): when one of them goes, both go, and the
@@ -41,16 +43,29 @@
               chan :: non_neg_integer(),
               max :: pos_integer(),
               paused = false :: boolean(),
+              %% erts has data we have not taken (paused, or our queue full)
               pending = false :: boolean(),
               seqs = #{} :: seqs(),
-              held = #{} :: #{py_dist_packet:flow() => pid()}}).
+              %% taken from erts, not yet written to the port
+              queue = py_dist_outq:new() :: py_dist_outq:outq(),
+              %% a writer process waits on the busy port with our last batch
+              writing = false :: boolean(),
+              writers = [] :: [pid()],
+              %% a flow with more than this queued here is held
+              hold_bytes :: pos_integer(),
+              %% senders suspended, and who asked: Python, this queue, or both
+              held = #{} :: #{py_dist_packet:flow() => {pid(), [held_by()]}}}).
+
+-type held_by() :: python | queue.
+
+%% a sender's bytes a batch takes per round: an erts fragment
+-define(QUANTUM, 64 * 1024).
+%% Past this much taken and not written, erts keeps the rest (and marks the
+%% connection busy, as stock distribution does): a bound, not the usual way
+%% (holding single senders keeps the queue well below it).
+-define(QUEUE_MAX, 8 * 1024 * 1024).
 
 -type seqs() :: #{SeqId :: non_neg_integer() => py_dist_packet:flow()}.
-
-%% A batch being built: the groups a barrier closed, newest first, and the
-%% open ones, one per flow; packets of a group newest first.
--type batch() :: {[{py_dist_packet:flow(), [py_dist_packet:packet()]}],
-                  #{py_dist_packet:flow() => [py_dist_packet:packet()]}}.
 
 %% What a peer may send before our side of the handshake is complete: the
 %% handshake itself, and whatever it writes in the moment between its
@@ -129,7 +144,8 @@ handshake(#hs{} = S) ->
             process_flag(priority, normal),
             erlang:dist_ctrl_get_data_notification(DHandle),
             output(#out{dhandle = DHandle, port = S#hs.port, chan = S#hs.chan,
-                        max = Max, paused = S#hs.paused});
+                        max = Max, paused = S#hs.paused,
+                        hold_bytes = max(?QUANTUM, py_dist_config:get(flow_bytes) div 2)});
         py_dist_pause ->
             handshake(S#hs{paused = true});
         py_dist_resume ->
@@ -211,98 +227,160 @@ output(#out{} = O) ->
             output(send_data(O));
         py_dist_pause ->
             output(O#out{paused = true});
-        py_dist_resume when O#out.pending ->
-            output(send_data(O#out{paused = false, pending = false}));
         py_dist_resume ->
-            output(O#out{paused = false});
+            output(send_data(O#out{paused = false, pending = false}));
+        py_dist_written ->
+            output(send_data(O#out{writing = false}));
         dist_tick ->
-            port_send(O#out.port, py_dist_packet:tick(O#out.chan)),
-            output(O);
+            Tick = py_dist_outq:push(?PY_DIST_FLOW_TICK, {0, <<>>}, O#out.queue),
+            output(flush(O#out{queue = Tick}));
         {py_dist_hold_flow, Flow} ->
-            output(hold_flow(Flow, O));
+            output(hold_flow(Flow, python, O));
         {py_dist_release_flow, Flow} ->
-            output(release_flow(Flow, O));
+            output(release_flow(Flow, python, O));
         {py_dist_closed, Reason} ->
             exit(exit_reason(Reason));
+        {'EXIT', Pid, normal} when is_pid(Pid) ->
+            case lists:member(Pid, O#out.writers) of
+                true -> output(O#out{writers = lists:delete(Pid, O#out.writers)});
+                false -> exit(normal)
+            end;
         {'EXIT', _Pid, Reason} ->
             exit(Reason);
         _ ->
             output(O)
     end.
 
-%% Python has too much of one sender's data queued: suspend that process,
-%% as a busy distribution port would, but only it.  The controller goes on
-%% pulling from erts, so the runtime's queue stays short and a process
-%% sending a small message is never suspended behind a large stream.
-%% Suspensions are tied to this process: should it exit, erts lifts them.
-hold_flow(Flow, #out{held = Held} = O) ->
-    case py_dist_packet:flow_pid(Flow) of
-        Pid when is_pid(Pid), not is_map_key(Flow, Held) ->
-            try erlang:suspend_process(Pid, [asynchronous, unless_suspending]) of
-                true -> O#out{held = Held#{Flow => Pid}};
-                false -> O
-            catch
-                error:badarg -> O  % gone already, or one of ours
-            end;
-        _ ->
-            O
+%% A sender has too much data queued, in Python's outbox or in our queue:
+%% suspend that process, as a busy distribution port would, but only it.
+%% The controller goes on taking from erts, so the runtime's queue stays
+%% short and a process sending a small message is never suspended behind a
+%% large stream.  Suspensions are tied to this process: should it exit,
+%% erts lifts them.  A sender runs again when neither asks to hold it.
+hold_flow(Flow, Who, #out{held = Held} = O) ->
+    case Held of
+        #{Flow := {Pid, Whos}} ->
+            O#out{held = Held#{Flow := {Pid, lists:usort([Who | Whos])}}};
+        #{} ->
+            case py_dist_packet:flow_pid(Flow) of
+                Pid when is_pid(Pid) ->
+                    try erlang:suspend_process(Pid, [asynchronous, unless_suspending]) of
+                        true -> O#out{held = Held#{Flow => {Pid, [Who]}}};
+                        false -> O
+                    catch
+                        error:badarg -> O  % gone already, or one of ours
+                    end;
+                _ ->
+                    O
+            end
     end.
 
-release_flow(Flow, #out{held = Held} = O) ->
-    case maps:take(Flow, Held) of
-        {Pid, Rest} ->
+release_flow(Flow, Who, #out{held = Held} = O) ->
+    case Held of
+        #{Flow := {Pid, [Who]}} ->
             try erlang:resume_process(Pid)
             catch error:badarg -> ok  % exited while held
             end,
-            O#out{held = Rest};
-        error ->
+            O#out{held = maps:remove(Flow, Held)};
+        #{Flow := {Pid, Whos}} ->
+            O#out{held = Held#{Flow := {Pid, lists:delete(Who, Whos)}}};
+        #{} ->
             O
     end.
 
-%% Drain erts and ask to be told when there is more; or, when a pause
-%% arrives between two batches, leave the rest in erts until resumed.
+%% Take what erts has, then write a batch if the port is free.
 send_data(O) ->
-    case drain(O, O#out.seqs, 0, new_batch()) of
-        {done, Seqs} ->
-            erlang:dist_ctrl_get_data_notification(O#out.dhandle),
-            O#out{seqs = Seqs};
-        {paused, Seqs} ->
-            O#out{paused = true, pending = true, seqs = Seqs}
+    flush(pull(O)).
+
+%% Everything erts has for us, into our queue, and ask to be told when
+%% there is more; while paused or with the queue full, leave it in erts.
+pull(#out{paused = true} = O) ->
+    O#out{pending = true};
+pull(#out{queue = Q, dhandle = DHandle, hold_bytes = HoldBytes} = O) ->
+    Queued = py_dist_outq:bytes(Q),
+    if
+        Queued >= ?QUEUE_MAX ->
+            O#out{pending = true};
+        Queued >= O#out.max, not O#out.writing ->
+            %% a batch's worth: out with it first, the port waits for no one
+            O#out{pending = true};
+        true ->
+            case erlang:dist_ctrl_get_data(DHandle) of
+                none ->
+                    erlang:dist_ctrl_get_data_notification(DHandle),
+                    O#out{pending = false};
+                Packet ->
+                    {Flow, Q1, Seqs} = enqueue(Packet, Q, O#out.seqs),
+                    O1 = O#out{queue = Q1, seqs = Seqs},
+                    case Flow >= 2 andalso py_dist_outq:flow_bytes(Flow, Q1) > HoldBytes of
+                        true -> pull(hold_flow(Flow, queue, O1));
+                        false -> pull(O1)
+                    end
+            end
     end.
 
-%% Batch up to max bytes per port command: the per-packet cost on the
-%% Python side is what limits small-message throughput.
-drain(#out{max = Max} = O, Seqs, Size, Batch) when Size >= Max ->
-    port_send(O#out.port, py_dist_packet:flows(O#out.chan, batch_groups(Batch))),
-    receive
-        py_dist_pause -> {paused, Seqs}
-    after 0 ->
-            drain(O, Seqs, 0, new_batch())
-    end;
-drain(O, Seqs, Size, Batch) ->
-    case erlang:dist_ctrl_get_data(O#out.dhandle) of
-        none when Size =:= 0 ->
-            {done, Seqs};
-        none ->
-            port_send(O#out.port, py_dist_packet:flows(O#out.chan, batch_groups(Batch))),
-            {done, Seqs};
-        {Len, Data} = Packet ->
-            {Flow, Seqs1} = flow(py_dist_packet:classify_packet(Data), Seqs),
-            drain(O, Seqs1, Size + Len + 4, batch_add(Flow, Packet, Batch))
+%% One batch of up to max bytes per port command (the per-packet cost on
+%% the Python side is what limits small-message throughput), small flows
+%% first.  A busy port does not stop the controller: a writer process
+%% waits on it with the batch, and meanwhile we keep taking from erts.
+flush(#out{writing = true} = O) ->
+    O;
+flush(#out{paused = true} = O) ->
+    O;
+flush(#out{queue = Q, max = Max, port = Port} = O) ->
+    case py_dist_outq:take(Max, ?QUANTUM, Q) of
+        {[], _} ->
+            O;
+        {Groups, Q1} ->
+            O1 = release_drained(Groups, O#out{queue = Q1}),
+            Data = py_dist_packet:flows(O#out.chan, Groups),
+            try erlang:port_command(Port, Data, [nosuspend]) of
+                true ->
+                    send_data(O1);
+                false ->
+                    Ctrl = self(),
+                    Writer = spawn_link(fun() -> port_send(Port, Data),
+                                                 Ctrl ! py_dist_written
+                                        end),
+                    O1#out{writing = true, writers = [Writer | O1#out.writers]}
+            catch
+                error:badarg -> exit({py_dist, port_exit})
+            end
     end.
 
-%% @doc What drain/4 does with a run of packets, minus erts and the port:
-%% their groups for one port command, and the fragmented messages still
-%% going on.
+%% Senders held for our queue whose share of it is down to half.
+release_drained(Groups, #out{held = Held, queue = Q, hold_bytes = HoldBytes} = O) ->
+    lists:foldl(
+      fun({Flow, _}, Acc) ->
+              case Held of
+                  #{Flow := {_, Whos}} ->
+                      case lists:member(queue, Whos)
+                          andalso py_dist_outq:flow_bytes(Flow, Q) =< HoldBytes div 2 of
+                          true -> release_flow(Flow, queue, Acc);
+                          false -> Acc
+                      end;
+                  #{} ->
+                      Acc
+              end
+      end, O, Groups).
+
+%% @doc The groups a run of packets from erts makes in the controller's
+%% queue, in the order one unbounded batch takes them, and the fragmented
+%% messages still going on: the controller's classification and queueing,
+%% minus erts and the port.
 -spec group([py_dist_packet:packet()], seqs()) ->
           {[{py_dist_packet:flow(), [py_dist_packet:packet()]}], seqs()}.
 group(Packets, Seqs) ->
-    {Batch, Seqs1} =
-        lists:foldl(fun({_Len, Data} = Packet, {B, S}) ->
-                            {Flow, S1} = flow(py_dist_packet:classify_packet(Data), S),
-                            {batch_add(Flow, Packet, B), S1}
-                    end, {new_batch(), Seqs}, Packets),
-    {batch_groups(Batch), Seqs1}.
+    {Q, Seqs1} = lists:foldl(fun(Packet, {Q0, S0}) ->
+                                     {_Flow, Q1, S1} = enqueue(Packet, Q0, S0),
+                                     {Q1, S1}
+                             end, {py_dist_outq:new(), Seqs}, Packets),
+    {Groups, _} = py_dist_outq:take(1 bsl 62, 1 bsl 62, Q),
+    {Groups, Seqs1}.
+
+enqueue({_Len, Data} = Packet, Q, Seqs) ->
+    {Flow, Seqs1} = flow(py_dist_packet:classify_packet(Data), Seqs),
+    {Flow, py_dist_outq:push(Flow, Packet, Q), Seqs1}.
 
 %% The flow a packet goes in.  Later fragments carry only their sequence:
 %% they follow the first one's flow, and one of a sequence we did not see
@@ -324,35 +402,6 @@ flow({fragment, SeqId, FragId}, Seqs) ->
     end;
 flow(barrier, Seqs) ->
     {?PY_DIST_FLOW_BARRIER, Seqs}.
-
--spec new_batch() -> batch().
-new_batch() ->
-    {[], #{}}.
-
-%% Packets of a flow join its open group, in order.  A barrier must not be
-%% overtaken nor overtake: it closes the open groups (their order among
-%% themselves is free) and stands in a group of its own after them, which
-%% the barriers right behind it join.
--spec batch_add(py_dist_packet:flow(), py_dist_packet:packet(), batch()) -> batch().
-batch_add(?PY_DIST_FLOW_BARRIER, Packet, {[{?PY_DIST_FLOW_BARRIER, Ps} | Closed], Open})
-  when map_size(Open) =:= 0 ->
-    {[{?PY_DIST_FLOW_BARRIER, [Packet | Ps]} | Closed], Open};
-batch_add(?PY_DIST_FLOW_BARRIER, Packet, {Closed, Open}) ->
-    {[{?PY_DIST_FLOW_BARRIER, [Packet]} | close(Open, Closed)], #{}};
-batch_add(Flow, Packet, {Closed, Open}) ->
-    case Open of
-        #{Flow := Ps} -> {Closed, Open#{Flow := [Packet | Ps]}};
-        #{} -> {Closed, Open#{Flow => [Packet]}}
-    end.
-
-%% The groups of a batch, oldest first, their packets in order.
--spec batch_groups(batch()) -> [{py_dist_packet:flow(), [py_dist_packet:packet()]}].
-batch_groups({Closed, Open}) ->
-    lists:foldl(fun({Flow, Ps}, Acc) -> [{Flow, lists:reverse(Ps)} | Acc] end,
-                [], close(Open, Closed)).
-
-close(Open, Closed) ->
-    maps:fold(fun(Flow, Ps, Acc) -> [{Flow, Ps} | Acc] end, Closed, Open).
 
 port_send(Port, Data) ->
     try erlang:port_command(Port, Data)

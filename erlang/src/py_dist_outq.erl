@@ -1,0 +1,152 @@
+%% @doc The controller's queue of one connection's outgoing packets, by
+%% flow (sending process), while the port to Python is busy.
+%%
+%% The controller takes every packet from erts as soon as it is there, so
+%% erts's own queue for the connection stays short and never marks the
+%% connection busy (which would suspend every sender on it, a pinger too);
+%% it writes to the port from here, a batch at a time, smallest flows
+%% first.  A ping queued behind megabytes of a stream so goes out with the
+%% next batch instead of after the stream's bytes.
+%%
+%% Order: packets of a flow leave in the order they came; a barrier (a
+%% packet of unknown sender, ?PY_DIST_FLOW_BARRIER) is overtaken by
+%% nothing that came after it and overtakes nothing that came before.  The
+%% queue is a run of segments: barriers, and between them a set of flows.
+%% Pure: no processes, no ports.
+-module(py_dist_outq).
+
+-include("py_dist.hrl").
+
+-export([new/0, push/3, take/3, bytes/1, flow_bytes/2]).
+-export_type([outq/0]).
+
+-type flow() :: py_dist_packet:flow().
+-type packet() :: py_dist_packet:packet().
+-type flows() :: #{flow() => {queue:queue(packet()), non_neg_integer()}}.
+-type segment() :: {barrier, [packet()]} | {flows, flows()}.
+
+-record(outq, {segments = queue:new() :: queue:queue(segment()),
+               bytes = 0 :: non_neg_integer(),
+               %% bytes queued per flow, all segments together
+               per_flow = #{} :: #{flow() => pos_integer()}}).
+-opaque outq() :: #outq{}.
+
+-spec new() -> outq().
+new() ->
+    #outq{}.
+
+%% @doc Bytes queued in all, as they will be written (length prefixes too).
+-spec bytes(outq()) -> non_neg_integer().
+bytes(#outq{bytes = Bytes}) ->
+    Bytes.
+
+-spec flow_bytes(flow(), outq()) -> non_neg_integer().
+flow_bytes(Flow, #outq{per_flow = PerFlow}) ->
+    maps:get(Flow, PerFlow, 0).
+
+%% @doc Queue a packet of a flow behind everything that must stay ahead of it.
+-spec push(flow(), packet(), outq()) -> outq().
+push(Flow, {Len, _} = Packet, #outq{segments = Segs, bytes = Bytes, per_flow = PerFlow} = Q) ->
+    Size = Len + 4,
+    Q#outq{segments = push_segment(Flow, Packet, Size, Segs), bytes = Bytes + Size,
+           per_flow = PerFlow#{Flow => maps:get(Flow, PerFlow, 0) + Size}}.
+
+push_segment(?PY_DIST_FLOW_BARRIER, Packet, _Size, Segs) ->
+    case queue:peek_r(Segs) of
+        {value, {barrier, Ps}} -> queue:in({barrier, [Packet | Ps]}, queue:drop_r(Segs));
+        _ -> queue:in({barrier, [Packet]}, Segs)
+    end;
+push_segment(Flow, Packet, Size, Segs) ->
+    case queue:peek_r(Segs) of
+        {value, {flows, Flows}} ->
+            Flows1 = case Flows of
+                         #{Flow := {Ps, N}} -> Flows#{Flow := {queue:in(Packet, Ps), N + Size}};
+                         #{} -> Flows#{Flow => {queue:from_list([Packet]), Size}}
+                     end,
+            queue:in({flows, Flows1}, queue:drop_r(Segs));
+        _ ->
+            queue:in({flows, #{Flow => {queue:from_list([Packet]), Size}}}, Segs)
+    end.
+
+%% @doc Up to about Max bytes for one port command, as groups of one flow
+%% each in the order to write them: the oldest segment first; within a set
+%% of flows, each flow gives up to Quantum bytes (at least one packet) a
+%% round, the flows with least queued first.  Empty when nothing is queued.
+-spec take(pos_integer(), pos_integer(), outq()) -> {[{flow(), [packet(), ...]}], outq()}.
+take(Max, Quantum, Q) ->
+    take(Max, Quantum, Q, []).
+
+take(Budget, _Quantum, Q, Acc) when Budget =< 0 ->
+    {lists:reverse(Acc), Q};
+take(Budget, Quantum, #outq{segments = Segs} = Q, Acc) ->
+    case queue:out(Segs) of
+        {empty, _} ->
+            {lists:reverse(Acc), Q};
+        {{value, {barrier, Ps}}, Rest} ->
+            Packets = lists:reverse(Ps),
+            Size = sizes(Packets),
+            take(Budget - Size, Quantum, taken(?PY_DIST_FLOW_BARRIER, Size, Q#outq{segments = Rest}),
+                 [{?PY_DIST_FLOW_BARRIER, Packets} | Acc]);
+        {{value, {flows, Flows}}, Rest} ->
+            {Budget1, Flows1, Q1, Taken} = rounds(Budget, Quantum, Flows, Q, []),
+            Acc1 = lists:reverse(merge(lists:reverse(Taken)), Acc),
+            case map_size(Flows1) of
+                0 -> take(Budget1, Quantum, Q1#outq{segments = Rest}, Acc1);
+                _ -> take(Budget1, Quantum, Q1#outq{segments = queue:in_r({flows, Flows1}, Rest)},
+                          Acc1)
+            end
+    end.
+
+%% Rounds over a set of flows while budget and packets last.
+rounds(Budget, Quantum, Flows, Q, Acc) when Budget > 0, map_size(Flows) > 0 ->
+    {Budget1, Flows1, Q1, Acc1} = round(Budget, Quantum, Flows, Q, Acc),
+    rounds(Budget1, Quantum, Flows1, Q1, Acc1);
+rounds(Budget, _Quantum, Flows, Q, Acc) ->
+    {Budget, Flows, Q, Acc}.
+
+%% One group per flow, in the order the flows first took a turn: a batch
+%% goes to the port whole, so the rounds decide what goes, not its order
+%% within the batch, and fewer, larger groups cost Python less.
+merge(Groups) ->
+    {Order, ByFlow} = lists:foldl(
+                        fun({Flow, Ps}, {O, M}) ->
+                                case M of
+                                    #{Flow := Old} -> {O, M#{Flow := [Ps | Old]}};
+                                    #{} -> {[Flow | O], M#{Flow => [Ps]}}
+                                end
+                        end, {[], #{}}, Groups),
+    [{Flow, lists:append(lists:reverse(maps:get(Flow, ByFlow)))} || Flow <- lists:reverse(Order)].
+
+%% One round over a set of flows, least queued first, while budget lasts.
+round(Budget, Quantum, Flows, Q, Acc) ->
+    Order = lists:keysort(2, maps:fold(fun(Flow, {_, N}, L) -> [{Flow, N} | L] end, [], Flows)),
+    lists:foldl(
+      fun({_Flow, _}, {B, _, _, _} = State) when B =< 0 ->
+              State;
+         ({Flow, _}, {B, Fs, Q0, A}) ->
+              #{Flow := {Ps, N}} = Fs,
+              {Out, Ps1, Size} = take_packets(Quantum, Ps, [], 0),
+              Fs1 = case queue:is_empty(Ps1) of
+                        true -> maps:remove(Flow, Fs);
+                        false -> Fs#{Flow := {Ps1, N - Size}}
+                    end,
+              {B - Size, Fs1, taken(Flow, Size, Q0), [{Flow, Out} | A]}
+      end, {Budget, Flows, Q, Acc}, Order).
+
+take_packets(Quantum, Ps, Out, Size) when Size >= Quantum ->
+    {lists:reverse(Out), Ps, Size};
+take_packets(Quantum, Ps, Out, Size) ->
+    case queue:out(Ps) of
+        {{value, {Len, _} = P}, Ps1} -> take_packets(Quantum, Ps1, [P | Out], Size + Len + 4);
+        {empty, _} -> {lists:reverse(Out), Ps, Size}
+    end.
+
+taken(Flow, Size, #outq{bytes = Bytes, per_flow = PerFlow} = Q) ->
+    PerFlow1 = case maps:get(Flow, PerFlow) - Size of
+                   0 -> maps:remove(Flow, PerFlow);
+                   Left -> PerFlow#{Flow := Left}
+               end,
+    Q#outq{bytes = Bytes - Size, per_flow = PerFlow1}.
+
+sizes(Packets) ->
+    lists:sum([Len + 4 || {Len, _} <- Packets]).
