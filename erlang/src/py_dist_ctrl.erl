@@ -293,29 +293,35 @@ send_data(O) ->
     flush(pull(O)).
 
 %% Everything erts has for us, into our queue, and ask to be told when
-%% there is more; while paused or with the queue full, leave it in erts.
+%% there is more: up to a batch while the port is free (out with it
+%% first), up to the queue's bound while a writer waits on the port; while
+%% paused, leave it in erts.  Then hold the senders with too much queued.
 pull(#out{paused = true} = O) ->
     O#out{pending = true};
-pull(#out{queue = Q, dhandle = DHandle, hold_bytes = HoldBytes} = O) ->
-    Queued = py_dist_outq:bytes(Q),
-    if
-        Queued >= ?QUEUE_MAX ->
-            O#out{pending = true};
-        Queued >= O#out.max, not O#out.writing ->
-            %% a batch's worth: out with it first, the port waits for no one
-            O#out{pending = true};
+pull(#out{queue = Q, seqs = Seqs, writing = Writing, max = Max} = O) ->
+    Limit = case Writing of
+                true -> ?QUEUE_MAX;
+                false -> Max
+            end,
+    {Q1, Seqs1, Pending} = pull(O#out.dhandle, Q, Seqs, Limit),
+    HoldBytes = O#out.hold_bytes,
+    lists:foldl(fun(Flow, Acc) -> hold_flow(Flow, queue, Acc) end,
+                O#out{queue = Q1, seqs = Seqs1, pending = Pending},
+                [F || F <- py_dist_outq:heavy(HoldBytes, Q1), F >= 2,
+                      not is_map_key(F, O#out.held)]).
+
+pull(DHandle, Q, Seqs, Limit) ->
+    case py_dist_outq:bytes(Q) >= Limit of
         true ->
+            {Q, Seqs, true};
+        false ->
             case erlang:dist_ctrl_get_data(DHandle) of
                 none ->
                     erlang:dist_ctrl_get_data_notification(DHandle),
-                    O#out{pending = false};
+                    {Q, Seqs, false};
                 Packet ->
-                    {Flow, Q1, Seqs} = enqueue(Packet, Q, O#out.seqs),
-                    O1 = O#out{queue = Q1, seqs = Seqs},
-                    case Flow >= 2 andalso py_dist_outq:flow_bytes(Flow, Q1) > HoldBytes of
-                        true -> pull(hold_flow(Flow, queue, O1));
-                        false -> pull(O1)
-                    end
+                    {_Flow, Q1, Seqs1} = enqueue(Packet, Q, Seqs),
+                    pull(DHandle, Q1, Seqs1, Limit)
             end
     end.
 

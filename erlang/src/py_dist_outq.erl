@@ -17,17 +17,22 @@
 
 -include("py_dist.hrl").
 
--export([new/0, push/3, take/3, bytes/1, flow_bytes/2]).
+-export([new/0, push/3, take/3, bytes/1, flow_bytes/2, heavy/2]).
 -export_type([outq/0]).
 
 -type flow() :: py_dist_packet:flow().
 -type packet() :: py_dist_packet:packet().
 -type flows() :: #{flow() => {queue:queue(packet()), non_neg_integer()}}.
 -type segment() :: {barrier, [packet()]} | {flows, flows()}.
+%% The newest segment, which pushes go to: cheap to add to (lists newest
+%% first), turned into a segment when a batch is taken or the kind changes.
+-type tail() :: none | {barrier, [packet()]}
+              | {flows, #{flow() => {[packet()], non_neg_integer()}}}.
 
 -record(outq, {segments = queue:new() :: queue:queue(segment()),
+               tail = none :: tail(),
                bytes = 0 :: non_neg_integer(),
-               %% bytes queued per flow, all segments together
+               %% bytes per flow in the segments (the tail counts its own)
                per_flow = #{} :: #{flow() => pos_integer()}}).
 -opaque outq() :: #outq{}.
 
@@ -41,32 +46,72 @@ bytes(#outq{bytes = Bytes}) ->
     Bytes.
 
 -spec flow_bytes(flow(), outq()) -> non_neg_integer().
-flow_bytes(Flow, #outq{per_flow = PerFlow}) ->
-    maps:get(Flow, PerFlow, 0).
+flow_bytes(Flow, #outq{per_flow = PerFlow, tail = Tail}) ->
+    InTail = case Tail of
+                 {flows, #{Flow := {_, N}}} -> N;
+                 _ -> 0
+             end,
+    maps:get(Flow, PerFlow, 0) + InTail.
+
+%% @doc The flows with more than Min bytes queued.
+-spec heavy(non_neg_integer(), outq()) -> [flow()].
+heavy(Min, #outq{per_flow = PerFlow, tail = Tail} = Q) ->
+    InTail = case Tail of
+                 {flows, Flows} -> maps:keys(Flows);
+                 _ -> []
+             end,
+    [F || F <- lists:usort(maps:keys(PerFlow) ++ InTail), flow_bytes(F, Q) > Min].
 
 %% @doc Queue a packet of a flow behind everything that must stay ahead of it.
 -spec push(flow(), packet(), outq()) -> outq().
-push(Flow, {Len, _} = Packet, #outq{segments = Segs, bytes = Bytes, per_flow = PerFlow} = Q) ->
+push(?PY_DIST_FLOW_BARRIER, {Len, _} = Packet, #outq{tail = {barrier, Ps}, bytes = B} = Q) ->
+    Q#outq{tail = {barrier, [Packet | Ps]}, bytes = B + Len + 4};
+push(?PY_DIST_FLOW_BARRIER, {Len, _} = Packet, #outq{bytes = B} = Q) ->
+    (seal(Q))#outq{tail = {barrier, [Packet]}, bytes = B + Len + 4};
+push(Flow, {Len, _} = Packet, #outq{tail = {flows, Flows}, bytes = B} = Q) ->
     Size = Len + 4,
-    Q#outq{segments = push_segment(Flow, Packet, Size, Segs), bytes = Bytes + Size,
-           per_flow = PerFlow#{Flow => maps:get(Flow, PerFlow, 0) + Size}}.
+    Flows1 = case Flows of
+                 #{Flow := {Ps, N}} -> Flows#{Flow := {[Packet | Ps], N + Size}};
+                 #{} -> Flows#{Flow => {[Packet], Size}}
+             end,
+    Q#outq{tail = {flows, Flows1}, bytes = B + Size};
+push(Flow, {Len, _} = Packet, #outq{bytes = B} = Q) ->
+    (seal(Q))#outq{tail = {flows, #{Flow => {[Packet], Len + 4}}}, bytes = B + Len + 4}.
 
-push_segment(?PY_DIST_FLOW_BARRIER, Packet, _Size, Segs) ->
-    case queue:peek_r(Segs) of
-        {value, {barrier, Ps}} -> queue:in({barrier, [Packet | Ps]}, queue:drop_r(Segs));
-        _ -> queue:in({barrier, [Packet]}, Segs)
-    end;
-push_segment(Flow, Packet, Size, Segs) ->
-    case queue:peek_r(Segs) of
-        {value, {flows, Flows}} ->
-            Flows1 = case Flows of
-                         #{Flow := {Ps, N}} -> Flows#{Flow := {queue:in(Packet, Ps), N + Size}};
-                         #{} -> Flows#{Flow => {queue:from_list([Packet]), Size}}
-                     end,
-            queue:in({flows, Flows1}, queue:drop_r(Segs));
-        _ ->
-            queue:in({flows, #{Flow => {queue:from_list([Packet]), Size}}}, Segs)
-    end.
+%% The tail becomes the newest segment, or joins it if of the same kind
+%% (two sets of flows with no barrier between are one).
+seal(#outq{tail = none} = Q) ->
+    Q;
+seal(#outq{tail = {barrier, Ps}, segments = Segs} = Q) ->
+    Packets = lists:reverse(Ps),
+    Segs1 = case queue:peek_r(Segs) of
+                {value, {barrier, Old}} -> queue:in({barrier, Old ++ Packets}, queue:drop_r(Segs));
+                _ -> queue:in({barrier, Packets}, Segs)
+            end,
+    Q#outq{tail = none, segments = Segs1, per_flow = add_bytes(?PY_DIST_FLOW_BARRIER,
+                                                                sizes(Packets), Q#outq.per_flow)};
+seal(#outq{tail = {flows, Tail}, segments = Segs, per_flow = PerFlow} = Q) ->
+    New = maps:map(fun(_, {Ps, N}) -> {queue:from_list(lists:reverse(Ps)), N} end, Tail),
+    PerFlow1 = maps:fold(fun(Flow, {_, N}, Acc) -> add_bytes(Flow, N, Acc) end, PerFlow, New),
+    Segs1 = case queue:peek_r(Segs) of
+                {value, {flows, Old}} ->
+                    Joined = maps:fold(fun(Flow, {Ps, N}, Acc) ->
+                                               case Acc of
+                                                   #{Flow := {OldPs, OldN}} ->
+                                                       Acc#{Flow := {queue:join(OldPs, Ps),
+                                                                     OldN + N}};
+                                                   #{} ->
+                                                       Acc#{Flow => {Ps, N}}
+                                               end
+                                       end, Old, New),
+                    queue:in({flows, Joined}, queue:drop_r(Segs));
+                _ ->
+                    queue:in({flows, New}, Segs)
+            end,
+    Q#outq{tail = none, segments = Segs1, per_flow = PerFlow1}.
+
+add_bytes(Flow, N, PerFlow) ->
+    PerFlow#{Flow => maps:get(Flow, PerFlow, 0) + N}.
 
 %% @doc Up to about Max bytes for one port command, as groups of one flow
 %% each in the order to write them: the oldest segment first; within a set
@@ -74,7 +119,7 @@ push_segment(Flow, Packet, Size, Segs) ->
 %% round, the flows with least queued first.  Empty when nothing is queued.
 -spec take(pos_integer(), pos_integer(), outq()) -> {[{flow(), [packet(), ...]}], outq()}.
 take(Max, Quantum, Q) ->
-    take(Max, Quantum, Q, []).
+    take(Max, Quantum, seal(Q), []).
 
 take(Budget, _Quantum, Q, Acc) when Budget =< 0 ->
     {lists:reverse(Acc), Q};
@@ -82,8 +127,7 @@ take(Budget, Quantum, #outq{segments = Segs} = Q, Acc) ->
     case queue:out(Segs) of
         {empty, _} ->
             {lists:reverse(Acc), Q};
-        {{value, {barrier, Ps}}, Rest} ->
-            Packets = lists:reverse(Ps),
+        {{value, {barrier, Packets}}, Rest} ->
             Size = sizes(Packets),
             take(Budget - Size, Quantum, taken(?PY_DIST_FLOW_BARRIER, Size, Q#outq{segments = Rest}),
                  [{?PY_DIST_FLOW_BARRIER, Packets} | Acc]);
@@ -97,7 +141,10 @@ take(Budget, Quantum, #outq{segments = Segs} = Q, Acc) ->
             end
     end.
 
-%% Rounds over a set of flows while budget and packets last.
+%% Rounds over a set of flows while budget and packets last.  A flow alone
+%% shares with no one: it takes what the budget allows at once.
+rounds(Budget, _Quantum, Flows, Q, Acc) when Budget > 0, map_size(Flows) =:= 1 ->
+    round(Budget, Budget, Flows, Q, Acc);
 rounds(Budget, Quantum, Flows, Q, Acc) when Budget > 0, map_size(Flows) > 0 ->
     {Budget1, Flows1, Q1, Acc1} = round(Budget, Quantum, Flows, Q, Acc),
     rounds(Budget1, Quantum, Flows1, Q1, Acc1);
@@ -125,7 +172,10 @@ round(Budget, Quantum, Flows, Q, Acc) ->
               State;
          ({Flow, _}, {B, Fs, Q0, A}) ->
               #{Flow := {Ps, N}} = Fs,
-              {Out, Ps1, Size} = take_packets(Quantum, Ps, [], 0),
+              {Out, Ps1, Size} = case N =< Quantum of
+                                     true -> {queue:to_list(Ps), queue:new(), N};
+                                     false -> take_packets(Quantum, Ps, [], 0)
+                                 end,
               Fs1 = case queue:is_empty(Ps1) of
                         true -> maps:remove(Flow, Fs);
                         false -> Fs#{Flow := {Ps1, N - Size}}

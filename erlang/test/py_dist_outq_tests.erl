@@ -37,8 +37,15 @@ a_batch_keeps_to_its_budget_test() ->
     Q = push_all([{5, p({s, I}, 1000)} || I <- lists:seq(1, 100)]),
     {Groups, Q1} = py_dist_outq:take(10000, 4000, Q),
     Taken = packets(Groups),
-    ?assertEqual(12, length(Taken)),  % 3 rounds of 4 packets of 1004 bytes
-    ?assertEqual(100 * 1004 - 12 * 1004, py_dist_outq:bytes(Q1)).
+    ?assertEqual(10, length(Taken)),  % alone, a flow takes up to the budget
+    ?assertEqual(100 * 1004 - 10 * 1004, py_dist_outq:bytes(Q1)),
+    %% with another flow it takes a quantum a round: 3 rounds of 4 packets
+    Q2 = py_dist_outq:push(6, p(x, 2000), Q),
+    {Groups2, _} = py_dist_outq:take(10000, 4000, Q2),
+    ?assertEqual([{6, [p(x, 2000)]}, {5, lists:sublist([P || {_, P} <- packets(Groups)] ++
+                                                        [p({s, 11}, 1000), p({s, 12}, 1000)],
+                                                        8)}],
+                 Groups2).
 
 large_flows_share_a_batch_test() ->
     Q = push_all(lists:append([[{5, p({a, I}, 1000)}, {6, p({b, I}, 1000)}]
@@ -86,3 +93,12 @@ random_mix(Seed) ->
 %% Every way to cut the list before an element.
 splits(Items) ->
     [lists:split(N, Items) || N <- lists:seq(0, length(Items) - 1)].
+
+heavy_flows_test() ->
+    Q = push_all([{5, p(a, 600)}, {6, p(b, 100)}, {5, p(c, 600)}, {?B, p(x, 10)},
+                  {5, p(d, 600)}]),
+    ?assertEqual([5], py_dist_outq:heavy(1000, Q)),
+    ?assertEqual([5, 6], lists:sort(py_dist_outq:heavy(50, Q))),
+    {_, Q1} = py_dist_outq:take(1300, 1300, Q),
+    ?assertEqual(604, py_dist_outq:flow_bytes(5, Q1)),
+    ?assertEqual([], py_dist_outq:heavy(1000, Q1)).

@@ -117,11 +117,17 @@ def test_a_slow_peer_holds_up_only_its_own_connection(cluster: Cluster) -> None:
                            [{{slow_sink, '{b.node}'}} ! {{data, B}} || _ <- lists:seq(1, 64)]
                   end), ok.
         """)
-        time.sleep(1.5)  # long enough for b's buffers and a's link queue to fill
+        # b's buffers, the sockets' and a's link queue fill: a's link to b
+        # congests (how soon depends on the machine's load)
+        deadline = time.monotonic() + 20
+        while True:
+            stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
+            if stats.get(b"link_congested", 0) >= 1:
+                break
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.1)
         # the connection to c does not wait for b
         assert a.eval(f"rpc:call('{c.node}', erlang, node, [], 2000).") == c.node
-        stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
-        assert stats.get(b"link_congested", 0) >= 1, stats
     finally:
         os.kill(b.pid, signal.SIGCONT)
     # and nothing for b was lost
