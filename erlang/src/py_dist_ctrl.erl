@@ -231,6 +231,11 @@ output(#out{} = O) ->
             output(send_data(O#out{paused = false, pending = false}));
         py_dist_written ->
             output(send_data(O#out{writing = false}));
+        dist_tick when O#out.paused ->
+            %% order-free, and the connection's one sign of life while
+            %% paused; if the port is busy, bytes are moving anyway
+            _ = port_try(O#out.port, py_dist_packet:tick(O#out.chan)),
+            output(O);
         dist_tick ->
             Tick = py_dist_outq:push(?PY_DIST_FLOW_TICK, {0, <<>>}, O#out.queue),
             output(flush(O#out{queue = Tick}));
@@ -340,18 +345,26 @@ flush(#out{queue = Q, max = Max, port = Port} = O) ->
         {Groups, Q1} ->
             O1 = release_drained(Groups, O#out{queue = Q1}),
             Data = py_dist_packet:flows(O#out.chan, Groups),
-            try erlang:port_command(Port, Data, [nosuspend]) of
+            case port_try(Port, Data) of
                 true ->
-                    send_data(O1);
+                    receive
+                        py_dist_pause -> O1#out{paused = true, pending = true}
+                    after 0 ->
+                            send_data(O1)
+                    end;
                 false ->
                     Ctrl = self(),
                     Writer = spawn_link(fun() -> port_send(Port, Data),
                                                  Ctrl ! py_dist_written
                                         end),
                     O1#out{writing = true, writers = [Writer | O1#out.writers]}
-            catch
-                error:badarg -> exit({py_dist, port_exit})
             end
+    end.
+
+%% Write if the port is not busy: whether it was written.
+port_try(Port, Data) ->
+    try erlang:port_command(Port, Data, [nosuspend])
+    catch error:badarg -> exit({py_dist, port_exit})
     end.
 
 %% Senders held for our queue whose share of it is down to half.
