@@ -128,9 +128,15 @@ take(Budget, Quantum, #outq{segments = Segs} = Q, Acc) ->
         {empty, _} ->
             {lists:reverse(Acc), Q};
         {{value, {barrier, Packets}}, Rest} ->
-            Size = sizes(Packets),
-            take(Budget - Size, Quantum, taken(?PY_DIST_FLOW_BARRIER, Size, Q#outq{segments = Rest}),
-                 [{?PY_DIST_FLOW_BARRIER, Packets} | Acc]);
+            %% in order, and no more than the budget: a port packet has a
+            %% size limit on the Python side (max_frame)
+            {Out, Left, Size} = take_list(Budget, Packets, [], 0),
+            Rest1 = case Left of
+                        [] -> Rest;
+                        _ -> queue:in_r({barrier, Left}, Rest)
+                    end,
+            take(Budget - Size, Quantum, taken(?PY_DIST_FLOW_BARRIER, Size, Q#outq{segments = Rest1}),
+                 [{?PY_DIST_FLOW_BARRIER, Out} | Acc]);
         {{value, {flows, Flows}}, Rest} ->
             {Budget1, Flows1, Q1, Taken} = rounds(Budget, Quantum, Flows, Q, []),
             Acc1 = lists:reverse(merge(lists:reverse(Taken)), Acc),
@@ -190,6 +196,11 @@ take_packets(Quantum, Ps, Out, Size) ->
         {{value, {Len, _} = P}, Ps1} -> take_packets(Quantum, Ps1, [P | Out], Size + Len + 4);
         {empty, _} -> {lists:reverse(Out), Ps, Size}
     end.
+
+take_list(Budget, [{Len, _} = P | Ps], Out, Size) when Size < Budget ->
+    take_list(Budget, Ps, [P | Out], Size + Len + 4);
+take_list(_Budget, Ps, Out, Size) ->
+    {lists:reverse(Out), Ps, Size}.
 
 taken(Flow, Size, #outq{bytes = Bytes, per_flow = PerFlow} = Q) ->
     PerFlow1 = case maps:get(Flow, PerFlow) - Size of

@@ -102,3 +102,12 @@ heavy_flows_test() ->
     {_, Q1} = py_dist_outq:take(1300, 1300, Q),
     ?assertEqual(604, py_dist_outq:flow_bytes(5, Q1)),
     ?assertEqual([], py_dist_outq:heavy(1000, Q1)).
+
+a_long_run_of_barriers_is_cut_to_the_budget_test() ->
+    Q = push_all([{?B, p({x, I}, 1000)} || I <- lists:seq(1, 10)] ++ [{5, p(after_, 10)}]),
+    {[{?B, First}], Q1} = py_dist_outq:take(3000, 1000, Q),
+    ?assertEqual([p({x, I}, 1000) || I <- [1, 2, 3]], First),
+    {Rest, Q2} = drain(3000, 1000, Q1),
+    ?assertEqual([{?B, p({x, I}, 1000)} || I <- lists:seq(4, 10)] ++ [{5, p(after_, 10)}],
+                 packets(Rest)),
+    ?assertEqual(0, py_dist_outq:bytes(Q2)).
