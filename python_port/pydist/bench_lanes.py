@@ -44,3 +44,28 @@ def run(seconds: float = 2.0, rounds: int = 3) -> Rows:
 
 def table(rows: Rows) -> str:
     return compare(rows, "inet_tcp", "py", ("inet_tcp", "py_dist", "py vs inet_tcp"))
+
+
+def floor(count: int = 1000) -> dict[str, float]:
+    """py_dist's round trips a -> b while the streams go from a to a third
+    node c instead: the same BEAMs and port programs as busy, the pinged
+    connection empty. What no scheduling of one connection can beat on
+    this machine; beside it, the same run with the streams to b."""
+    with Cluster() as cluster:
+        a, b, c = (cluster.start(f"floor_{n}") for n in "abc")
+        for node in (b, c):
+            assert a.eval(f"net_adm:ping('{node.node}').") == "pong"
+        other = a.eval(f"""
+            Echo = rpc:call('{b.node}', pd_agent, echo, []),
+            Sink = rpc:call('{c.node}', pd_agent, sink, []),
+            Bin = binary:copy(<<7>>, {STREAM}),
+            Pids = [spawn(fun S() -> Sink ! {{data, Bin}}, S() end)
+                    || _ <- lists:seq(1, {STREAMERS})],
+            timer:sleep(300),
+            R = pd_agent:pinger(Echo, {count}),
+            [exit(P, kill) || P <- Pids],
+            R.""", timeout=600)
+        same = a.eval(f"pd_agent:head_of_line('{b.node}', {STREAM}, {STREAMERS}, {count}).",
+                      timeout=600)[0]
+        return {"other p50": quantile(other, 0.5), "other p99": quantile(other, 0.99),
+                "same p50": quantile(same, 0.5), "same p99": quantile(same, 0.99)}

@@ -165,6 +165,12 @@ def bench(seconds: float, rounds: int, part: str) -> None:
                    f"process while {bench_lanes.STREAMERS} processes stream "
                    f"{bench_lanes.STREAM >> 20} MiB messages to the same node\n")
         click.echo(bench_lanes.table(rows))
+        f = bench_lanes.floor()
+        click.echo(f"\nfloor: py_dist round trips while the streams go to a third node "
+                   f"instead (same BEAMs and port programs busy, the pinged connection "
+                   f"empty): p50 {f['other p50']:,.0f} us, p99 {f['other p99']:,.0f} us; "
+                   f"with the streams to the pinged node, same run: p50 {f['same p50']:,.0f}"
+                   f" us, p99 {f['same p99']:,.0f} us")
     if part in ("all", "security"):
         rows = bench_security.run(seconds, rounds)
         click.echo(f"\nencrypted links, medians of {rounds} rounds: py_dist with CurveZMQ "
