@@ -325,7 +325,7 @@ pull(DHandle, Q, Seqs, Limit) ->
                     erlang:dist_ctrl_get_data_notification(DHandle),
                     {Q, Seqs, false};
                 Packet ->
-                    {_Flow, Q1, Seqs1} = enqueue(Packet, Q, Seqs),
+                    {Q1, Seqs1} = queue_packet(Packet, Q, Seqs),
                     pull(DHandle, Q1, Seqs1, Limit)
             end
     end.
@@ -390,16 +390,15 @@ release_drained(Groups, #out{held = Held, queue = Q, hold_bytes = HoldBytes} = O
 -spec group([py_dist_packet:packet()], seqs()) ->
           {[{py_dist_packet:flow(), [py_dist_packet:packet()]}], seqs()}.
 group(Packets, Seqs) ->
-    {Q, Seqs1} = lists:foldl(fun(Packet, {Q0, S0}) ->
-                                     {_Flow, Q1, S1} = enqueue(Packet, Q0, S0),
-                                     {Q1, S1}
-                             end, {py_dist_outq:new(), Seqs}, Packets),
+    {Q, Seqs1} = lists:foldl(fun(Packet, {Q0, S0}) -> queue_packet(Packet, Q0, S0) end,
+                             {py_dist_outq:new(), Seqs}, Packets),
     {Groups, _} = py_dist_outq:take(1 bsl 62, 1 bsl 62, Q),
     {Groups, Seqs1}.
 
-enqueue({_Len, Data} = Packet, Q, Seqs) ->
+%% A packet from erts into the queue, in the flow of its sender.
+queue_packet({_Len, Data} = Packet, Q, Seqs) ->
     {Flow, Seqs1} = flow(py_dist_packet:classify_packet(Data), Seqs),
-    {Flow, py_dist_outq:push(Flow, Packet, Q), Seqs1}.
+    {py_dist_outq:push(Flow, Packet, Q), Seqs1}.
 
 %% The flow a packet goes in.  Later fragments carry only their sequence:
 %% they follow the first one's flow, and one of a sequence we did not see

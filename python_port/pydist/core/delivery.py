@@ -88,7 +88,7 @@ class Delivery:
             limit = self.config.inflight_bytes
             epoch, dst, hops, flags = ch.epoch, ch.peer_id, self.config.max_hops, ch.flags
             flags |= self.sealed
-            src, trust = self.id, self.trust
+            src = self.id
             out = self.link_out
             sent = False
             while sender.bytes < limit and not sender.full:
@@ -97,9 +97,7 @@ class Delivery:
                     break
                 seq = sender.push(body)
                 header = HEADER.pack(VERSION, _DATA, flags, hops, 0, epoch, src, dst, seq, 0, 1)
-                if trust is not None:
-                    body = trust.seal(dst, header, body)
-                out.append((link.key, frame.join(header, body)))
+                out.append((link.key, self._routed(header, dst, body)))
                 sent = True
             if sent:
                 link.last_tx = now

@@ -121,7 +121,7 @@ class LanePath:
         dst = node_id(dest)
         hop = self.router.next_hop(dst)
         link = self.links.get(hop) if hop is not None else self.by_peer.get(dest)
-        if link is None or not link.up or (self.trust and self.trust.name_of(dst) != dest):
+        if link is None or not link.up or (self.trust and dest not in self.trust.keys):
             self._lane_drop(lane, notify, "no_route")
             return
         chunks = cut(payload, self.config.chunk_bytes)

@@ -172,7 +172,7 @@ class Node(Neighbours, Delivery, LanePath):
             self._tell_closed(chan, "not_ready" if self.name is None else "duplicate_channel")
             return
         peer_id = node_id(peer)
-        if self.trust is not None and self.trust.name_of(peer_id) != peer:
+        if self.trust is not None and peer not in self.trust.keys:
             log.error("not connecting to %s: it has no key in the authorized keys",
                       peer.decode(errors="replace"))
             self._tell_closed(chan, "no_route")

@@ -29,16 +29,16 @@ ZERO_COPY_MIN = JOIN_MAX
 
 class Links:
     def __init__(self, ctx: zmq.Context[Any], address: str, port: int, hwm: int,
-                 max_frame: int, keys: Trust | None = None) -> None:
+                 max_frame: int, trust: Trust | None = None) -> None:
         self.ctx = ctx
         self.hwm = hwm
         self.max_msg = max_frame + HEADER_SIZE + 64
-        self.keys = keys
+        self.trust = trust
         #: answers ZeroMQ's authentication requests (ZAP) when links are encrypted
         self.zap: zmq.Socket[Any] | None = None
         self.router = ctx.socket(zmq.ROUTER)
         self._tune(self.router)
-        if keys is not None:
+        if trust is not None:
             self.zap = ctx.socket(zmq.REP)
             self.zap.bind(ZAP_ENDPOINT)  # before any peer can connect
             self.router.curve_server = True
@@ -61,9 +61,9 @@ class Links:
         sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
 
     def _curve(self, sock: zmq.Socket[Any]) -> None:
-        assert self.keys is not None
-        sock.curve_secretkey = self.keys.curve_secret
-        sock.curve_publickey = self.keys.curve_public
+        assert self.trust is not None
+        sock.curve_secretkey = self.trust.curve_secret
+        sock.curve_publickey = self.trust.curve_public
 
     def dial(self, key: int, endpoint: str, peer: bytes | None = None) -> zmq.Socket[Any]:
         """A DEALER connected to ``endpoint``; with encryption on, only if
@@ -72,8 +72,8 @@ class Links:
         sock: zmq.Socket[Any] = self.ctx.socket(zmq.DEALER)
         self._tune(sock)
         self.dealers[key] = sock
-        if self.keys is not None:
-            server_key = self.keys.curve_by_name.get(peer or b"")
+        if self.trust is not None:
+            server_key = self.trust.curve_by_name.get(peer or b"")
             if server_key is None:
                 log.error("not dialling %s at %s: no key for it in the authorized keys",
                           (peer or b"?").decode(errors="replace"), endpoint)

@@ -48,11 +48,11 @@ class Runtime:
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
         self.ctx: zmq.Context[Any] = zmq.Context()
-        keys = curve.load(config.node_key, config.authorized_keys) if config.node_key else None
+        trust = curve.load(config.node_key, config.authorized_keys) if config.node_key else None
         self.links = Links(self.ctx, config.listen_address, config.listen_port,
-                           config.link_hwm, config.max_frame, keys)
+                           config.link_hwm, config.max_frame, trust)
         self.gate = TransitGate(self.links, TRANSIT_SOFT, TRANSIT_BACKLOG_MAX, TRANSIT_PATIENCE)
-        self.node = Node(config, time.monotonic(), trust=keys)
+        self.node = Node(config, time.monotonic(), trust=trust)
         self.decoder = PortDecoder(config.max_frame + 1024, scratch=READ_SIZE)
         self.poller = zmq.Poller()
         self.sockets: dict[Any, LinkKey] = {}
@@ -122,8 +122,8 @@ class Runtime:
 
     def _authenticate(self) -> None:
         links = self.links
-        assert links.zap is not None and links.keys is not None
-        curve.serve(links.zap, links.keys.names_by_curve)
+        assert links.zap is not None and links.trust is not None
+        curve.serve(links.zap, links.trust.names_by_curve)
 
     def _read_stdin(self, now: float) -> None:
         count = stdio.read_into(self.stdin_fd, self.decoder.buffer())
@@ -154,7 +154,7 @@ class Runtime:
                 return
             parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             link = parts[0].bytes if key is None else key
-            if key is None and self.links.keys is not None and link not in node.authenticated:
+            if key is None and self.links.trust is not None and link not in node.authenticated:
                 # the node name the peer's key is registered for (ZAP user id)
                 node.authenticated[link] = parts[1].get("User-Id").encode()
             forwarded = len(node.transit_out)
