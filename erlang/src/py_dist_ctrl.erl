@@ -310,10 +310,17 @@ pull(#out{queue = Q, seqs = Seqs, writing = Writing, max = Max} = O) ->
             end,
     {Q1, Seqs1, Pending} = pull(O#out.dhandle, Q, Seqs, Limit),
     HoldBytes = O#out.hold_bytes,
+    Held = O#out.held,
     lists:foldl(fun(Flow, Acc) -> hold_flow(Flow, queue, Acc) end,
                 O#out{queue = Q1, seqs = Seqs1, pending = Pending},
                 [F || F <- py_dist_outq:heavy(HoldBytes, Q1), F >= 2,
-                      not is_map_key(F, O#out.held)]).
+                      not held_by(F, queue, Held)]).
+
+held_by(Flow, Who, Held) ->
+    case Held of
+        #{Flow := {_, Whos}} -> lists:member(Who, Whos);
+        #{} -> false
+    end.
 
 pull(DHandle, Q, Seqs, Limit) ->
     case py_dist_outq:bytes(Q) >= Limit of
@@ -371,15 +378,10 @@ port_try(Port, Data) ->
 release_drained(Groups, #out{held = Held, queue = Q, hold_bytes = HoldBytes} = O) ->
     lists:foldl(
       fun({Flow, _}, Acc) ->
-              case Held of
-                  #{Flow := {_, Whos}} ->
-                      case lists:member(queue, Whos)
-                          andalso py_dist_outq:flow_bytes(Flow, Q) =< HoldBytes div 2 of
-                          true -> release_flow(Flow, queue, Acc);
-                          false -> Acc
-                      end;
-                  #{} ->
-                      Acc
+              case held_by(Flow, queue, Held)
+                  andalso py_dist_outq:flow_bytes(Flow, Q) =< HoldBytes div 2 of
+                  true -> release_flow(Flow, queue, Acc);
+                  false -> Acc
               end
       end, O, Groups).
 
