@@ -103,8 +103,11 @@ def test_a_stalled_beam_is_not_taken_for_dead(cluster: Cluster) -> None:
 
 def test_a_slow_peer_holds_up_only_its_own_connection(cluster: Cluster) -> None:
     """b stops reading (its BEAM is frozen) while a streams to it: a's link
-    to b fills, a pauses that one connection, and a keeps talking to c."""
-    small_queues = ("-py_dist", "link_hwm", "4")
+    to b fills, a pauses that one connection, and a keeps talking to c.
+    The in-flight budget is opened wide: with the default 512 KiB, a stops
+    at the budget once b stops acknowledging, and whether the link's queue
+    fills then depends on the kernel's socket buffers."""
+    small_queues = ("-py_dist", "link_hwm", "4", "-py_dist", "inflight_bytes", str(64 << 20))
     a, b, c = (cluster.start(n, *small_queues) for n in ("a", "b", "c"))
     for x in (b, c):
         assert a.eval(f"net_adm:ping('{x.node}').") == "pong"
