@@ -58,4 +58,5 @@
         [peer_closed, peer_exit, heartbeat_timeout, connect_timeout,
          wrong_node, protocol_error, sequence_gap, not_ready,
          duplicate_channel, port_exit, no_route, path_lost, unlinked,
-         gap_timeout, reorder_overflow, retransmit_overflow, bad_ack, name_taken]).
+         gap_timeout, reorder_overflow, retransmit_overflow, bad_ack, name_taken,
+         wrong_cookie]).

@@ -28,6 +28,10 @@
 %% spawned
 -export([accept_loop/1, do_accept/6, do_setup/6]).
 
+-ifdef(TEST).
+-export([lane_packet/4]).
+-endif.
+
 -define(FAMILY, inet).
 %% What epmd reports for an OTP 23+ node; dist_util of OTP 25 ignores it.
 -define(HIGHEST_DIST_VERSION, 6).
@@ -163,10 +167,14 @@ endpoint(Node) ->
 %%   `lane_queue_bytes' of lane messages wait for the link;</li>
 %% <li>else (`[]', `[reliable]'): as `Dest ! Msg'.</li>
 %% </ul>
+%% A destination node with no connection to this one is connected to
+%% first (the caller waits, as for net_kernel:connect_node/1): the far
+%% node takes lane messages only from nodes it has a connection with.
+%%
 %% `{notify, Tag}' (the first given) asks the port program to tell the
 %% caller when it drops the message on this node: the caller then gets
-%% `{py_dist_dropped, Tag, Reason}', Reason `no_route', `congested',
-%% `deadline' or `overflow'.  Any lane drops what it has no route for;
+%% `{py_dist_dropped, Tag, Reason}', Reason `not_connected' (no connection
+%% could be made), `no_route', `congested', `deadline' or `overflow'.  Any lane drops what it has no route for;
 %% drops on other nodes are not reported.
 %%
 %% A destination on this node, or a port program that is not running (no
@@ -244,22 +252,42 @@ shortest(Ms, Deadline) -> min(Ms, Deadline).
 
 send_on(reliable, Dest, Msg) ->
     local_send(Dest, Msg);
-send_on({Lane, DeadlineMs, Notify}, Dest, Msg) ->
+send_on({_Lane, _DeadlineMs, Notify} = Choice, Dest, Msg) ->
     case remote(Dest) of
         local ->
             local_send(Dest, Msg);
         {Node, To} ->
             case py_dist_port:port() of
                 {ok, Port} ->
-                    Packet = py_dist_packet:lane(Lane, DeadlineMs,
-                                                 atom_to_binary(Node, utf8),
-                                                 notify(Notify),
-                                                 term_to_binary({To, Msg})),
-                    port_send(Port, Packet, Dest, Msg);
+                    Packet = lane_packet(Choice, Node, To, Msg),
+                    case connected(Node) of
+                        true -> port_send(Port, Packet, Dest, Msg);
+                        false -> not_connected(Notify)
+                    end;
                 {error, no_port} ->
                     local_send(Dest, Msg)
             end
     end.
+
+%% What the port program gets for a lane message (badarg for a huge tag).
+lane_packet({Lane, DeadlineMs, Notify}, Node, To, Msg) ->
+    py_dist_packet:lane(Lane, DeadlineMs, atom_to_binary(Node, utf8), notify(Notify),
+                        term_to_binary({To, Msg})).
+
+%% A lane message comes after its node's nodeup, as `!''s do: the far node
+%% takes lane messages only from nodes it has a connection with (whose
+%% handshake checked the cookie).  So, as `!' does, a send sets the
+%% connection up first; unlike `!', it waits for that.
+connected(Node) ->
+    lists:member(Node, nodes(connected)) orelse net_kernel:connect_node(Node) =:= true.
+
+%% No connection could be made: the message is lost, as with `!' to a node
+%% that cannot be reached, and told to the sender if it asked.
+not_connected(none) ->
+    ok;
+not_connected({notify, Tag}) ->
+    self() ! {py_dist_dropped, Tag, not_connected},
+    ok.
 
 %% Where a destination on another node is: its node and what names the
 %% process there; local if on this node.  Anything else is no destination.
@@ -408,7 +436,10 @@ do_setup(Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
     Ctrl = py_dist_ctrl:start_outbound(),
     true = py_dist_ctrl:call(Ctrl, {supervisor, self()}),
     {Chan, PortRef} = py_dist_ctrl:call(Ctrl, channel),
-    Connect = {connect, Chan, NodeBin, element(1, Endpoint), element(2, Endpoint)},
+    %% the cookie dist_util will use with Node: the link to it, if one is
+    %% dialled for this connection, proves the same one
+    Connect = {connect, Chan, NodeBin, element(1, Endpoint), element(2, Endpoint),
+               py_dist_port:cookie(Node)},
     true = erlang:port_command(PortRef, py_dist_packet:ctrl(Connect)),
     HSData = hs_data(Ctrl),
     dist_util:handshake_we_started(

@@ -139,6 +139,7 @@ handshake(#hs{} = S) ->
         {Ref, From, {handshake_complete, _Node, DHandle}} ->
             Max = py_dist_config:get(max_batch),
             hand_over_input(DHandle, S),
+            tell_up(S),
             false = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
             From ! {Ref, ok},
             process_flag(priority, normal),
@@ -202,6 +203,17 @@ cancel_timer(TRef) when is_reference(TRef) ->
 %% connection: put them in order before the port owner starts putting
 %% later ones.  hold/1 returns only once the owner stopped forwarding, so
 %% what is in our mailbox then is complete.
+%% Python takes lane messages only from nodes with a connection up: the
+%% handshake has checked the cookie end to end.  Written by this process
+%% after the handshake's last packet (written by dist_util's, which waits
+%% for this call), so Python sees them in that order.
+tell_up(#hs{port = Port, chan = Chan}) ->
+    try erlang:port_command(Port, py_dist_packet:ctrl({up, Chan})) of
+        true -> ok
+    catch
+        error:badarg -> ok  % the port program is restarting: the channel is gone
+    end.
+
 hand_over_input(DHandle, #hs{chan = Chan, queue = Q}) ->
     ok = py_dist_port:hold(Chan),
     Late = collect_forwarded([]),

@@ -206,7 +206,8 @@ dial(Node, #state{neighbours = Ns} = S) ->
             case endpoint(Node, N) of
                 {ok, Host, Port} ->
                     py_dist_port:command({link, atom_to_binary(Node), list_to_binary(Host),
-                                          Port, N#neighbour.cost}),
+                                          Port, N#neighbour.cost,
+                                          py_dist_port:cookie(Node)}),
                     S#state{neighbours = Ns#{Node := N#neighbour{state = dialling}}};
                 {error, Reason} ->
                     ?LOG_DEBUG("py_dist: neighbour ~p not found: ~0p", [Node, Reason]),

@@ -22,7 +22,8 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, listen/1, set_acceptor/1, register_channel/1,
-         hold/1, up/2, info/0, reachable/1, command/1, query/1, port/0]).
+         hold/1, up/2, info/0, reachable/1, command/1, query/1, port/0,
+         cookie/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(REACHABLE, py_dist_reachable).
@@ -50,7 +51,14 @@
                                                    | {query, reference()}},
                 next_info = 1 :: integer(),
                 restarts = 0 :: non_neg_integer(),
-                holding = false :: boolean()}).
+                holding = false :: boolean(),
+                %% the node's own cookie as the port program last got it
+                cookie :: binary() | undefined}).
+
+%% How often the node's own cookie is checked for a change
+%% (erlang:set_cookie/1 tells nobody): a new cookie admits new links
+%% within this time.
+-define(COOKIE_CHECK_MS, 1000).
 
 %% The spawn driver reads the pipe from Python as fast as it can, whatever
 %% this process's mailbox holds.  Past ?HOLD_AT queued messages Python is
@@ -137,6 +145,19 @@ query(What) ->
             {error, no_answer}
     end.
 
+%% @doc The cookie dist_util uses with Node (`own': the node's own), as
+%% the port program's link proofs need it; `<<>>' when there is none.
+-spec cookie(node() | own) -> binary().
+cookie(Node) ->
+    Cookie = case Node of
+                 own -> auth:get_cookie();
+                 _ -> auth:get_cookie(Node)
+             end,
+    case Cookie of
+        nocookie -> <<>>;
+        _ -> atom_to_binary(Cookie)
+    end.
+
 %% @doc The port program's port, for writers that cannot afford a call per
 %% packet (py_dist:send/3).  Read from a persistent term, written only when
 %% the program starts; a port that has exited since is no port.
@@ -179,7 +200,10 @@ init([]) ->
 handle_call({listen, Node}, _From, #state{listen_port = ListenPort} = S) ->
     send_ctrl(S#state.port, {set_node, Node}),
     send_ctrl(S#state.port, {advertise, endpoint(Node, ListenPort)}),
-    {reply, {ok, ListenPort}, S#state{node = Node}};
+    %% one check loop for the node's life, however often it is renamed
+    S#state.node =:= undefined andalso
+        erlang:send_after(?COOKIE_CHECK_MS, self(), check_cookie),
+    {reply, {ok, ListenPort}, give_cookie(S#state{node = Node})};
 handle_call({set_acceptor, Pid}, _From, S) ->
     {reply, ok, S#state{acceptor = Pid}};
 handle_call({register_channel, _Ctrl}, _From, #state{port = undefined} = S) ->
@@ -239,7 +263,7 @@ port_info_keys() ->
      reachable, unreachable, neighbour_up, neighbour_down, reply, loss,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
      endpoint,
-     dropped, deliver, no_route, congested, deadline, overflow].
+     dropped, deliver, no_route, congested, deadline, overflow, link_refused].
 
 answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
     case maps:take(Ref, Waiting) of
@@ -272,6 +296,9 @@ handle_info({info_timeout, Ref}, S) ->
     {noreply, answer_info(Ref, undefined, S)};
 handle_info(restart_port, #state{port = undefined} = S) ->
     {noreply, restart_port(S)};
+handle_info(check_cookie, S) ->
+    erlang:send_after(?COOKIE_CHECK_MS, self(), check_cookie),
+    {noreply, give_cookie(S)};
 handle_info(_Other, S) ->
     {noreply, S}.
 
@@ -351,6 +378,12 @@ inbound({ctrl, {name_taken, Seed}}, S) when is_binary(Seed) ->
 inbound({ctrl, {loss, Peer, Reason, Unacked}}, S) when is_binary(Peer) ->
     py_dist_losses:report(Peer, Reason, Unacked),
     S;
+inbound({ctrl, {link_refused, Peer, Why}}, S) when is_binary(Peer) ->
+    %% As dist_util reports a handshake with a wrong digest: the peer
+    %% could not prove it holds the cookie, and got nothing.
+    ?LOG_ERROR("** Connection attempt from node ~ts rejected: its py_dist link "
+               "did not prove the cookie (~w) **", [printable(Peer), Why]),
+    S;
 inbound({ctrl, {neighbour_up, Peer}}, S) when is_binary(Peer) ->
     py_dist_neighbours:link_state(Peer, up),
     S;
@@ -404,6 +437,13 @@ dropped(Notify, Reason) ->
             ok
     catch
         error:badarg -> ok
+    end.
+
+%% A name a peer claims, for a log line: whatever bytes it sent.
+printable(Name) ->
+    case unicode:characters_to_list(Name) of
+        Chars when is_list(Chars) -> Chars;
+        _ -> io_lib:format("~0p", [Name])
     end.
 
 tell_ctrl(Chan, Msg, #state{routes = Routes} = S) ->
@@ -512,7 +552,11 @@ restart_port(#state{restarts = N} = S) ->
             is_binary(S#state.node) andalso
                 send_ctrl(Port, {advertise, endpoint(S#state.node, S#state.listen_port)}),
             py_dist_neighbours:port_restarted(),
-            S#state{port = Port, os_pid = OsPid, restarts = N + 1};
+            S1 = S#state{port = Port, os_pid = OsPid, restarts = N + 1, cookie = undefined},
+            case is_binary(S#state.node) of
+                true -> give_cookie(S1);
+                false -> S1
+            end;
         {error, Reason} ->
             ?LOG_ERROR("py_dist: cannot restart the port program: ~0p",
                        [Reason]),
@@ -589,6 +633,25 @@ await_ready(Port) ->
     after Timeout ->
             catch port_close(Port),
             {error, start_timeout}
+    end.
+
+%% The port program gets the node's own cookie when the node is named and
+%% whenever it changes; per-node cookies come with each connect and link.
+%% Written only when the port takes it at once: otherwise the next check
+%% writes it, and no helper process can reorder two cookies.
+give_cookie(#state{port = undefined} = S) ->
+    S;
+give_cookie(#state{port = Port, cookie = Old} = S) ->
+    case cookie(own) of
+        Old ->
+            S;
+        New ->
+            try erlang:port_command(Port, py_dist_packet:ctrl({cookie, New}), [nosuspend]) of
+                true -> S#state{cookie = New};
+                false -> S
+            catch
+                error:badarg -> S
+            end
     end.
 
 send_ctrl(undefined, _Term) ->

@@ -127,27 +127,39 @@ send_remote_with_no_port_falls_back_test() ->
 
 %%% send/3 to another node: a lane packet on the port
 
+lane_packet_layout_test() ->
+    ?assertEqual({?PY_DIST_LANE_UNORDERED, 0, <<"b@h">>, <<>>, {name, {hello, 1}}},
+                 decode_lane(py_dist:lane_packet(py_dist:lane_of([unordered]), 'b@h',
+                                                 name, {hello, 1}))),
+    Pid = remote_pid(),
+    Choice = py_dist:lane_of([{deadline, 25}, {notify, {my, tag}}]),
+    {Lane, Deadline, Node, Notify, Payload} =
+        decode_lane(py_dist:lane_packet(Choice, 'b@h', Pid, big)),
+    ?assertEqual({?PY_DIST_LANE_REALTIME, 25, <<"b@h">>}, {Lane, Deadline, Node}),
+    ?assertEqual({self(), {my, tag}}, binary_to_term(Notify)),
+    ?assertEqual({Pid, big}, Payload).
+
 %% The port program stands in for by cat(1): what send/3 writes comes back.
-lane_packet_is_written_test() ->
+%% This node is not distributed, so no connection to b@h can be made: the
+%% message is not written (the far node would not take it) and the sender
+%% is told, if it asked.
+send_to_a_node_not_connected_writes_nothing_test() ->
     with_cat(fun(Port) ->
-        ok = py_dist:send({name, 'b@h'}, {hello, 1}, [unordered]),
-        ?assertEqual({?PY_DIST_LANE_UNORDERED, 0, <<"b@h">>, <<>>, {name, {hello, 1}}},
-                     read_lane(Port)),
-        Pid = remote_pid(),
-        ok = py_dist:send(Pid, big, [{deadline, 25}, {notify, {my, tag}}]),
-        {Lane, Deadline, Node, Notify, Payload} = read_lane(Port),
-        ?assertEqual({?PY_DIST_LANE_REALTIME, 25, <<"b@h">>}, {Lane, Deadline, Node}),
-        ?assertEqual({self(), {my, tag}}, binary_to_term(Notify)),
-        ?assertEqual({Pid, big}, Payload)
+        ok = py_dist:send({name, 'b@h'}, {hello, 1}, [unordered, {notify, t1}]),
+        ?assertEqual({py_dist_dropped, t1, not_connected},
+                     receive {py_dist_dropped, _, _} = D -> D after 1000 -> timeout end),
+        ok = py_dist:send(remote_pid(), m, [realtime]),
+        ?assertEqual(nothing, receive {Port, _} = P -> P after 200 -> nothing end)
     end).
 
-default_opts_write_lane_packets_test() ->
+default_opts_take_the_lane_test() ->
     with_cat(fun(Port) ->
-        _ = py_dist:set_send_opts([unreliable]),
+        _ = py_dist:set_send_opts([unreliable, {notify, t2}]),
         try
             ok = py_dist:send({name, 'b@h'}, m),
-            ?assertMatch({?PY_DIST_LANE_UNRELIABLE, 0, <<"b@h">>, <<>>, {name, m}},
-                         read_lane(Port))
+            ?assertEqual({py_dist_dropped, t2, not_connected},
+                         receive {py_dist_dropped, _, _} = D -> D after 1000 -> timeout end),
+            ?assertEqual(nothing, receive {Port, _} = P -> P after 200 -> nothing end)
         after
             py_dist:set_send_opts([])
         end
@@ -230,14 +242,10 @@ with_port_term(Port, Fun) ->
     after persistent_term:erase(?PORT_KEY)
     end.
 
-read_lane(Port) ->
-    receive
-        {Port, {data, <<?PY_DIST_OP_LANE, Lane, Deadline:32, NodeLen:16, Node:NodeLen/binary,
-                        NotifyLen:16, Notify:NotifyLen/binary, Payload/binary>>}} ->
-            {Lane, Deadline, Node, Notify, binary_to_term(Payload)}
-    after 2000 ->
-            timeout
-    end.
+decode_lane(Packet) ->
+    <<?PY_DIST_OP_LANE, Lane, Deadline:32, NodeLen:16, Node:NodeLen/binary,
+      NotifyLen:16, Notify:NotifyLen/binary, Payload/binary>> = iolist_to_binary(Packet),
+    {Lane, Deadline, Node, Notify, binary_to_term(Payload)}.
 
 quiet(Fun) ->
     #{level := Level} = logger:get_primary_config(),

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import struct
 from typing import Any
 
+from admit import COOKIE, dial_in, named_node
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pydist.core import etf, frame, lsdb, port_codec, trust
 from pydist.core.chunking import ChunkError, Reassembler
-from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import Node
 from pydist.core.wire import FLAG_SEALED, HEADER_SIZE, LANE_REQUEST, Kind, node_id
@@ -60,7 +59,7 @@ def _framed(body: bytes) -> bytes:
 
 _LANE = port_codec.encode_lane(2, 50, b"b@h", b"tag", b"payload")
 _PACKETS = [
-    port_codec.encode_ctrl((Atom("connect"), 1, b"b@h", b"127.0.0.1", 4242)),
+    port_codec.encode_ctrl((Atom("connect"), 1, b"b@h", b"127.0.0.1", 4242, COOKIE)),
     port_codec.encode_ctrl((Atom("info"), 7)),
     _framed(bytes([1]) + struct.pack("!I", 1) + port_codec.encode_frames([b"x"])),
     _framed(port_codec.encode_groups(3, [(9, port_codec.encode_frames([b"ab"]))])),
@@ -97,8 +96,7 @@ def test_port_packet(data: bytes) -> None:
 def test_port_packet_into_a_node(data: bytes) -> None:
     """Whatever the BEAM's side writes, the node counts or logs it; no
     exception reaches the shell."""
-    node = Node(Config(), 0.0, rng=random.Random(0))
-    node.port_packet(port_codec.encode_ctrl((Atom("set_node"), b"a@h"))[4:], 0.0)
+    node = named_node()
     node.port_packet(data, 0.0)
 
 
@@ -132,10 +130,8 @@ def test_frame(parts: list[bytes]) -> None:
                 min_size=1, max_size=2))
 def test_link_message_into_a_node(parts: list[bytes]) -> None:
     """Garbage from a link costs at most that link: no exception escapes."""
-    node = Node(Config(), 0.0, rng=random.Random(0))
-    node.port_packet(port_codec.encode_ctrl((Atom("set_node"), b"a@h"))[4:], 0.0)
-    hello = frame.join(frame.encode(Kind.HELLO, 9, 0), b"b@h\0tcp://127.0.0.1:1")
-    node.link_message(b"peer", hello, 0.0)
+    node = named_node()
+    assert dial_in(node, b"peer", b"b@h")
     node.link_message(b"peer", parts, 0.0)
     node.link_message(b"other", parts, 0.0)
     assert len(node.links) <= 2
@@ -183,11 +179,9 @@ def _sealed(kind: Kind, payload: bytes, seq: int = 0) -> bytes:
 
 def _keyed_node() -> Node:
     """a, with its key, and a link up from b (its key checked, as ZAP does)."""
-    node = Node(Config(), 0.0, rng=random.Random(0), trust=_A)
-    node.port_packet(port_codec.encode_ctrl((Atom("set_node"), b"a@h"))[4:], 0.0)
+    node = named_node(trust=_A)
     node.authenticated[b"peer"] = b"b@h"
-    hello = frame.join(frame.encode(Kind.HELLO, node_id(b"b@h"), 0), b"b@h\0tcp://127.0.0.1:1")
-    node.link_message(b"peer", hello, 0.0)
+    assert dial_in(node, b"peer", b"b@h")
     return node
 
 

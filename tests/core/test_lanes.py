@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from test_node import Net, connected, name
+from test_node import Net, connected, handshake, name
 from test_routing import line
 
 from pydist.core import port_codec
@@ -46,6 +46,7 @@ def test_a_large_message_is_chunked_and_arrives_whole(lane: int) -> None:
 
 def test_chunks_cross_a_route_without_being_joined_in_the_middle() -> None:
     net = line()  # a - b - c
+    handshake(net, "a", "c", 1)
     big = message(7, 40 * CHUNK)
     lane_send(net, "a", "c", UNORDERED, big)
     b = net.nodes["b"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_node import HOST, INTERVAL, PORTS, TIMEOUT, Net, name
+from test_node import COOKIE, HOST, INTERVAL, PORTS, TIMEOUT, Net, name
 
 from pydist.core import frame
 from pydist.core.config import Config
@@ -29,11 +29,11 @@ class RNet(Net):
     """:class:`Net` with routing helpers."""
 
     def link(self, label: str, peer: str, cost: int = COST) -> None:
-        self.beam(label, (Atom("link"), name(peer), HOST, PORTS[peer], cost))
+        self.beam(label, (Atom("link"), name(peer), HOST, PORTS[peer], cost, COOKIE))
 
     def connect_routed(self, src: str, chan: int, dst: str) -> None:
         """Connect as the BEAM does to a node it knows reachable: no endpoint."""
-        self.beam(src, (Atom("connect"), chan, name(dst), b"", 0))
+        self.beam(src, (Atom("connect"), chan, name(dst), b"", 0, COOKIE))
 
     def open(self, src: str, chan: int, dst: str) -> int:
         """A routed channel; returns the id ``dst`` accepted it as."""
@@ -384,7 +384,7 @@ def test_keeping_a_neighbour_that_dialled_us_already_needs_no_dial() -> None:
     """b dialled a; a then asks to keep b: no second link, and a's BEAM
     hears at once that the neighbour is up."""
     net = line()
-    net.beam("a", (Atom("link"), b"b@h", HOST, PORTS["b"], COST))
+    net.beam("a", (Atom("link"), b"b@h", HOST, PORTS["b"], COST, COOKIE))
     net.pump()
     assert not [c for c in net.commands["a"] if c[0] == "dial"]
     assert net.ctrl("a")[-1] == ("neighbour_up", b"b@h")

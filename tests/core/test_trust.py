@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_node import Net, name
+from test_node import COOKIE, Net, handshake, name
 from test_routing import RNet
 
 from pydist.core import frame, lsdb
@@ -294,8 +294,9 @@ def test_a_node_cannot_open_or_inject_a_channel_in_another_nodes_name() -> None:
 def test_lane_messages_are_sealed_end_to_end() -> None:
     net = keyed("abc", {"ba": 3, "bc": 5})
     for label in "ac":
-        net.beam(label, (Atom("link"), name("b"), b"127.0.0.1", 4242, 10))
+        net.beam(label, (Atom("link"), name("b"), b"127.0.0.1", 4242, 10, COOKIE))
     net.pump()
+    handshake(net, "a", "c", 1)
     a = net.nodes["a"]
     message = b"lane plaintext " * 10_000  # several chunks
     a._lane_send(1, 0, name("c"), b"", memoryview(message), net.now)

@@ -55,7 +55,10 @@ def test_wrong_cookie_is_refused_and_logged(cluster: Cluster) -> None:
     w.eval("erlang:set_cookie(node(), not_the_cookie).")
     assert w.eval(f"net_adm:ping('{a.node}').") == "pang"
     assert a.eval("nodes().") == []
+    # as stock says it (the BEAM's logger), and the port program's own line
     assert a.logged("rejected", w.node), a.log_text()[-2000:]
+    assert a.logged("refusing a link from", w.node, "wrong cookie"), a.log_text()[-2000:]
+    assert w.logged("refuses our link: wrong cookie"), w.log_text()[-2000:]
     # nothing crashed: the same nodes still talk to good peers
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
     assert a.eval("maps:get(restarts, py_dist:info()).") == 0

@@ -13,6 +13,8 @@ from pydist.cluster import HOST, Cluster
 from pydist.core import lsdb
 from pydist.core.wire import HEADER, VERSION, Kind, node_id
 
+from .helpers import hand_admit
+
 
 def test_garbage_to_the_endpoint_is_logged_and_harmless(cluster: Cluster) -> None:
     a, b = cluster.start("a"), cluster.start("b")
@@ -45,13 +47,13 @@ def test_garbage_to_the_endpoint_is_logged_and_harmless(cluster: Cluster) -> Non
             dealer.connect(f"tcp://{HOST}:{port}")
             dealer.send_multipart(parts)
             dealer.close()
-        # a well-behaved HELLO, then a DATA frame for a channel that does not
-        # exist and a truncated run of frames: refused, link survives or not,
-        # but nothing else is touched
+        # a cookie holder's link, then a DATA frame for a channel that does
+        # not exist and a truncated run of frames: refused, link survives or
+        # not, but nothing else is touched
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 1000)
         dealer.connect(f"tcp://{HOST}:{port}")
-        dealer.send_multipart([good_header, b"x@h"])
+        assert hand_admit(dealer, b"x@h", cluster.cookie), "a admits a cookie holder"
         dealer.send_multipart([
             HEADER.pack(VERSION, Kind.DATA, 1, 16, 0, 99, node_id(b"x@h"),
                         node_id(a.node.encode()), 0, 0, 1),
@@ -59,7 +61,7 @@ def test_garbage_to_the_endpoint_is_logged_and_harmless(cluster: Cluster) -> Non
         dealer.send_multipart([
             HEADER.pack(VERSION, Kind.OPEN, 1, 16, 0, 5, node_id(b"x@h"),
                         node_id(a.node.encode()), 0, 0, 1), b"not-me@nowhere"])
-        assert dealer.poll(2000), "a answers a HELLO"
+        assert dealer.poll(2000), "a refuses the channel"
         dealer.close()
     finally:
         ctx.term()
@@ -85,7 +87,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def test_a_flood_from_one_peer_stays_within_bounds(cluster: Cluster) -> None:
-    """A peer that says HELLO and then floods: chunks of messages that never
+    """A cookie holder that links and then floods: chunks of messages that never
     complete, chunks declaring huge messages, data for channels that do not
     exist, link-state packets of thousands of made-up nodes. The port
     program's memory stays within its bounds and b's connection to a keeps
@@ -95,7 +97,9 @@ def test_a_flood_from_one_peer_stays_within_bounds(cluster: Cluster) -> None:
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
     assert a.port_pid is not None
     port = a.eval("maps:get(listen_port, py_dist:info()).")
-    me, dst = node_id(b"x@h"), node_id(a.node.encode())
+    # lane messages are taken only from nodes with a connection: the
+    # flooder, with no keys to stop it, writes b's id as their source
+    me, dst, connected = node_id(b"x@h"), node_id(a.node.encode()), node_id(b.node.encode())
     before = _rss_mb(a.port_pid)
     chunk = bytes(64 * 1024)
     ctx = zmq.Context()
@@ -105,19 +109,17 @@ def test_a_flood_from_one_peer_stays_within_bounds(cluster: Cluster) -> None:
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.SNDHWM, 64)
         dealer.connect(f"tcp://{HOST}:{port}")
-        dealer.send_multipart([HEADER.pack(VERSION, Kind.HELLO, 0, 16, 0, 0, me, 0, 0, 0, 1),
-                               b"x@h"])
-        assert dealer.poll(5000), "a answers the HELLO"
+        assert hand_admit(dealer, b"x@h", cluster.cookie), "a admits a cookie holder"
         deadline, i = time.monotonic() + 4.0, 0
         while time.monotonic() < deadline:
             i += 1
             try:
                 # chunk 0 of 1000 of message i: never completes
-                dealer.send_multipart([HEADER.pack(VERSION, Kind.LANE, 0, 16, 1, 7, me, dst,
-                                                   i, 0, 1000), chunk], zmq.NOBLOCK)
+                dealer.send_multipart([HEADER.pack(VERSION, Kind.LANE, 0, 16, 1, 7, connected,
+                                                   dst, i, 0, 1000), chunk], zmq.NOBLOCK)
                 # a message of 2**31 chunks: refused at its first
-                dealer.send_multipart([HEADER.pack(VERSION, Kind.LANE, 0, 16, 1, 7, me, dst,
-                                                   i, 5, 1 << 31), chunk], zmq.NOBLOCK)
+                dealer.send_multipart([HEADER.pack(VERSION, Kind.LANE, 0, 16, 1, 7, connected,
+                                                   dst, i, 5, 1 << 31), chunk], zmq.NOBLOCK)
                 # data for a channel that does not exist
                 dealer.send_multipart([HEADER.pack(VERSION, Kind.DATA, 1, 16, 0, i, me, dst,
                                                    0, 0, 1), b"\0\0\0\1x"], zmq.NOBLOCK)

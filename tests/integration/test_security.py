@@ -20,6 +20,8 @@ from pydist.core import frame, lsdb
 from pydist.core.wire import FLAG_SEALED, Kind, node_id
 from pydist.shell.curve import load
 
+from .helpers import hand_admit, port_stat
+
 MARKER = "py_dist-plaintext-marker-0123456789"
 
 
@@ -157,13 +159,6 @@ def test_a_key_claiming_another_name_is_refused(cluster: Cluster,
     assert c.node not in a.eval("nodes().")
 
 
-def _stat(node: ErlNode, name: str) -> int:
-    value = node.eval(f"maps:get(<<\"{name}\">>, "
-                      "maps:get(stats, maps:get(port, py_dist:info())), 0).")
-    assert isinstance(value, int)
-    return value
-
-
 def test_an_authorized_node_cannot_speak_in_another_nodes_name(
         cluster: Cluster, keys: tuple[Path, Path], tmp_path: Path) -> None:
     """e is an insider: its key is authorized, and b accepts its link. From
@@ -189,9 +184,7 @@ def test_an_authorized_node_cannot_speak_in_another_nodes_name(
         link.curve_secretkey, link.curve_publickey = e.curve_secret, e.curve_public
         link.curve_serverkey = e.curve_by_name[b.node.encode()]
         link.connect(f"tcp://{HOST}:{b.eval('maps:get(listen_port, py_dist:info()).')}")
-        link.send(frame.encode(Kind.HELLO, node_id(e_name), 0) + e_name + b"\0")
-        assert link.poll(5000), "b answers e's HELLO: e is authorized"
-        assert frame.decode(link.recv()[:frame.HEADER_SIZE]).kind == Kind.HELLO
+        assert hand_admit(link, e_name, cluster.cookie), "e is authorized and has the cookie"
 
         # routing information in a's name: "a's only neighbour is e"
         lsp = lsdb.Lsp(a.node.encode(), 1 << 40, 60.0, ((e_name, 1),))
@@ -206,9 +199,9 @@ def test_an_authorized_node_cannot_speak_in_another_nodes_name(
         assert b.logged("not signed by its key")
         assert b.logged("does not open: forged or altered", "a frame not sealed")
         deadline = time.monotonic() + 5
-        while (_stat(b, "lsp_forged"), _stat(b, "frames_forged")) != (1, 4):
-            assert time.monotonic() < deadline, (_stat(b, "lsp_forged"),
-                                                 _stat(b, "frames_forged"))
+        while (port_stat(b, "lsp_forged"), port_stat(b, "frames_forged")) != (1, 4):
+            assert time.monotonic() < deadline, (port_stat(b, "lsp_forged"),
+                                                 port_stat(b, "frames_forged"))
             time.sleep(0.05)
         # e's link is still up: it may be an honest node passing on what
         # another sent

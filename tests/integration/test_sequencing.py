@@ -10,7 +10,7 @@ import zmq
 from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
 from pydist.core.wire import FLAG_INITIATOR, HEADER, VERSION, Kind, node_id
 
-from .helpers import nodedown, watch_nodedown
+from .helpers import hand_admit, nodedown, watch_nodedown
 
 
 def ring(cluster: Cluster, size: int) -> list[ErlNode]:
@@ -108,8 +108,7 @@ def test_frames_of_an_earlier_connection_are_dropped_and_counted(cluster: Cluste
         dealer.setsockopt(zmq.LINGER, 1000)
         dealer.connect(f"tcp://{HOST}:{port}")
         src = node_id(a.node.encode())
-        dealer.send_multipart([HEADER.pack(VERSION, Kind.HELLO, 0, 16, 0, 0, node_id(b"x@h"),
-                                           0, 0, 0, 1), b"x@h"])
+        assert hand_admit(dealer, b"x@h", cluster.cookie)
         for seq in range(5):  # as a would have sent them, on the old channel
             dealer.send_multipart([
                 HEADER.pack(VERSION, Kind.DATA, FLAG_INITIATOR, 16, 0, old, src,

@@ -11,6 +11,7 @@ connection never reach a new one.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -32,11 +33,22 @@ class Link:
     endpoint: str | None
     last_rx: float
     last_tx: float
+    #: admitted: both ends proved the cookie (see pydist.core.admission);
+    #: until then the link carries nothing but HELLO, PROOF and BYE
     up: bool = False
     congested: bool = False
     channels: set[int] = field(default_factory=set)
     #: why the link went down (None while it lives)
     down_reason: str | None = None
+    #: the nonces of the admission: ours, and the far end's (from its HELLO)
+    nonce: bytes = b""
+    peer_nonce: bytes = b""
+    #: the name the far end's HELLO gave, until admission makes it ``peer``
+    claimed: bytes | None = None
+    #: when the link was made: admitted by ``born + ADMIT_TIMEOUT`` or closed
+    born: float = 0.0
+    #: frames that came before admission were logged once already
+    early_logged: bool = False
 
     @property
     def dialled(self) -> bool:
@@ -59,6 +71,12 @@ class Channel:
     #: whether the BEAM was told to hold this channel's data (outbox full,
     #: link congested, or the retransmit window full)
     paused: bool = False
+    #: OPEN went to the far end (a channel this node opens waits for an
+    #: admitted link: no frame of it may go before its OPEN)
+    opened: bool = True
+    #: the distribution handshake over it completed (the BEAM said so): the
+    #: peer proved the cookie end to end, and its lane messages are delivered
+    live: bool = False
 
     @property
     def remote_key(self) -> RemoteKey:
@@ -82,6 +100,7 @@ class ChannelTable(Mapping[int, Channel]):
     def __init__(self, rng: random.Random) -> None:
         self._by_chan: dict[int, Channel] = {}
         self._by_remote: dict[RemoteKey, Channel] = {}
+        self._per_peer: Counter[int] = Counter()
         self._closed: dict[RemoteKey, None] = {}  # bounded, oldest first
         self._next_py = PY_CHAN_BASE
         self._rng = rng
@@ -95,18 +114,26 @@ class ChannelTable(Mapping[int, Channel]):
     def __len__(self) -> int:
         return len(self._by_chan)
 
+    def has_peer(self, peer_id: int) -> bool:
+        """Whether any channel (up or on its way) goes to ``peer_id``."""
+        return peer_id in self._per_peer
+
     def remote(self, key: RemoteKey) -> Channel | None:
         return self._by_remote.get(key)
 
     def add(self, ch: Channel) -> None:
         self._by_chan[ch.chan] = ch
         self._by_remote[ch.remote_key] = ch
+        self._per_peer[ch.peer_id] += 1
         ch.link.channels.add(ch.chan)
 
     def remove(self, ch: Channel, told: bool = True) -> None:
         """Forget ``ch``. Unless the far end was ``told`` (a CLOSE sent, or
         it sent one), its later frames are answered with a CLOSE."""
-        self._by_chan.pop(ch.chan, None)
+        if self._by_chan.pop(ch.chan, None) is not None:
+            self._per_peer[ch.peer_id] -= 1
+            if self._per_peer[ch.peer_id] <= 0:
+                del self._per_peer[ch.peer_id]
         self._by_remote.pop(ch.remote_key, None)
         ch.link.channels.discard(ch.chan)
         if told:

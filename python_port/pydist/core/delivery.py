@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pydist.core import frame, port_codec
@@ -58,6 +59,8 @@ class Delivery:
     trust: Trust | None
     #: FLAG_SEALED with node keys, else 0: or-ed into end-to-end headers
     sealed: int
+    live_peers: Counter[int]
+    _lanes_peer_gone: Callable[[int], None]  # see LanePath
 
     def _send_data(self, chan: int, groups: Groups, now: float) -> None:
         """Packets from the BEAM, by flow: into the channel's outbox, and
@@ -84,7 +87,7 @@ class Delivery:
         the flow scheduling done here decides what waits, not a FIFO."""
         box, sender, link = ch.outbox, ch.sender, ch.link
         assert box is not None and sender is not None
-        if not link.congested and len(box):
+        if link.up and ch.opened and not link.congested and len(box):
             limit = self.config.inflight_bytes
             epoch, dst, hops, flags = ch.epoch, ch.peer_id, self.config.max_hops, ch.flags
             flags |= self.sealed
@@ -250,7 +253,7 @@ class Delivery:
         It drops what it has already."""
         assert ch.sender is not None
         frames = ch.sender.unacked()
-        if not frames:
+        if not frames or not ch.link.up or not ch.opened:
             return
         self.stats["rerouted_channels"] += 1
         self.stats["retransmitted"] += len(frames)
@@ -264,7 +267,10 @@ class Delivery:
     def _send(self, link: Link, kind: Kind, ch: Channel | None, payload: bytes, now: float,
               seq: int = 0) -> None:
         """A frame on ``link``: for the far end of channel ``ch`` (sealed, with
-        node keys), or for the neighbour itself (``ch`` None)."""
+        node keys), or for the neighbour itself (``ch`` None). Until the
+        link is admitted, only the admission's own frames go."""
+        if not link.up and kind not in (Kind.HELLO, Kind.PROOF, Kind.BYE):
+            return
         link.last_tx = now
         if ch is None:
             self.link_out.append((link.key, frame.join(frame.encode(kind, self.id, 0), payload)))
@@ -295,7 +301,8 @@ class Delivery:
             return None
 
     def _close(self, ch: Channel, reason: str, now: float) -> None:
-        told = ch.link.key in self.links  # not over a link already given up
+        # not over a link given up, nor for a channel never opened
+        told = ch.link.key in self.links and ch.opened
         if told:
             self._send(ch.link, Kind.CLOSE, ch, reason.encode(), now)
         self._tell_closed(ch.chan, reason)
@@ -305,6 +312,13 @@ class Delivery:
         self.channels.remove(ch, told)
         self.seq_due.discard(ch.chan)
         self.resend_at.pop(ch.chan, None)
+        if ch.live:
+            ch.live = False
+            self.live_peers[ch.peer_id] -= 1
+            if self.live_peers[ch.peer_id] <= 0:
+                del self.live_peers[ch.peer_id]
+        if ch.peer_id not in self.live_peers:
+            self._lanes_peer_gone(ch.peer_id)
 
     def _tell_closed(self, chan: int, reason: str) -> None:
         assert reason in CLOSE_REASONS, reason

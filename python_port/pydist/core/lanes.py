@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydist.core import frame, port_codec
-from pydist.core.channels import Link, LinkKey
+from pydist.core.channels import ChannelTable, Link, LinkKey
 from pydist.core.chunking import ChunkError, Reassembler, cut
 from pydist.core.config import Config
 from pydist.core.etf import Atom
@@ -86,6 +86,8 @@ class LanePath:
     link_out: list[tuple[LinkKey, list[Out]]]
     trust: Trust | None
     sealed: int
+    channels: ChannelTable
+    live_peers: Counter[int]
     _routed: Callable[[bytes, int, Out], list[Out]]  # see Delivery
 
     def _init_lanes(self, rng: random.Random) -> None:
@@ -100,6 +102,11 @@ class LanePath:
         #: lane messages waiting for a congested link, realtime first
         self.lane_waiting: dict[LinkKey, tuple[deque[Waiting], deque[Waiting]]] = {}
         self.lane_waiting_bytes: dict[LinkKey, int] = {}
+        #: whole messages from peers whose connection is still in its
+        #: handshake here (the peer's side may be up first): delivered
+        #: at our nodeup, dropped if the connection fails
+        self.lane_early: dict[int, list[tuple[int, bytes]]] = {}
+        self.lane_early_bytes = 0
 
     # ------------------------------------------------------------------
     # sending
@@ -215,6 +222,12 @@ class LanePath:
         if name is None:
             self.stats["lane_errors"] += 1
             return
+        if hdr.src not in self.live_peers and not self.channels.has_peer(hdr.src):
+            # A lane message comes after its node's nodeup, as any message
+            # of that node does: only a distribution handshake checks the
+            # cookie end to end, and py_dist:send/3 makes one first.
+            self.stats[f"lane_{name}_dropped_not_connected"] += 1
+            return
         try:
             whole = self.lane_parts.add((hdr.src, hdr.epoch, hdr.lane, hdr.seq),
                                         hdr.chunk_index, hdr.chunk_count, payload, now)
@@ -234,7 +247,27 @@ class LanePath:
             self.realtime_last.move_to_end(source)
             if len(self.realtime_last) > _REALTIME_SOURCES:
                 self.realtime_last.popitem(last=False)
-        self._lane_deliver(hdr.lane, whole)
+        if hdr.src in self.live_peers:
+            self._lane_deliver(hdr.lane, whole)
+        elif self.lane_early_bytes + len(whole) > self.config.lane_queue_bytes:
+            self.stats[f"lane_{name}_dropped_overflow"] += 1
+        else:
+            self.lane_early.setdefault(hdr.src, []).append((hdr.lane, bytes(whole)))
+            self.lane_early_bytes += len(whole)
+
+    def _lanes_peer_up(self, peer_id: int) -> None:
+        """Our side of a connection to the peer is up: what it sent on
+        lanes in the moment between its nodeup and ours goes now."""
+        for lane, whole in self.lane_early.pop(peer_id, ()):
+            self.lane_early_bytes -= len(whole)
+            self._lane_deliver(lane, whole)
+
+    def _lanes_peer_gone(self, peer_id: int) -> None:
+        """No connection to the peer is left: what waited for one never goes."""
+        if peer_id in self.lane_early and not self.channels.has_peer(peer_id):
+            for lane, whole in self.lane_early.pop(peer_id):
+                self.lane_early_bytes -= len(whole)
+                self.stats[f"lane_{LANE_NAMES[lane]}_dropped_not_connected"] += 1
 
     def _lane_deliver(self, lane: int, whole: bytes | memoryview) -> None:
         self.stats[f"lane_{LANE_NAMES[lane]}_delivered"] += 1

@@ -1,6 +1,7 @@
 """Links to neighbours: dialling, the HELLO that names the node at the far
 end (checked against its key and against the live nodes the link state
-knows), goodbyes, garbage, and a link's end.
+knows), the PROOFs of the cookie that admit a link
+(:mod:`pydist.core.admission`), goodbyes, garbage, and a link's end.
 
 :class:`Neighbours` is the part of :class:`pydist.core.node.Node` that
 deals with one link at a time; what travels over links is the node's (and
@@ -15,7 +16,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from pydist.core import frame, port_codec
+from pydist.core import admission, frame, port_codec
+from pydist.core.admission import Cookies
 from pydist.core.channels import ChannelTable, Link, LinkKey
 from pydist.core.config import Config
 from pydist.core.etf import Atom
@@ -45,6 +47,8 @@ class Neighbours:
     router: Router
     wanted: dict[bytes, int]
     authenticated: dict[LinkKey, bytes]
+    cookies: Cookies
+    entropy: Callable[[int], bytes]
     port_out: list[Out]
     link_out: list[tuple[LinkKey, list[Out]]]
     commands: list[tuple[str, LinkKey, Any]]
@@ -54,6 +58,7 @@ class Neighbours:
     _forget: Callable[..., None]
     _lanes_link_down: Callable[[LinkKey], None]
     _settle: Callable[[float], None]
+    _link_admitted: Callable[[Link, float], None]
 
     def _check_key(self, name: bytes) -> None:
         """Say it loud when this node's key is not the one the cluster knows
@@ -85,29 +90,40 @@ class Neighbours:
     def _dial(self, peer: bytes, endpoint: str, now: float) -> Link:
         key = self.next_dial
         self.next_dial += 1
-        link = Link(key, peer, endpoint, last_rx=now, last_tx=now)
+        link = Link(key, peer, endpoint, last_rx=now, last_tx=now, born=now,
+                    nonce=self.entropy(admission.NONCE_SIZE))
         self.links[key] = link
         self.by_peer.setdefault(peer, link)
         self.commands.append(("dial", key, endpoint))
-        self._send(link, Kind.HELLO, None, self._hello_payload(), now)
-        self.deadline = min(self.deadline, self.liveness.deadline(now, now))
+        self._send(link, Kind.HELLO, None, self._hello_payload(link), now)
+        self.deadline = min(self.deadline, now + self.liveness.timeout)
         return link
 
-    def _hello_payload(self) -> bytes:
-        """Our name, and where we listen: a node that already knows another
-        live node of that name elsewhere refuses the link (see _hello)."""
-        return (self.name or b"") + b"\0" + self.router.endpoint
+    def _hello_payload(self, link: Link) -> bytes:
+        """Our nonce, name, and where we listen: a node that already knows
+        another live node of that name elsewhere refuses the link (see
+        _hello)."""
+        return admission.encode_hello(link.nonce, self.name or b"", self.router.endpoint)
 
     def _hello(self, link: Link, payload: bytes, now: float) -> None:
-        name, _, endpoint = payload.partition(b"\0")
-        if link.up:
-            if name != link.peer:
-                self._bad_frame(link, link.key, "HELLO with another name", now)
+        """The far end's HELLO: its name and its nonce. The dialler answers
+        with its proof, the listener with its own HELLO (its nonce); no
+        name is taken for granted until the proofs are in (_proof)."""
+        try:
+            nonce, name, endpoint = admission.decode_hello(payload)
+        except admission.HelloError as exc:
+            self._bad_frame(link, link.key, str(exc), now)
+            return
+        if link.up or link.peer_nonce:
+            self._bad_frame(link, link.key, "a second HELLO", now)
             return
         if link.dialled and name != link.peer:
             log.error("%s answers as %s; not the node we dialled",
                       link.endpoint, name.decode(errors="replace"))
             self._link_down(link, "wrong_node", now)
+            return
+        if self.name is None:  # the BEAM has not named this node yet
+            self._link_down(link, "not_ready", now)
             return
         if name == self.name:
             self._bad_frame(link, link.key, "HELLO with our own name", now)
@@ -129,19 +145,94 @@ class Neighbours:
             self._send(link, Kind.BYE, None, b"name_taken", now)
             self._link_down(link, "name_taken", now)
             return
-        link.up = True
-        link.peer = name
+        link.peer_nonce = nonce
+        if link.dialled:
+            cookie = self.cookies.for_peer(name)
+            if cookie is None:
+                self._refuse_link(link, name, "this node has no cookie yet", now)
+                return
+            self._send(link, Kind.PROOF, None, admission.proof(
+                cookie, admission.DIALLER, self.name, name, link.nonce, nonce), now)
+        else:
+            link.claimed = name
+            link.nonce = self.entropy(admission.NONCE_SIZE)
+            self._send(link, Kind.HELLO, None, self._hello_payload(link), now)
+
+    def _proof(self, link: Link, answer: bytes, now: float) -> None:
+        """The far end's proof that it holds the cookie we would use with
+        it. The dialler proves first; the listener answers a good proof
+        with its own, so both ends admit the link, and a bad one with a
+        goodbye."""
+        me = self.name
+        if link.up or not link.peer_nonce or me is None:
+            self._bad_frame(link, link.key, "PROOF out of turn", now)
+            return
+        if link.dialled:
+            assert link.peer is not None
+            peer, dialler, listener = link.peer, me, link.peer
+            nonces = (link.nonce, link.peer_nonce)
+        else:
+            assert link.claimed is not None
+            peer, dialler, listener = link.claimed, link.claimed, me
+            nonces = (link.peer_nonce, link.nonce)
+        role = admission.DIALLER if not link.dialled else admission.LISTENER
+        cookie = self.cookies.for_peer(peer)
+        if not admission.verify(cookie, role, dialler, listener, *nonces, answer):
+            self._refuse_link(link, peer, "wrong cookie", now)
+            return
         if not link.dialled:
-            self._send(link, Kind.HELLO, None, self._hello_payload(), now)
+            assert cookie is not None
+            self._send(link, Kind.PROOF, None, admission.proof(
+                cookie, admission.LISTENER, dialler, listener, *nonces), now)
+        self._admit(link, peer, now)
+
+    def _refuse_link(self, link: Link, peer: bytes, why: str, now: float) -> None:
+        """A peer that did not prove the cookie: told why (a BYE), logged,
+        counted, and reported to the BEAM, whose logger says it as
+        dist_util says a refused handshake."""
+        name = peer.decode(errors="replace")
+        if link.dialled:
+            log.error("refusing the link to %s: %s", name, why)
+        else:
+            log.error("refusing a link from %s: %s", name, why)
+        self.stats["links_refused_cookie"] += 1
+        self.port_out.append(port_codec.encode_ctrl(
+            (Atom("link_refused"), peer[:255], Atom("wrong_cookie"))))
+        self._send(link, Kind.BYE, None, b"wrong_cookie", now)
+        self._link_down(link, "wrong_cookie", now)
+
+    def _admit(self, link: Link, peer: bytes, now: float) -> None:
+        """Both ends proved the cookie: the link carries traffic from now on."""
+        link.up = True
+        link.peer = peer
+        link.claimed = None
+        self.stats["links_admitted"] += 1
         # The newest link to a neighbour carries its traffic: a neighbour
         # dials again when its old link died, maybe before we noticed.
-        self.by_peer[name] = link
-        self.router.neighbour_up(name, link.key, self.wanted.get(name, self.config.link_cost), now)
-        if name in self.wanted:
-            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), name)))
+        self.by_peer[peer] = link
+        self.router.neighbour_up(peer, link.key, self.wanted.get(peer, self.config.link_cost), now)
+        if peer in self.wanted:
+            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), peer)))
+        self._link_admitted(link, now)
+
+    def _early(self, link: Link, kind: int) -> None:
+        """A frame before admission: dropped, counted, and logged once per
+        link. Nothing but HELLO, PROOF and BYE may come before the proofs."""
+        self.stats["frames_before_proof"] += 1
+        if not link.early_logged:
+            link.early_logged = True
+            who = link.peer or link.claimed or b"?"
+            log.error("dropping frames of kind %s from %s before it proved the cookie",
+                      Kind(kind).name if kind in Kind._value2member_map_ else kind,
+                      who.decode(errors="replace"))
 
     def _bye(self, link: Link, why: bytes, now: float) -> None:
-        if why == b"name_taken" and link.dialled and not link.up:
+        if why == b"wrong_cookie" and not link.up:
+            log.error("%s refuses our link: wrong cookie",
+                      (link.peer or link.claimed or b"?").decode(errors="replace"))
+            self.stats["links_refused_by_peer_cookie"] += 1
+            self._link_down(link, "wrong_cookie", now)
+        elif why == b"name_taken" and link.dialled and not link.up:
             log.error("%s refuses us: another live node is named %s",
                       link.endpoint, (self.name or b"").decode(errors="replace"))
             self.port_out.append(port_codec.encode_ctrl((Atom("name_taken"), link.peer or b"")))
@@ -164,15 +255,15 @@ class Neighbours:
     def _unknown_link(self, key: LinkKey, hdr: frame.Header, payload: bytes, now: float) -> None:
         if hdr.kind == Kind.HELLO and isinstance(key, bytes):
             if len(self.links) >= self.config.max_links:
-                log.error("refusing link from %r: max_links reached", payload[:64])
+                log.error("refusing a link: max_links (%d) reached", self.config.max_links)
                 self.stats["links_refused"] += 1
                 return
-            if not payload or len(payload) > 1024:
+            if len(payload) > admission.MAX_HELLO:
                 self.stats["frame_errors"] += 1
                 return
-            link = Link(key, None, None, last_rx=now, last_tx=now)
+            link = Link(key, None, None, last_rx=now, last_tx=now, born=now)
             self.links[key] = link
-            self.deadline = min(self.deadline, self.liveness.deadline(now, now))
+            self.deadline = min(self.deadline, now + self.liveness.timeout)
             self._hello(link, payload, now)
         elif hdr.kind != Kind.BYE and isinstance(key, bytes):
             # A neighbour still talking on a link we dropped (or from before

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from pydist.core import frame, port_codec
-from pydist.core.channels import ChannelTable, Link, LinkKey, received_key
+from pydist.core.admission import ADMIT_TIMEOUT, Cookies
+from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_key
 from pydist.core.config import Config
 from pydist.core.delivery import ORDERLY, Delivery, Out
 from pydist.core.etf import Atom, EtfError
@@ -47,13 +50,19 @@ _DATA = int(Kind.DATA)
 #: kinds that travel end to end (and are forwarded); the rest stay on one link
 _ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.ACK),
                      int(Kind.LANE)))
+#: what a link carries before both ends proved the cookie
+_ADMISSION = frozenset((int(Kind.HELLO), int(Kind.PROOF), int(Kind.BYE)))
 
 
 class Node(Neighbours, Delivery, LanePath):
     def __init__(self, config: Config, now: float, rng: random.Random | None = None,
-                 trust: Trust | None = None) -> None:
+                 trust: Trust | None = None,
+                 entropy: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self.config = config
         self.trust = trust
+        #: the nonces of link admission: unpredictable, unlike ``rng``
+        self.entropy = entropy
+        self.cookies = Cookies()
         self.sealed = 0 if trust is None else FLAG_SEALED
         self.liveness = Liveness(config.heartbeat_interval, config.heartbeat_timeout)
         self.rng = rng or random.Random()
@@ -88,6 +97,10 @@ class Node(Neighbours, Delivery, LanePath):
         #: with encrypted links, the node name each accepted link's key is
         #: registered for (written by the shell); its HELLO must claim it
         self.authenticated: dict[LinkKey, bytes] = {}
+        #: peers (by id) with a live distribution connection: channels the
+        #: BEAM said are up, which only a handshake that checked the cookie
+        #: end to end makes; lane messages are taken from these alone
+        self.live_peers: Counter[int] = Counter()
         self._init_lanes(self.rng)
 
     def _new_router(self, name: bytes, now: float) -> Router:
@@ -127,9 +140,18 @@ class Node(Neighbours, Delivery, LanePath):
                 self.id = node_id(name)
                 self.router = self._new_router(name, now)
                 self._check_key(name)
-            case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port)) if (
-                    not host or _endpoint(host, port)):
+            case (Atom("cookie"), bytes(cookie)):
+                self.cookies.set_own(cookie)
+            case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port),
+                  bytes(cookie)) if not host or _endpoint(host, port):
+                self.cookies.use_with(peer, cookie)
                 self._connect(chan, peer, _endpoint(host, port) if host else None, now)
+            case (Atom("up"), int(chan)):
+                ch = self.channels.get(chan)
+                if ch is not None and not ch.live:
+                    ch.live = True
+                    self.live_peers[ch.peer_id] += 1
+                    self._lanes_peer_up(ch.peer_id)
             case (Atom("input"), Atom("hold") | Atom("release") as what):
                 self.beam_holds = what == "hold"
                 self.stats["beam_holds" if self.beam_holds else "beam_releases"] += 1
@@ -144,8 +166,9 @@ class Node(Neighbours, Delivery, LanePath):
                 if ch is not None:
                     self._send(ch.link, Kind.CLOSE, ch, str(reason).encode(), now)
                     self._forget(ch)
-            case (Atom("link"), bytes(peer), bytes(host), int(port), int(cost)) if (
-                    _endpoint(host, port) and 0 < cost <= MAX_COST):
+            case (Atom("link"), bytes(peer), bytes(host), int(port), int(cost),
+                  bytes(cookie)) if _endpoint(host, port) and 0 < cost <= MAX_COST:
+                self.cookies.use_with(peer, cookie)
                 self._keep_link(peer, _endpoint(host, port), cost, now)
             case (Atom("unlink"), bytes(peer)):
                 self.wanted.pop(peer, None)
@@ -160,8 +183,10 @@ class Node(Neighbours, Delivery, LanePath):
             case (Atom("del_route"), bytes(dest)):
                 self.router.del_route(dest)
             case _:
+                # only its tag: a malformed term may hold a cookie
                 self.stats["port_errors"] += 1
-                log.error("unknown control message from the BEAM: %r", term)
+                tag = term[0] if isinstance(term, tuple) and term else type(term).__name__
+                log.error("unknown control message from the BEAM: %.40r", tag)
 
     def _connect(self, chan: int, peer: bytes, endpoint: str | None, now: float) -> None:
         """Open a channel to ``peer``: along the route to it, or over the
@@ -185,7 +210,24 @@ class Node(Neighbours, Delivery, LanePath):
                 return
             link = self._dial(peer, endpoint, now)
         ch = self._channel(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
-        self._send(link, Kind.OPEN, ch, _names(self.name, peer), now)
+        ch.opened = False
+        self._open(ch, now)
+
+    def _open(self, ch: Channel, now: float) -> None:
+        """Send a channel's OPEN once its link is admitted; until then the
+        channel waits (see _link_admitted, and _settle, which may move it
+        to another link that is admitted first)."""
+        if not ch.opened and ch.link.up:
+            assert self.name is not None
+            ch.opened = True
+            self._send(ch.link, Kind.OPEN, ch, _names(self.name, ch.peer), now)
+
+    def _link_admitted(self, link: Link, now: float) -> None:
+        """Channels made over a link on its way: open them now."""
+        for chan in sorted(link.channels):
+            ch = self.channels[chan]
+            self._open(ch, now)
+            self._pump(ch, now)
 
     # ------------------------------------------------------------------
     # input from links
@@ -208,12 +250,13 @@ class Node(Neighbours, Delivery, LanePath):
         if link is None:
             self._unknown_link(key, hdr, bytes(payload), now)
             return
-        link.last_rx = now
         kind = hdr.kind
+        if not link.up and kind not in _ADMISSION:
+            self._early(link, kind)
+            return
+        link.last_rx = now
         if kind in _ROUTED:
-            if not link.up:
-                self._bad_frame(link, key, f"{Kind(kind).name} before HELLO", now)
-            elif hdr.dst != self.id:
+            if hdr.dst != self.id:
                 self._forward(hdr, head, payload, parts, now)
             elif (self.sealed or hdr.flags & FLAG_SEALED) and (
                     payload := self._unseal(hdr, head, payload)) is None:
@@ -225,17 +268,17 @@ class Node(Neighbours, Delivery, LanePath):
             elif kind == Kind.LANE:
                 self._receive_lane(hdr, payload, now)
             elif kind == Kind.OPEN:
-                self._open(link, hdr, bytes(payload), now)
+                self._opened(link, hdr, bytes(payload), now)
             else:
                 self._remote_close(hdr, bytes(payload))
         elif kind == Kind.HEARTBEAT:
             pass
         elif kind == Kind.HELLO:
             self._hello(link, bytes(payload), now)
+        elif kind == Kind.PROOF:
+            self._proof(link, bytes(payload), now)
         elif kind == Kind.BYE:  # our neighbour's node exits, or just drops this link
             self._bye(link, bytes(payload), now)
-        elif not link.up:
-            self._bad_frame(link, key, f"{Kind(kind).name} before HELLO", now)
         elif kind == Kind.LSP:
             self.router.receive_lsp(key, bytes(payload), now)
         elif kind == Kind.SUMMARY:
@@ -264,7 +307,8 @@ class Node(Neighbours, Delivery, LanePath):
         out = [bytes(header), parts[1]] if len(parts) == 2 else frame.join(bytes(header), payload)
         self.transit_out.append((link.key, out))
 
-    def _open(self, link: Link, hdr: frame.Header, payload: bytes, now: float) -> None:
+    def _opened(self, link: Link, hdr: frame.Header, payload: bytes, now: float) -> None:
+        """The far end opens a channel to this node."""
         key = (hdr.src, hdr.epoch, False)
         if self.channels.remote(key) is not None:
             self.stats["duplicate_open"] += 1
@@ -310,6 +354,15 @@ class Node(Neighbours, Delivery, LanePath):
             if not self.receiving or (held and (link.key in held
                                                 or (None in held and not link.dialled))):
                 link.last_rx = now
+            if not link.up:
+                # On its way: a proof must follow the HELLO as any frame
+                # follows another, and the whole admission has a bound.
+                due = min(link.last_rx + self.liveness.timeout, link.born + ADMIT_TIMEOUT)
+                if now >= due:
+                    self._link_down(link, "connect_timeout", now)
+                else:
+                    deadline = min(deadline, due)
+                continue
             verdict = self.liveness.verdict(now, link.last_rx, link.last_tx)
             if verdict is Verdict.DEAD:
                 self._link_down(link, "heartbeat_timeout" if link.up else "connect_timeout", now)
@@ -413,6 +466,7 @@ class Node(Neighbours, Delivery, LanePath):
             if link is not ch.link:
                 self.stats["channels_moved"] += 1
                 self._rebind(ch, link)
+                self._open(ch, now)
             if dead or ch.peer in broken:
                 self._resend(ch, now)
             self._pump(ch, now)

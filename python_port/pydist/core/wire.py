@@ -40,11 +40,13 @@ CLOSE_REASONS = (
     "wrong_node", "protocol_error", "sequence_gap", "not_ready",
     "duplicate_channel", "port_exit", "no_route", "path_lost", "unlinked",
     "gap_timeout", "reorder_overflow", "retransmit_overflow", "bad_ack", "name_taken",
+    "wrong_cookie",
 )
 
 # --- Python <-> Python frames over ZeroMQ ---------------------------------
 
-VERSION = 1
+#: 2: links are admitted by a cookie proof (HELLO carries a nonce, PROOF)
+VERSION = 2
 
 
 class Kind(enum.IntEnum):
@@ -58,6 +60,7 @@ class Kind(enum.IntEnum):
     SUMMARY = 8
     ACK = 9
     LANE = 10
+    PROOF = 11
 
 
 #: the lanes besides the reliable one (a frame header's lane byte)
