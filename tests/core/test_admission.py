@@ -184,12 +184,29 @@ def test_a_reflected_proof_does_not_admit() -> None:
     assert not any(link.up for link in node.links.values())
 
 
+def _step(kind: Kind, arg: object, extra: bytes, right: bytes | None) -> list[bytes]:
+    """One frame of a made-up handshake: a HELLO (``extra`` the name, none
+    for a bare nonce), a random payload, or with ``extra`` "flip" the
+    ``right`` proof (when there is one yet) with bit ``arg`` flipped."""
+    if kind == Kind.HELLO:
+        assert isinstance(arg, bytes)
+        payload = admission.encode_hello(arg, extra, b"") if extra else arg
+    elif extra == b"flip" and right is not None:
+        assert isinstance(arg, int)
+        flipped = bytearray(right)
+        flipped[arg // 8] ^= 1 << arg % 8
+        payload = bytes(flipped)
+    else:
+        payload = arg if isinstance(arg, bytes) else b""
+    return frame.join(frame.encode(kind, 1, 0), payload)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(
     st.tuples(st.just(Kind.HELLO), st.binary(min_size=32, max_size=32),
               st.sampled_from([b"x@h", b"b@h", b"a@h", b""])),
     st.tuples(st.just(Kind.PROOF), st.binary(max_size=40), st.just(b"")),
-    st.tuples(st.just(Kind.PROOF), st.integers(0, 31), st.just(b"flip")),
+    st.tuples(st.just(Kind.PROOF), st.integers(0, 255), st.just(b"flip")),
     st.tuples(st.sampled_from([Kind.BYE, Kind.LSP, Kind.LANE, Kind.OPEN, Kind.HEARTBEAT]),
               st.binary(max_size=40), st.just(b"")),
 ), max_size=12), st.sampled_from([b"k1", b"k2"]))
@@ -201,18 +218,10 @@ def test_no_link_is_admitted_without_a_valid_proof(steps: list[tuple[Kind, objec
     node = named_node()
     for kind, arg, extra in steps:
         link = node.links.get(key)
-        if kind == Kind.HELLO:
-            assert isinstance(arg, bytes)
-            payload = admission.encode_hello(arg, extra, b"") if extra else arg
-        elif kind == Kind.PROOF and extra == b"flip" and link is not None and link.peer_nonce:
-            assert isinstance(arg, int) and link.claimed is not None
-            good = bytearray(proof(COOKIE, DIALLER, link.claimed, b"a@h", link.peer_nonce,
-                                   link.nonce))
-            good[arg] ^= 1
-            payload = bytes(good)
-        else:
-            payload = arg if isinstance(arg, bytes) else b""
-        node.link_message(key, frame.join(frame.encode(kind, 1, 0), payload), 0.0)
+        right = None
+        if link is not None and link.peer_nonce and link.claimed is not None:
+            right = proof(COOKIE, DIALLER, link.claimed, b"a@h", link.peer_nonce, link.nonce)
+        node.link_message(key, _step(kind, arg, extra, right), 0.0)
         assert not any(ln.up for ln in node.links.values())
     assert node.stats["links_admitted"] == 0
     assert not node.channels and node.router.db.get(b"x@h") is None
@@ -285,7 +294,7 @@ def test_connections_made_both_ways_at_once_open_before_any_data(order: int) -> 
     st.tuples(st.just(Kind.HELLO), st.binary(min_size=32, max_size=32),
               st.sampled_from([b"b@h", b"x@h", b""])),
     st.tuples(st.just(Kind.PROOF), st.binary(max_size=40), st.just(b"")),
-    st.tuples(st.just(Kind.PROOF), st.integers(0, 31), st.just(b"flip")),
+    st.tuples(st.just(Kind.PROOF), st.integers(0, 255), st.just(b"flip")),
     st.tuples(st.sampled_from([Kind.BYE, Kind.LSP, Kind.HEARTBEAT]),
               st.binary(max_size=40), st.just(b"")),
 ), max_size=10))
@@ -298,17 +307,9 @@ def test_a_dialler_admits_no_listener_without_a_valid_proof(
         (Atom("link"), b"b@h", b"127.0.0.1", 4242, 10, COOKIE))[4:], 0.0)
     ((key, link),) = node.links.items()
     for kind, arg, extra in steps:
-        if kind == Kind.HELLO:
-            assert isinstance(arg, bytes)
-            payload = admission.encode_hello(arg, extra, b"") if extra else arg
-        elif kind == Kind.PROOF and extra == b"flip" and link.peer_nonce:
-            assert isinstance(arg, int)
-            good = bytearray(proof(COOKIE, LISTENER, b"a@h", b"b@h", link.nonce,
-                                   link.peer_nonce))
-            good[arg] ^= 1
-            payload = bytes(good)
-        else:
-            payload = arg if isinstance(arg, bytes) else b""
-        node.link_message(key, frame.join(frame.encode(kind, 1, 0), payload), 0.0)
+        right = None
+        if link.peer_nonce:
+            right = proof(COOKIE, LISTENER, b"a@h", b"b@h", link.nonce, link.peer_nonce)
+        node.link_message(key, _step(kind, arg, extra, right), 0.0)
         assert not link.up
     assert node.stats["links_admitted"] == 0 and node.router.db.get(b"b@h") is None

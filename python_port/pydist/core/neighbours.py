@@ -188,16 +188,16 @@ class Neighbours:
 
     def _refuse_link(self, link: Link, peer: bytes, why: str, now: float) -> None:
         """A peer that did not prove the cookie: told why (a BYE), logged,
-        counted, and reported to the BEAM, whose logger says it as
-        dist_util says a refused handshake."""
+        counted, and, when it dialled us, reported to the BEAM, whose
+        logger says it as dist_util says a refused connection attempt."""
         name = peer.decode(errors="replace")
-        if link.dialled:
+        self.stats["links_refused_cookie"] += 1
+        if link.dialled:  # what answers at the neighbour's endpoint is not it
             log.error("refusing the link to %s: %s", name, why)
         else:
             log.error("refusing a link from %s: %s", name, why)
-        self.stats["links_refused_cookie"] += 1
-        self.port_out.append(port_codec.encode_ctrl(
-            (Atom("link_refused"), peer[:255], Atom("wrong_cookie"))))
+            self.port_out.append(port_codec.encode_ctrl(
+                (Atom("link_refused"), peer[:255], Atom("wrong_cookie"))))
         self._send(link, Kind.BYE, None, b"wrong_cookie", now)
         self._link_down(link, "wrong_cookie", now)
 
