@@ -1,9 +1,13 @@
 """Cutting large messages into chunks, and joining them again at the far end.
 
-So that a 100 MB message does not hold up a small one, a large DATA payload
-is cut at its source into chunks that travel, and are forwarded, one by one:
-a link's scheduler (:mod:`pydist.core.scheduler`) can then send a small
-message between two chunks of a large one. Only the destination joins them.
+Only lane messages (:mod:`pydist.core.lanes`) are cut. DATA frames are
+not: the BEAM already hands a large Erlang message over in fragments of
+64 KiB, and the channel's outbox (:mod:`pydist.core.outbox`) sends those of
+different processes in turn. A lane message comes whole, as one port
+packet; it is cut at its source into chunks of ``chunk_bytes`` that travel,
+and are forwarded, one by one, so that a node on the way passes each on as
+it comes, never holding a whole message, and frames from its other links
+can go between two chunks. Only the destination joins them.
 
 :func:`cut` copies nothing: chunks are memoryview slices of the payload.
 
@@ -77,14 +81,14 @@ class _Partial:
 
 
 class Reassembler(Generic[K]):
-    """Joins the chunks of each message, named by a key (e.g. channel and
-    sequence number), and returns the message when its last missing chunk
-    arrives.
+    """Joins the chunks of each message, named by a key (for lanes: source
+    node, its lane epoch, lane and message id), and returns the message when
+    its last missing chunk arrives.
 
     It knows only messages still in pieces: once one is returned it is
     forgotten, and a late copy of one of its chunks would start it afresh
-    (to expire in time); the caller drops chunks of messages it already
-    delivered (the channel's sequence numbers tell). Times are those of a
+    (to expire in time). Lanes need nothing more: no node sends a lane
+    chunk twice, so no such copy comes. Times are those of a
     monotonic clock: partial messages are expired oldest first, in the
     order of their first chunks' arrival.
     """

@@ -2,12 +2,15 @@
 
 The router knows neighbours by name and links by key; it never sees a
 channel. It is fed adjacency changes, link-state frames and the time, and
-leaves frames to send in :attr:`Router.out`. After a change, :meth:`settle`
-recomputes shortest paths (once per batch of changes, not per packet) and
-says which destinations became reachable, which are gone, and which are
-still reachable but lost a link of the path they were using: frames in
-flight on that link may be lost, which the node turns into a closed
-connection rather than a silent gap.
+leaves frames to send in :attr:`Router.out`. :meth:`settle` recomputes
+shortest paths only if something changed since its last call (the node
+calls it after each message and timer run, so a copy of an LSP it already
+holds costs nothing) and says which destinations became reachable, which
+are gone, and which are still reachable but lost a link of the path they
+were using. Frames in flight on that link may be lost, so the node moves
+the channels to that destination onto the new next hop and resends what
+the far end has not acknowledged (:mod:`pydist.core.sequencing`): the
+connection survives the change. Only a channel with no path left is closed.
 """
 
 from __future__ import annotations

@@ -1,16 +1,19 @@
-"""What a link sends next: realtime items first, then the flows in turn.
+"""What a connection sends next: realtime items first, then the flows in turn.
 
-A link carries the frames of many channels and lanes. Sent in arrival
-order, the chunks of one 100 MB message would hold up everything queued
-behind them; instead each frame is queued under a flow (e.g. channel and
-lane) and :class:`Scheduler` takes from the flows in turn, by deficit round
+Its one user is a channel's outbox (:mod:`pydist.core.outbox`): one
+scheduler per Erlang connection, not per link. A connection carries the
+messages of many processes. Sent in arrival order, the 64 KiB fragments of
+one 100 MB message would hold up everything queued behind them; instead
+each packet from the BEAM is queued under its flow (the process that sent
+it) and :class:`Scheduler` takes from the flows in turn, by deficit round
 robin: at its turn a flow gets ``quantum`` bytes of credit and sends its
 items, oldest first, while its credit covers the next one; the credit left
 over stays for its next turn (and is forgotten when the flow runs dry, so
-that an idle flow saves nothing up). Flows share the link by bytes, not by
-items.
+that an idle flow saves nothing up). Flows share the connection by bytes,
+not by items.
 
-Realtime items (heartbeats, acks, ticks) skip the turns: they go first, in
+Realtime items (the outbox's ticks; heartbeats and acks do not come here,
+the node sends them on the link at once) skip the turns: they go first, in
 the order queued, and are charged to no flow. They are meant to be small
 and few; the scheduler does not stop them from starving the rest.
 
@@ -25,7 +28,9 @@ largest - 1]``. Small cases searched exhaustively reach the bound, so
 ``quantum + largest`` does not hold for every stretch of pops.
 
 Memory is bounded: :meth:`Scheduler.push` refuses what would take the
-queued bytes past ``max_bytes``.
+queued bytes past ``max_bytes``. The outbox sets no real bound here, since
+the BEAM has handed its bytes over already: the node's pause of the
+channel bounds it instead.
 """
 
 from __future__ import annotations
@@ -39,10 +44,10 @@ T = TypeVar("T")
 
 
 class Scheduler(Generic[F, T]):
-    """The items queued on one link, by flow, and the order to send them in.
+    """The items queued on one connection, by flow, and the order to send them in.
 
     Items are kept as given; ``size`` is what they weigh for the quantum and
-    the byte limit (the frame's length on the wire, say).
+    the byte limit (the outbox gives a packet's length).
     """
 
     def __init__(self, quantum: int, max_bytes: int) -> None:
@@ -105,7 +110,7 @@ class Scheduler(Generic[F, T]):
         return self._next_turn_item()
 
     def drop_flow(self, flow: F) -> int:
-        """Forget everything queued for ``flow`` (its channel closed, say);
+        """Forget everything queued for ``flow`` (its process gone, say);
         the bytes freed."""
         if flow not in self._count:
             return 0

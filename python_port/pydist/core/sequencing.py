@@ -1,18 +1,23 @@
 """Per-channel sequencing: what lets a channel outlive a change of route.
 
 Links are TCP, so a frame is lost or overtaken only when the path under a
-channel changes: frames in flight on a link that dies are gone, and frames
-sent along the new path may arrive before those still on the old one.
-Rather than close the connection then, the sender keeps every DATA frame
-until the far end acknowledges it and, after a route change, sends again
-whatever is unacknowledged over the new path; the receiver delivers in
-sequence order, holds frames that come early, and drops copies of what it
-already has.
+channel changes (frames in flight on a link that dies are gone, and frames
+sent along the new path may arrive before those still on the old one), or
+when a node in the middle drops it (its link does not drain:
+``shell/transit.py``; it has no route yet). Rather than close the
+connection then, the sender keeps every DATA frame until the far end
+acknowledges it and sends again whatever is unacknowledged; the receiver
+delivers in sequence order, holds frames that come early, and drops copies
+of what it already has.
 
-There is no retransmission timer: nothing is lost without a route change
-(which the node hears of: :class:`pydist.core.router.Change`) or a node in
-the middle that gave up on a stalled link (``shell/transit.py``). A loss the
-resend does not repair shows as a gap that stays open; after
+The node resends at two moments. After a route change (which it hears of:
+:class:`pydist.core.router.Change`) it resends at once, over the new path.
+And when no ack has moved for ``resend_timeout`` (``resend_at``, set by
+``Delivery._resend_later``), since a drop in the middle tells the sender
+nothing; that timer also repairs a lost last frame, which leaves the
+receiver no gap to see. Each resend that brings no ack doubles the wait, up
+to 8 s, so a far end that is merely slow is not flooded. A loss the resends
+do not repair in time shows as a gap that stays open; after
 ``gap_timeout`` the receiver gives up and the connection goes down, as stock
 distribution does when its TCP connection breaks.
 
@@ -52,7 +57,8 @@ class SequenceError(Exception):
 
 class Sender:
     """The sending end of a channel: numbers its DATA frames and keeps each
-    one until the far end acknowledges it, to send again after a route change.
+    one until the far end acknowledges it, to send again after a route change
+    or when no ack comes in time.
 
     Payloads are kept as given, not copied: a memoryview must stay unchanged
     until acknowledged.
@@ -109,7 +115,8 @@ class Sender:
         return freed
 
     def unacked(self) -> list[tuple[int, Payload]]:
-        """What to send again after a route change: (sequence, payload), in order."""
+        """What to send again, after a route change or when the resend timer
+        fires: (sequence, payload), in order."""
         return list(enumerate(self._held, self.acked))
 
 
@@ -128,8 +135,9 @@ class Receiver:
     last one (the sender keeps a small budget of bytes in flight, which
     only acks replenish); or ``ack_delay``
     after the first delivery since the last one; or at once when a copy
-    arrives, since then the sender is sending again (a route change, or our
-    last ack was lost) and should learn where we are. However many frames
+    arrives, since then the sender is sending again (a route change, or its
+    resend timer fired: a frame or our last ack was lost, or the ack was
+    slow) and should learn where we are. However many frames
     made it due, :meth:`take_ack` gives one ack, so the node calls it once
     per batch of input rather than per frame.
     """

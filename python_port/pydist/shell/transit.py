@@ -14,8 +14,12 @@ as a failing path instead: reading resumes (two nodes that forward to each
 other could otherwise wait for each other for ever, and the node's own
 traffic on the paused links would wait with them), and what would take
 that link's backlog beyond ``hard`` is dropped and counted until it
-drains. The ends see a sequence gap and close the connection: loud, never
-silent. Memory stays bounded either way.
+drains. The ends repair a lost DATA frame or ack, not this node: a sender
+whose frames get no ack within ``resend_timeout`` sends them again, and
+the receiver drops the copies (:mod:`pydist.core.sequencing`). Only a gap
+that stays open for ``gap_timeout`` closes the connection: loud, never
+silent. A dropped lane chunk is not resent: its message expires at the
+destination. Memory stays bounded either way.
 """
 
 from __future__ import annotations
