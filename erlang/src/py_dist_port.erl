@@ -12,9 +12,9 @@
 %% delivered here.
 %%
 %% This process never blocks on the port: inbound traffic of every
-%% connection depends on it.  The only data it writes are rare control
-%% messages, sent with `nosuspend' and handed to a helper when the port is
-%% busy.
+%% connection depends on it.  The only data it writes are control
+%% messages, handed to its one writer (py_dist_port_writer), which keeps
+%% them in order and waits when the port is busy.
 -module(py_dist_port).
 -behaviour(gen_server).
 
@@ -40,6 +40,8 @@
                | {up, pid(), erlang:dist_handle()}.
 
 -record(state, {port :: port() | undefined,
+                %% writes this process's control messages, in order
+                writer :: pid(),
                 os_pid :: non_neg_integer() | undefined,
                 node :: binary() | undefined,
                 listen_port :: non_neg_integer() | undefined,
@@ -189,17 +191,19 @@ init([]) ->
     _ = port_info_keys(),
     ?REACHABLE = ets:new(?REACHABLE, [named_table, protected, set, {read_concurrency, true}]),
     process_flag(message_queue_data, off_heap),
+    Writer = py_dist_port_writer:start_link(),
     case start_port() of
         {ok, Port, OsPid, ListenPort} ->
             publish(Port),
-            {ok, #state{port = Port, os_pid = OsPid, listen_port = ListenPort}};
+            {ok, #state{port = Port, writer = Writer, os_pid = OsPid,
+                        listen_port = ListenPort}};
         {error, Reason} ->
             {stop, Reason}
     end.
 
 handle_call({listen, Node}, _From, #state{listen_port = ListenPort} = S) ->
-    send_ctrl(S#state.port, {set_node, Node}),
-    send_ctrl(S#state.port, {advertise, endpoint(Node, ListenPort)}),
+    send_ctrl(S, {set_node, Node}),
+    send_ctrl(S, {advertise, endpoint(Node, ListenPort)}),
     %% one check loop for the node's life, however often it is renamed
     S#state.node =:= undefined andalso
         erlang:send_after(?COOKIE_CHECK_MS, self(), check_cookie),
@@ -208,9 +212,11 @@ handle_call({set_acceptor, Pid}, _From, S) ->
     {reply, ok, S#state{acceptor = Pid}};
 handle_call({register_channel, _Ctrl}, _From, #state{port = undefined} = S) ->
     {reply, {error, no_port}, S};
-handle_call({register_channel, Ctrl}, _From, S0) ->
+handle_call({register_channel, Ctrl}, From, S0) ->
     {Chan, S} = new_chan(S0),
-    {reply, {ok, Chan, S#state.port}, add_route(Chan, Ctrl, S)};
+    %% the caller writes its connect after the close that freed the id
+    reply_in_order(From, {ok, Chan, S#state.port}, S),
+    {noreply, add_route(Chan, Ctrl, S)};
 handle_call({hold, Chan}, _From, #state{routes = Routes} = S) ->
     case Routes of
         #{Chan := {handshake, Ctrl}} ->
@@ -227,7 +233,7 @@ handle_call({up, Chan, DHandle}, _From, #state{routes = Routes} = S) ->
             {reply, ok, S}
     end;
 handle_call(info, From, #state{next_info = Ref, info_waiting = Waiting} = S) ->
-    case send_ctrl(S#state.port, {info, Ref}) of
+    case send_ctrl(S, {info, Ref}) of
         true ->
             erlang:send_after(5000, self(), {info_timeout, Ref}),
             {noreply, S#state{next_info = Ref + 1,
@@ -237,15 +243,16 @@ handle_call(info, From, #state{next_info = Ref, info_waiting = Waiting} = S) ->
     end;
 handle_call(port, _From, #state{port = undefined} = S) ->
     {reply, {error, no_port}, S};
-handle_call(port, _From, #state{port = Port} = S) ->
-    {reply, {ok, Port}, S};
+handle_call(port, From, #state{port = Port} = S) ->
+    reply_in_order(From, {ok, Port}, S),
+    {noreply, S};
 handle_call({register_query, _Alias}, _From, #state{port = undefined} = S) ->
     {reply, {error, no_port}, S};
-handle_call({register_query, Alias}, _From,
+handle_call({register_query, Alias}, From,
             #state{next_info = Ref, info_waiting = Waiting, port = Port} = S) ->
     erlang:send_after(5000, self(), {info_timeout, Ref}),
-    {reply, {ok, Ref, Port}, S#state{next_info = Ref + 1,
-                                     info_waiting = Waiting#{Ref => {query, Alias}}}}.
+    reply_in_order(From, {ok, Ref, Port}, S),
+    {noreply, S#state{next_info = Ref + 1, info_waiting = Waiting#{Ref => {query, Alias}}}}.
 
 local_info(S) ->
     #{os_pid => S#state.os_pid,
@@ -281,7 +288,8 @@ answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
             S
     end.
 
-handle_cast(_Msg, S) ->
+handle_cast(Msg, S) ->
+    ?LOG_WARNING("py_dist: the port owner got an unexpected cast: ~0P", [Msg, 10]),
     {noreply, S}.
 
 handle_info({Port, {data, Packet}}, #state{port = Port} = S) ->
@@ -292,6 +300,9 @@ handle_info({Port, {exit_status, Status}}, #state{port = Port} = S) ->
     {noreply, port_down({exit_status, Status}, S)};
 handle_info({'EXIT', Port, Reason}, #state{port = Port} = S) ->
     {noreply, port_down(Reason, S)};
+handle_info({'EXIT', Writer, Reason}, #state{writer = Writer} = S) ->
+    ?LOG_ERROR("py_dist: the port writer exited (~0p); starting another", [Reason]),
+    {noreply, S#state{writer = py_dist_port_writer:start_link()}};
 handle_info({info_timeout, Ref}, S) ->
     {noreply, answer_info(Ref, undefined, S)};
 handle_info(restart_port, #state{port = undefined} = S) ->
@@ -299,7 +310,14 @@ handle_info(restart_port, #state{port = undefined} = S) ->
 handle_info(check_cookie, S) ->
     erlang:send_after(?COOKIE_CHECK_MS, self(), check_cookie),
     {noreply, give_cookie(S)};
-handle_info(_Other, S) ->
+handle_info({Port, _}, S) when is_port(Port) ->
+    {noreply, S};  % the rest of a port program that exited and was replaced
+handle_info({'EXIT', Port, _}, S) when is_port(Port) ->
+    {noreply, S};
+handle_info(restart_port, S) ->
+    {noreply, S};  % restarted already
+handle_info(Other, S) ->
+    ?LOG_WARNING("py_dist: the port owner got an unexpected message: ~0P", [Other, 10]),
     {noreply, S}.
 
 terminate(_Reason, #state{port = Port}) when is_port(Port) ->
@@ -314,10 +332,10 @@ pace_input(#state{holding = Holding} = S) ->
     {message_queue_len, Queued} = erlang:process_info(self(), message_queue_len),
     if
         not Holding andalso Queued > ?HOLD_AT ->
-            send_ctrl(S#state.port, {input, hold}),
+            send_ctrl(S, {input, hold}),
             S#state{holding = true};
         Holding andalso Queued < ?RELEASE_AT ->
-            send_ctrl(S#state.port, {input, release}),
+            send_ctrl(S, {input, release}),
             S#state{holding = false};
         true ->
             S
@@ -477,12 +495,12 @@ fail_channel(Chan, Reason, #state{routes = Routes} = S) ->
     #{Chan := Route} = Routes,
     Ctrl = element(2, Route),
     Ctrl ! {py_dist_closed, Reason},
-    send_ctrl(S#state.port, {close, Chan, Reason}),
+    send_ctrl(S, {close, Chan, Reason}),
     forget(Ctrl, S).
 
 accepted(Chan, Peer, #state{acceptor = undefined} = S) ->
     ?LOG_WARNING("py_dist: connection from ~ts before listen; refused", [Peer]),
-    send_ctrl(S#state.port, {close, Chan, not_listening}),
+    send_ctrl(S, {close, Chan, not_listening}),
     S;
 accepted(Chan, Peer, #state{acceptor = Acceptor, port = Port} = S) ->
     Ctrl = py_dist_ctrl:start(Port, Chan),
@@ -521,7 +539,7 @@ forget(Ctrl, #state{routes = Routes, ctrls = Ctrls} = S) ->
 ctrl_down(Ctrl, #state{ctrls = Ctrls} = S) ->
     case Ctrls of
         #{Ctrl := {Chan, _Ref}} ->
-            send_ctrl(S#state.port, {close, Chan, down}),
+            send_ctrl(S, {close, Chan, down}),
             forget(Ctrl, S);
         #{} ->
             S
@@ -548,14 +566,15 @@ restart_port(#state{restarts = N} = S) ->
     case start_port(S#state.listen_port) of
         {ok, Port, OsPid, _ListenPort} ->
             publish(Port),
-            is_binary(S#state.node) andalso send_ctrl(Port, {set_node, S#state.node}),
-            is_binary(S#state.node) andalso
-                send_ctrl(Port, {advertise, endpoint(S#state.node, S#state.listen_port)}),
-            py_dist_neighbours:port_restarted(),
             S1 = S#state{port = Port, os_pid = OsPid, restarts = N + 1, cookie = undefined},
-            case is_binary(S#state.node) of
-                true -> give_cookie(S1);
-                false -> S1
+            py_dist_neighbours:port_restarted(),
+            case S#state.node of
+                Node when is_binary(Node) ->
+                    send_ctrl(S1, {set_node, Node}),
+                    send_ctrl(S1, {advertise, endpoint(Node, S#state.listen_port)}),
+                    give_cookie(S1);
+                undefined ->
+                    S1
             end;
         {error, Reason} ->
             ?LOG_ERROR("py_dist: cannot restart the port program: ~0p",
@@ -637,32 +656,26 @@ await_ready(Port) ->
 
 %% The port program gets the node's own cookie when the node is named and
 %% whenever it changes; per-node cookies come with each connect and link.
-%% Written only when the port takes it at once: otherwise the next check
-%% writes it, and no helper process can reorder two cookies.
 give_cookie(#state{port = undefined} = S) ->
     S;
-give_cookie(#state{port = Port, cookie = Old} = S) ->
+give_cookie(#state{cookie = Old} = S) ->
     case cookie(own) of
         Old ->
             S;
         New ->
-            try erlang:port_command(Port, py_dist_packet:ctrl({cookie, New}), [nosuspend]) of
-                true -> S#state{cookie = New};
-                false -> S
-            catch
-                error:badarg -> S
-            end
+            send_ctrl(S, {cookie, New}),
+            S#state{cookie = New}
     end.
 
-send_ctrl(undefined, _Term) ->
+%% The answer to a caller that writes to the port next: sent once what
+%% this process wrote before is in the port (see py_dist_port_writer).
+reply_in_order(From, Reply, #state{writer = Writer}) ->
+    py_dist_port_writer:reply(Writer, From, Reply).
+
+%% A control message of this process, through its one writer: in order,
+%% and never waiting here.  False if there is no port program to write to.
+send_ctrl(#state{port = undefined}, _Term) ->
     false;
-send_ctrl(Port, Term) ->
-    Packet = py_dist_packet:ctrl(Term),
-    try erlang:port_command(Port, Packet, [nosuspend]) of
-        true -> true;
-        false ->
-            _ = spawn(fun() -> catch erlang:port_command(Port, Packet) end),
-            true
-    catch
-        error:badarg -> false
-    end.
+send_ctrl(#state{port = Port, writer = Writer}, Term) ->
+    py_dist_port_writer:write(Writer, Port, py_dist_packet:ctrl(Term)),
+    true.
