@@ -9,6 +9,7 @@ from pydist.core import admission, frame, port_codec
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import Node
+from pydist.core.output import Output
 from pydist.core.trust import Trust
 from pydist.core.wire import Kind, node_id
 
@@ -28,10 +29,11 @@ def hello(peer: bytes, nonce: bytes, endpoint: bytes = b"tcp://127.0.0.1:1") -> 
                       admission.encode_hello(nonce, peer, endpoint))
 
 
-def answer_to(node: Node, key: bytes, kind: Kind) -> bytes | None:
-    """The payload of the last frame of ``kind`` the node wrote on ``key``."""
+def answer_to(out: Output, key: bytes, kind: Kind) -> bytes | None:
+    """The payload of the last frame of ``kind`` a node wrote on ``key``,
+    in ``out`` (what it took from the node)."""
     found = None
-    for k, parts in node.link_out:
+    for k, parts in out.links:
         if k == key and frame.decode(bytes(parts[0])[:frame.HEADER_SIZE]).kind == kind:
             found = b"".join(bytes(p) for p in parts)[frame.HEADER_SIZE:]
     return found
@@ -42,13 +44,12 @@ def dial_in(node: Node, key: bytes, peer: bytes, cookie: bytes = COOKIE,
     """Play ``peer`` dialling ``node`` on link ``key``: HELLO, then a proof
     made with ``cookie``. Whether the node admitted the link."""
     nonce = bytes(range(32))
-    node.link_out.clear()
+    node.take_output()
     node.link_message(key, hello(peer, nonce), now)
-    reply = answer_to(node, key, Kind.HELLO)
+    reply = answer_to(node.take_output(), key, Kind.HELLO)
     if reply is None:
         return False
     their_nonce, their_name, _ = admission.decode_hello(reply)
-    node.link_out.clear()
     answer = admission.proof(cookie, admission.DIALLER, peer, their_name, nonce, their_nonce)
     node.link_message(key, frame.join(frame.encode(Kind.PROOF, node_id(peer), 0), answer), now)
     link = node.links.get(key)

@@ -124,13 +124,12 @@ def test_frames_before_the_proof_are_dropped_counted_and_logged_once(
         caplog: pytest.LogCaptureFixture) -> None:
     node = named_node()
     node.link_message(b"evil", hello(b"x@h", N1), 0.0)
-    assert answer_to(node, b"evil", Kind.HELLO) is not None
-    node.port_out.clear()
+    assert answer_to(node.take_output(), b"evil", Kind.HELLO) is not None
     for parts in _frames_of_every_kind(b"x@h", b"a@h"):
         node.link_message(b"evil", parts, 0.0)
     assert node.stats["frames_before_proof"] == 9
     assert len([r for r in caplog.records if "before it proved" in r.message]) == 1
-    assert node.port_out == []  # nothing for the BEAM: no delivery, no channel
+    assert node.take_output().port == []  # nothing for the BEAM: no delivery, no channel
     assert node.router.db.get(b"x@h") is None and node.router.db.get(b"z@h") is None
     assert not node.channels and not node.links[b"evil"].up
     # and the link is closed soon: the dropped frames did not keep it alive
@@ -164,23 +163,24 @@ def test_the_listener_does_not_prove_first() -> None:
     """An outsider who dials learns nothing to test cookie guesses on."""
     node = named_node()
     node.link_message(b"evil", hello(b"x@h", N1), 0.0)
-    assert answer_to(node, b"evil", Kind.PROOF) is None
-    node.link_out.clear()
+    assert answer_to(node.take_output(), b"evil", Kind.PROOF) is None
     node.link_message(b"evil", frame.join(frame.encode(Kind.PROOF, 1, 0), bytes(32)), 0.0)
-    assert answer_to(node, b"evil", Kind.PROOF) is None
-    assert answer_to(node, b"evil", Kind.BYE) == b"wrong_cookie"
+    out = node.take_output()
+    assert answer_to(out, b"evil", Kind.PROOF) is None
+    assert answer_to(out, b"evil", Kind.BYE) == b"wrong_cookie"
 
 
 def test_a_reflected_proof_does_not_admit() -> None:
     """The outsider opens two links and hands a's own answers back to it."""
     node = named_node()
     node.link_message(b"one", hello(b"x@h", N1), 0.0)
-    reply = answer_to(node, b"one", Kind.HELLO)
+    reply = answer_to(node.take_output(), b"one", Kind.HELLO)
     assert reply is not None
     a_nonce = admission.decode_hello(reply)[0]
     # on a second link, the outsider offers a's nonce as its own
     node.link_message(b"two", hello(b"x@h", a_nonce), 0.0)
-    assert answer_to(node, b"two", Kind.PROOF) is None  # a never proves to a dialler first
+    out = node.take_output()
+    assert answer_to(out, b"two", Kind.PROOF) is None  # a never proves to a dialler first
     assert not any(link.up for link in node.links.values())
 
 

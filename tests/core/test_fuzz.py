@@ -180,7 +180,7 @@ def _sealed(kind: Kind, payload: bytes, seq: int = 0) -> bytes:
 def _keyed_node() -> Node:
     """a, with its key, and a link up from b (its key checked, as ZAP does)."""
     node = named_node(trust=_A)
-    node.authenticated[b"peer"] = b"b@h"
+    node.link_authenticated(b"peer", b"b@h")
     assert dial_in(node, b"peer", b"b@h")
     return node
 

@@ -2,9 +2,10 @@
 
 :class:`Net` plays the part of the I/O shell for several nodes at once. It
 feeds control terms and data packets in as the BEAM would (through a
-``{packet, 4}`` pipe), carries out ``dial``/``hangup`` commands by joining
-or cutting an in-memory wire, and carries ``link_out`` messages to the
-other end of the wire in order. A link a node dialled has an ``int`` key on
+``{packet, 4}`` pipe), takes each node's output as the shell does
+(``take_output``), carries out ``Dial``/``HangUp`` commands by joining or
+cutting an in-memory wire, and carries messages for links to the other end
+of the wire in order. A link a node dialled has an ``int`` key on
 that node; the other end sees the same connection under a ``bytes`` ROUTER
 identity, ``b"peer-<label>-<key>"``.
 """
@@ -23,6 +24,7 @@ from pydist.core import frame, port_codec
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import LinkKey, Node
+from pydist.core.output import Command, Dial, Forget, HangUp, Output
 from pydist.core.port_codec import PortDecoder
 from pydist.core.trust import Trust
 from pydist.core.wire import FLAG_INITIATOR, OP_CTRL, OP_DATA, OP_DELIVER, PY_CHAN_BASE, Kind
@@ -57,7 +59,7 @@ class Net:
         self.stdin: dict[str, PortDecoder] = {}
         self.stdout: dict[str, PortDecoder] = {}
         self.events: dict[str, list[Any]] = {}
-        self.commands: dict[str, list[tuple[str, LinkKey, Any]]] = {}
+        self.commands: dict[str, list[Command]] = {}
         self.endpoints: dict[str, str] = {}
         #: (node, its link key) -> (peer node, the peer's key for the same link)
         self.wires: dict[tuple[str, LinkKey], tuple[str, LinkKey]] = {}
@@ -123,29 +125,27 @@ class Net:
 
     def collect(self, label: str) -> None:
         """Drain a node's outputs, as the shell does after every call."""
-        node = self.nodes[label]
+        out = self.nodes[label].take_output()
         hangups = []
-        for op, key, arg in node.commands:
-            self.commands[label].append((op, key, arg))
-            if op == "dial":
-                assert isinstance(key, int)
-                target = self.endpoints.get(arg)
-                if target is not None:  # else: nobody listens there
-                    rkey = f"peer-{label}-{key}".encode()
-                    self.wires[(label, key)] = (target, rkey)
-                    self.wires[(target, rkey)] = (label, key)
-            elif op == "forget":
-                # a link the neighbour dialled: its connection stays until
-                # the neighbour hangs up; only the shell's queue goes
-                assert isinstance(key, bytes)
-            elif op == "hangup":
-                hangups.append(key)  # after this call's messages, as the shell does
-            else:
-                raise AssertionError(f"unknown command {op!r}")
-        node.commands.clear()
-        if node.port_out:
-            stream = b"".join(bytes(piece) for piece in node.port_out)
-            node.port_out.clear()
+        for command in out.commands:
+            self.commands[label].append(command)
+            match command:
+                case Dial(key, endpoint):
+                    target = self.endpoints.get(endpoint)
+                    if target is not None:  # else: nobody listens there
+                        rkey = f"peer-{label}-{key}".encode()
+                        self.wires[(label, key)] = (target, rkey)
+                        self.wires[(target, rkey)] = (label, key)
+                case Forget():
+                    # a link the neighbour dialled: its connection stays until
+                    # the neighbour hangs up; only the shell's queue goes
+                    pass
+                case HangUp(key):
+                    hangups.append(key)  # after this call's messages, as the shell does
+                case _:
+                    raise AssertionError(f"unknown command {command!r}")
+        if out.port:
+            stream = b"".join(bytes(piece) for piece in out.port)
             for packet in self.stdout[label].feed(stream):
                 if packet[0] == OP_DELIVER:  # a lane message, for the BEAM to deliver
                     self.events[label].append(("DELIVER", bytes(packet[1:])))
@@ -156,11 +156,9 @@ class Net:
                 else:
                     _, chan, frames = decoded  # type: ignore[misc]
                     self.events[label].append(("DATA", chan, port_codec.split_frames(frames)))
-        for key, parts in [*node.link_out, *node.transit_out]:
-            self.queue.append((label, key, [bytes(p) for p in parts]))
+        for link, parts in [*out.links, *out.transit]:
+            self.queue.append((label, link, [bytes(p) for p in parts]))
             self.emitted.append(self.queue[-1])
-        node.link_out.clear()
-        node.transit_out.clear()
         for key in hangups:
             other = self.wires.pop((label, key), None)
             if other is not None:
@@ -254,8 +252,9 @@ def test_connect_is_accepted() -> None:
     ((chan_b, peer),) = net.accepted("b")
     assert peer == b"a@h"
     assert PY_CHAN_BASE <= chan_b < 2**32
-    ((op, key, endpoint),) = net.commands["a"]
-    assert (op, endpoint) == ("dial", "tcp://127.0.0.1:4242")
+    (dial,) = net.commands["a"]
+    assert isinstance(dial, Dial) and dial.endpoint == "tcp://127.0.0.1:4242"
+    key = dial.key
     assert isinstance(key, int)
     assert net.commands["b"] == []
     # a's BEAM only hears that the link is up: the channel needs no answer
@@ -269,7 +268,7 @@ def test_connect_without_endpoint_uses_the_live_link() -> None:
     net.beam("a", (Atom("connect"), 2, b"b@h", b"", 0, COOKIE))
     net.pump()
     assert len(net.accepted("b")) == 2
-    assert [c[0] for c in net.commands["a"]] == ["dial"]  # no second link
+    assert [type(c) for c in net.commands["a"]] == [Dial]  # no second link
 
 
 def test_connect_without_endpoint_and_without_link_is_refused() -> None:
@@ -291,7 +290,7 @@ def test_link_down_is_told_once_the_last_link_to_a_peer_goes() -> None:
 def test_second_channel_reuses_the_link() -> None:
     net, (b1, b2) = connected(chans=(1, 2))
     assert b1 != b2 and min(b1, b2) >= PY_CHAN_BASE
-    assert [c[0] for c in net.commands["a"]] == ["dial"]
+    assert [type(c) for c in net.commands["a"]] == [Dial]
     assert len(net.nodes["b"].links) == 1
 
 
@@ -311,10 +310,11 @@ def test_connect_before_set_node_is_not_ready() -> None:
     node = Node(Config(), 0.0)
     node.port_packet(port_codec.encode_ctrl(
         (Atom("connect"), 3, b"b@h", HOST, 4242, COOKIE))[4:], 0.0)
-    packets = PortDecoder(1 << 16).feed(b"".join(bytes(p) for p in node.port_out))
+    out = node.take_output()
+    packets = PortDecoder(1 << 16).feed(b"".join(bytes(p) for p in out.port))
     assert [port_codec.decode_packet(p) for p in packets] == [
         (OP_CTRL, (Atom("closed"), 3, Atom("not_ready")))]
-    assert node.commands == []
+    assert out.commands == []
 
 
 def test_duplicate_channel_id() -> None:
@@ -345,7 +345,7 @@ def test_info_with_an_unencodable_ref_does_not_escape() -> None:
     before = node.stats["port_errors"]
     node.port_packet(bytes([OP_CTRL]) + term, net.now)
     assert node.stats["port_errors"] == before + 1
-    assert not node.port_out
+    assert not node.take_output().port
 
 
 def test_unknown_control_message_is_counted() -> None:
@@ -452,7 +452,7 @@ def test_a_silent_link_is_declared_dead() -> None:
     assert net.closed("a") == []  # not before heartbeat_timeout
     net.advance_to(TIMEOUT + 0.05)
     assert sorted(net.closed("a")) == [(1, "heartbeat_timeout"), (2, "heartbeat_timeout")]
-    assert ("hangup", key, None) in net.commands["a"]
+    assert HangUp(key) in net.commands["a"]
     assert net.nodes["a"].links == {} and net.nodes["a"].channels == {}
     # b kept hearing a's heartbeats until the hangup, then times out too
     assert net.closed("b") == []
@@ -461,7 +461,7 @@ def test_a_silent_link_is_declared_dead() -> None:
     assert sorted(net.closed("b")) == sorted([(b1, "heartbeat_timeout"),
                                               (b2, "heartbeat_timeout")])
     # nothing to hang up on a ROUTER link: the shell only forgets its queue
-    assert [c[0] for c in net.commands["b"]] == ["forget"]
+    assert [type(c) for c in net.commands["b"]] == [Forget]
 
 
 def test_reconnect_after_a_dead_link() -> None:
@@ -472,7 +472,7 @@ def test_reconnect_after_a_dead_link() -> None:
     net.blocked.clear()
     net.connect("a", 2, "b")
     net.pump()
-    assert [c[0] for c in net.commands["a"]] == ["dial", "hangup", "dial"]
+    assert [type(c) for c in net.commands["a"]] == [Dial, HangUp, Dial]
     (b2, peer) = net.accepted("b")[-1]
     assert peer == b"a@h" and b2 != b1
     # b's stale link times out on its own; the new one lives on
@@ -490,13 +490,15 @@ def test_reconnect_after_a_dead_link() -> None:
 def test_nobody_answers_a_dial() -> None:
     net = Net("a")
     net.beam("a", (Atom("connect"), 1, b"b@h", HOST, 9999, COOKIE))
-    ((_, key, _),) = net.commands["a"]
+    (dial,) = net.commands["a"]
+    assert isinstance(dial, Dial)
+    key = dial.key
     for t in (0.2, 0.4, 0.55):
         net.advance_to(t)
     assert net.closed("a") == []
     net.advance_to(0.65)
     assert net.closed("a") == [(1, "connect_timeout")]
-    assert net.commands["a"][-1] == ("hangup", key, None)
+    assert net.commands["a"][-1] == HangUp(key)
 
 
 @pytest.mark.parametrize("leaver", ["a", "b"])
@@ -510,7 +512,7 @@ def test_port_closed_says_bye(leaver: str) -> None:
     assert len(net.sent(leaver, other, Kind.BYE)) == 1
     assert net.closed(other) == [(b1 if other == "b" else 1, "peer_exit")]
     if other == "a":
-        assert net.commands["a"][-1] == ("hangup", key, None)
+        assert net.commands["a"][-1] == HangUp(key)
 
 
 # --- garbage -------------------------------------------------------------------
@@ -555,7 +557,7 @@ def test_garbage_drops_only_its_link(garbage: Any) -> None:
     net.pump()
     assert net.received("b", b_a) == []
     assert net.closed("a") == [(1, "peer_exit")]
-    assert net.commands["a"][-1][0] == "hangup"
+    assert isinstance(net.commands["a"][-1], HangUp)
 
 
 def test_a_lost_frame_is_sent_again_when_no_ack_comes() -> None:
@@ -628,13 +630,17 @@ def test_unknown_channel_refusal_per_src_and_epoch() -> None:
     net, _ = connected()
     a, b = net.nodes["a"], net.nodes["b"]
     key = net.key("b", "a")
+    out = Output()  # b's output from here on, taken after every call
 
     def stray(epoch: int) -> None:
         hdr = frame.encode(Kind.DATA, a.id, b.id, epoch, 0, flags=FLAG_INITIATOR)
         b.link_message(key, [hdr, port_codec.encode_frames([b"?"])], net.now)
+        taken = b.take_output()
+        out.port.extend(taken.port)
+        out.links.extend(taken.links)
 
     def closes() -> list[frame.Header]:
-        return [header_of(parts) for k, parts in b.link_out
+        return [header_of(parts) for k, parts in out.links
                 if k == key and header_of(parts).kind == Kind.CLOSE]
 
     stray(1111)
@@ -645,7 +651,7 @@ def test_unknown_channel_refusal_per_src_and_epoch() -> None:
     stray(2222)
     assert [h.epoch for h in closes()] == [1111, 2222]
     assert b.stats["data_unknown_channel"] == 4
-    assert net.closed("b") == [] and b.port_out == []
+    assert net.closed("b") == [] and out.port == []
 
 
 def test_open_for_another_node_is_refused() -> None:
@@ -655,11 +661,12 @@ def test_open_for_another_node_is_refused() -> None:
     before = dict(b.channels)
     hdr = frame.encode(Kind.OPEN, a.id, b.id, 4321, flags=FLAG_INITIATOR)
     b.link_message(key, [hdr, b"\x03a@hzz@h"], net.now)
-    refusals = [(header_of(p), bytes(frame.split(p)[1])) for k, p in b.link_out if k == key]
+    out = b.take_output()
+    refusals = [(header_of(p), bytes(frame.split(p)[1])) for k, p in out.links if k == key]
     assert [(h.kind, h.dst, h.epoch, body) for h, body in refusals] == [
         (Kind.CLOSE, a.id, 4321, b"wrong_node")]
     assert b.channels == before
-    assert b.port_out == []
+    assert out.port == []
 
 
 def test_dialling_the_wrong_node() -> None:
@@ -672,7 +679,7 @@ def test_dialling_the_wrong_node() -> None:
     kinds = [header_of(parts).kind for src, _, parts in net.emitted if src == "a"]
     assert kinds == [Kind.HELLO]
     assert net.closed("a") == [(1, "wrong_node")]
-    assert net.commands["a"][-1] == ("hangup", key, None)
+    assert net.commands["a"][-1] == HangUp(key)
 
 
 # --- any interleaving ------------------------------------------------------------
@@ -729,7 +736,7 @@ def test_silence_while_not_receiving_kills_no_link() -> None:
     is ours: heartbeats still go out, and no neighbour is declared dead."""
     net, _ = connected()
     a = net.nodes["a"]
-    a.receiving = False
+    a.set_receiving(False)
     net.blocked.add(("b", "a"))  # a hears nothing from b
     sent_before = len(net.sent("a", "b", Kind.HEARTBEAT))
     for step in range(1, 30):
@@ -739,7 +746,7 @@ def test_silence_while_not_receiving_kills_no_link() -> None:
     assert len(a.links) == 1
     net.pump()
     assert len(net.sent("a", "b", Kind.HEARTBEAT)) > sent_before
-    a.receiving = True
+    a.set_receiving(True)
     a.timer(net.now + 30 * INTERVAL + TIMEOUT + 0.01)
     net.collect("a")
     assert net.closed("a") == [(1, "heartbeat_timeout")]

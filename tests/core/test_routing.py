@@ -13,12 +13,13 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_node import COOKIE, HOST, INTERVAL, PORTS, TIMEOUT, Net, name
+from test_node import COOKIE, HOST, INTERVAL, PORTS, TIMEOUT, Net, header_of, name
 
 from pydist.core import frame
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.lsdb import Lsp, encode
+from pydist.core.output import Dial, Output
 from pydist.core.wire import Kind
 
 MAX_HOPS = Config().max_hops
@@ -99,11 +100,34 @@ def test_a_channel_through_a_middle_node() -> None:
     assert net.received("a", 1) == [b"back"]
     assert net.nodes["b"].stats["forwarded"] == 4  # OPEN, 2 DATA one way, 1 back
     assert [h.hops for h, _ in net.sent("b", "c", Kind.DATA)] == [MAX_HOPS - 1] * 2
-    assert [c for c in net.commands["a"] + net.commands["c"] if c[0] == "dial"] == []
+    assert [c for c in net.commands["a"] + net.commands["c"] if isinstance(c, Dial)] == []
     assert net.closed("a") == net.closed("c") == []
 
 
 # --- 2. topology ------------------------------------------------------------------------
+
+def test_the_middle_node_says_what_it_forwarded() -> None:
+    """After a link message, b tells the shell whether it sent a frame in
+    transit on, on which link and how large: the shell's transit gate
+    holds back the link it came from by that (see pydist.shell.transit)."""
+    net = line()
+    net.open("a", 1, "c")
+    net.send("a", 1, [b"x" * 100])
+    ((src, key, parts),) = net.queue  # a's DATA, not yet at b
+    net.queue.clear()
+    dst, dkey = net.wires[(src, key)]
+    b = net.nodes["b"]
+    assert dst == "b" and header_of(parts).kind == Kind.DATA
+    b.link_message(dkey, parts, net.now)
+    out = b.take_output()
+    ((link, sent),) = out.transit
+    assert link == net.key("b", "c") and out.links == []
+    assert b.forwarded() == (link, sum(len(p) for p in sent))
+    assert b.take_output() == Output()  # taken: the node starts afresh
+    hb = frame.encode(Kind.HEARTBEAT, net.nodes["a"].id, b.id)
+    b.link_message(dkey, [hb], net.now)
+    assert b.forwarded() is None
+
 
 def test_topology_query() -> None:
     """The reply holds every node's LSP and the routes with their costs."""
@@ -386,5 +410,5 @@ def test_keeping_a_neighbour_that_dialled_us_already_needs_no_dial() -> None:
     net = line()
     net.beam("a", (Atom("link"), b"b@h", HOST, PORTS["b"], COST, COOKIE))
     net.pump()
-    assert not [c for c in net.commands["a"] if c[0] == "dial"]
+    assert not [c for c in net.commands["a"] if isinstance(c, Dial)]
     assert net.ctrl("a")[-1] == ("neighbour_up", b"b@h")

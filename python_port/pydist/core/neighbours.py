@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from pydist.core import admission, frame, port_codec
 from pydist.core.admission import Cookies
@@ -22,6 +21,7 @@ from pydist.core.channels import ChannelTable, Link, LinkKey
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.liveness import Liveness
+from pydist.core.output import Command, Dial, Forget, HangUp
 from pydist.core.router import Router
 from pydist.core.trust import Trust
 from pydist.core.wire import Kind
@@ -51,7 +51,7 @@ class Neighbours:
     entropy: Callable[[int], bytes]
     port_out: list[Out]
     link_out: list[tuple[LinkKey, list[Out]]]
-    commands: list[tuple[str, LinkKey, Any]]
+    commands: list[Command]
     # the node's other halves
     _send: Callable[..., None]
     _tell_closed: Callable[[int, str], None]
@@ -94,7 +94,7 @@ class Neighbours:
                     nonce=self.entropy(admission.NONCE_SIZE))
         self.links[key] = link
         self.by_peer.setdefault(peer, link)
-        self.commands.append(("dial", key, endpoint))
+        self.commands.append(Dial(key, endpoint))
         self._send(link, Kind.HELLO, None, self._hello_payload(link), now)
         self.deadline = min(self.deadline, now + self.liveness.timeout)
         return link
@@ -317,6 +317,7 @@ class Neighbours:
                 self._forget(ch, told=False)
         if link.channels:
             self.router.dirty = True  # _settle moves them, or closes them
-        self.commands.append(("hangup" if link.dialled else "forget", link.key, None))
+        key = link.key
+        self.commands.append(HangUp(key) if isinstance(key, int) else Forget(key))
         if link.peer in self.wanted and link.peer not in self.by_peer:
             self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_down"), link.peer)))

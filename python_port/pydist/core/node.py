@@ -1,10 +1,11 @@
 """The node: the state machine that composes the core.
 
-Fed port packets from the BEAM, messages from links and the time; it
-answers with bytes for the BEAM (``port_out``), messages for links
-(``link_out``) and link commands (``commands``), which the I/O shell
-carries out. It is the only core module that knows all the others: links
-and channels are described in :mod:`pydist.core.channels`, routing in
+Fed port packets from the BEAM, messages from links and the time; the I/O
+shell takes what it answers with :meth:`Node.take_output` (bytes for the
+BEAM, messages for links, frames in transit and link commands, see
+:mod:`pydist.core.output`) and carries it out. It is the only core module
+that knows all the others: links and channels are described in
+:mod:`pydist.core.channels`, routing in
 :mod:`pydist.core.router`; the node inherits its parts that deal with one
 link (:mod:`pydist.core.neighbours`), one channel's frames
 (:mod:`pydist.core.delivery`) and lane messages (:mod:`pydist.core.lanes`),
@@ -31,6 +32,7 @@ from pydist.core.liveness import Liveness, Verdict
 from pydist.core.lsdb import MAX_COST
 from pydist.core.neighbours import Neighbours
 from pydist.core.outbox import BARRIER
+from pydist.core.output import Command, Output
 from pydist.core.router import Router
 from pydist.core.trust import Trust
 from pydist.core.wire import (
@@ -75,6 +77,7 @@ class Node(Neighbours, Delivery, LanePath):
         self.stats: Counter[str] = Counter()
         #: False while the shell is not reading links (the BEAM is behind):
         #: silence then is ours, not the neighbours', and kills no link
+        #: (see :meth:`set_receiving`)
         self.receiving = True
         #: the BEAM's port owner asked us to stop reading links for a while
         self.beam_holds = False
@@ -87,15 +90,17 @@ class Node(Neighbours, Delivery, LanePath):
         self.wanted: dict[bytes, int] = {}
         self.seq_due: set[int] = set()  # see Delivery
         self.resend_at: dict[int, tuple[float, float]] = {}
-        # outputs, drained by the shell after every call
+        # outputs, handed to the shell by take_output (see Output)
         self.port_out: list[Out] = []
         self.link_out: list[tuple[LinkKey, list[Out]]] = []
-        #: frames forwarded for other nodes: the shell may drop these when
-        #: their link's backlog is full (see :meth:`transit_dropped`)
         self.transit_out: list[tuple[LinkKey, list[Out]]] = []
-        self.commands: list[tuple[str, LinkKey, Any]] = []
+        self.commands: list[Command] = []
+        #: the link and size of the frame the last link message was
+        #: forwarded as, if it was (see :meth:`forwarded`)
+        self._forwarded: tuple[LinkKey, int] | None = None
         #: with encrypted links, the node name each accepted link's key is
-        #: registered for (written by the shell); its HELLO must claim it
+        #: registered for (see :meth:`link_authenticated`); its HELLO must
+        #: claim it
         self.authenticated: dict[LinkKey, bytes] = {}
         #: peers (by id) with a live distribution connection: channels the
         #: BEAM said are up, which only a handshake that checked the cookie
@@ -108,6 +113,24 @@ class Node(Neighbours, Delivery, LanePath):
         return Router(name, now, lifetime=c.lsp_lifetime, sync_interval=c.lsdb_sync_interval,
                       max_nodes=c.max_nodes, max_neighbours=c.max_links, stats=self.stats,
                       trust=self.trust)
+
+    # ------------------------------------------------------------------
+    # output
+
+    def take_output(self) -> Output:
+        """What the node asked for since the last call, for the shell to
+        carry out (see :mod:`pydist.core.output`); the node starts new
+        lists, so nothing is copied."""
+        out = Output(self.port_out, self.link_out, self.transit_out, self.commands)
+        self.port_out, self.link_out, self.transit_out, self.commands = [], [], [], []
+        return out
+
+    def forwarded(self) -> tuple[LinkKey, int] | None:
+        """The link, and the size in bytes, of the frame in transit that
+        the last :meth:`link_message` sent on, if it forwarded one: the
+        shell holds back the link it came from while that link congests
+        (see :mod:`pydist.shell.transit`)."""
+        return self._forwarded
 
     # ------------------------------------------------------------------
     # input from the BEAM
@@ -234,6 +257,7 @@ class Node(Neighbours, Delivery, LanePath):
 
     def link_message(self, key: LinkKey, parts: list[Any], now: float) -> None:
         """One ZeroMQ message from a link: see :func:`frame.split`."""
+        self._forwarded = None
         self._link_message(key, parts, now)
         if self.router.dirty or self.router.out:
             self._settle(now)
@@ -306,6 +330,7 @@ class Node(Neighbours, Delivery, LanePath):
         link.last_tx = now
         out = [bytes(header), parts[1]] if len(parts) == 2 else frame.join(bytes(header), payload)
         self.transit_out.append((link.key, out))
+        self._forwarded = (link.key, sum(len(p) for p in out))
 
     def _opened(self, link: Link, hdr: frame.Header, payload: bytes, now: float) -> None:
         """The far end opens a channel to this node."""
@@ -405,6 +430,17 @@ class Node(Neighbours, Delivery, LanePath):
         if not congested:
             self._lanes_drained(link, now)
 
+    def link_authenticated(self, key: LinkKey, name: bytes) -> None:
+        """With encrypted links: the key of link ``key`` (one a neighbour
+        dialled) is registered for node ``name``, as ZeroMQ's ZAP handler
+        found; the link's HELLO must claim that name."""
+        self.authenticated[key] = name
+
+    def set_receiving(self, on: bool) -> None:
+        """The shell stops (or resumes) reading every link: while it does
+        not, silence is ours, not the neighbours', and kills no link."""
+        self.receiving = on
+
     def hold_rx(self, key: LinkKey | None, held: bool) -> None:
         """The shell stops (or resumes) reading a link socket to hold back
         frames in transit: silence there is ours, not the neighbour's."""
@@ -432,9 +468,10 @@ class Node(Neighbours, Delivery, LanePath):
 
     def _settle(self, now: float) -> None:
         """Send what the router wants sent, and act on a new table: tell the
-        BEAM which nodes it can reach, move channels to their new next hop,
-        and close those whose path lost a link (frames may be lost there;
-        the sequencing layer will retransmit instead)."""
+        BEAM which nodes it can reach, move channels to their new next hop
+        (opening there those not yet opened), and send again what may have
+        been lost on a path that lost a link; only a channel to a node no
+        path reaches any more is closed."""
         router = self.router
         for key, kind, payload in router.out:
             link = self.links.get(key)

@@ -19,6 +19,7 @@ from pydist.core.channels import LinkKey
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import Node
+from pydist.core.output import Dial, Forget, HangUp
 from pydist.core.port_codec import PortDecoder, PortError, encode_ctrl
 from pydist.core.trust import TrustError
 from pydist.shell import curve, stdio
@@ -156,62 +157,27 @@ class Runtime:
             link = parts[0].bytes if key is None else key
             if key is None and self.links.trust is not None and link not in node.authenticated:
                 # the node name the peer's key is registered for (ZAP user id)
-                node.authenticated[link] = parts[1].get("User-Id").encode()
-            forwarded = len(node.transit_out)
+                node.link_authenticated(link, parts[1].get("User-Id").encode())
             try:
                 node.link_message(link, parts[1:] if key is None else parts, now)
             except Exception as exc:  # a bug: cost one link, not the node
                 log.exception("failed on a message from a link")
                 node.link_failed(link, f"internal error: {exc!r}", now)
-            if len(node.transit_out) > forwarded:
-                out, sent = node.transit_out[-1]
-                if not self.gate.admit(out, sum(len(p) for p in sent)):
+            forwarded = node.forwarded()
+            if forwarded is not None:
+                out, size = forwarded
+                if not self.gate.admit(out, size):
                     self.gate.pause(sock, out, now)
                     self.poller.modify(sock, 0)
                     node.hold_rx(key, True)
                     return
 
     def _flush(self) -> None:
-        """Carry out what the core asked for: links dialled before anything
-        is sent on them, and hung up after their last words (a BYE) are out."""
-        node, links = self.node, self.links
-        hangups: list[LinkKey] = []
-        if node.commands:
-            for op, key, arg in node.commands:
-                if op == "dial":
-                    assert isinstance(key, int)
-                    link = node.links.get(key)
-                    sock = links.dial(key, arg, link.peer if link is not None else None)
-                    self.sockets[sock] = key
-                    self.poller.register(sock, zmq.POLLIN if self.reading_links else 0)
-                elif op == "forget":
-                    assert isinstance(key, bytes)
-                    hangups.append(key)
-                elif op == "hangup":
-                    assert isinstance(key, int)
-                    hangups.append(key)
-            node.commands.clear()
-        if node.link_out:
-            for key, parts in node.link_out:
-                links.send(key, parts)
-            node.link_out.clear()
-        if node.transit_out:
-            for key, parts in node.transit_out:
-                if not links.send(key, parts, TRANSIT_BACKLOG_MAX):
-                    node.transit_dropped(key)
-            node.transit_out.clear()
-        for key in hangups:
-            if isinstance(key, bytes):
-                links.forget(key)
-                continue
-            old = links.hangup(key)
-            if old is not None:
-                self.poller.register(old, 0)  # unregisters, if it was
-                del self.sockets[old]
-                self.gate.paused.pop(old, None)
-        if node.port_out:
-            self.writer.write(node.port_out)
-            node.port_out.clear()
+        """Carry out what the core asked for, then watch what is worth
+        waiting for: stdout while output is pending, links while the BEAM
+        keeps up, stdin while the links' backlog is bounded."""
+        self._transmit()
+        links = self.links
         if links.backlog:
             links.retry()
         if self.gate.busy:
@@ -221,6 +187,43 @@ class Runtime:
         self._report_congestion()
         self._watch_stdin(links.backlog_bytes <= LINK_BACKLOG_MAX)
         self._watch_stdout()
+
+    def _transmit(self) -> None:
+        """Everything the core asked for since the last time, carried out:
+        links dialled before anything is sent on them, messages before
+        frames in transit (which may be dropped when their link's backlog
+        is full), links hung up after their last words (a BYE) are out, and
+        then the bytes for the BEAM. The only place the shell takes the
+        core's output."""
+        node, links = self.node, self.links
+        out = node.take_output()
+        hangups: list[HangUp | Forget] = []
+        for command in out.commands:
+            match command:
+                case Dial(dialled, endpoint):
+                    link = node.links.get(dialled)
+                    sock = links.dial(dialled, endpoint, link.peer if link is not None else None)
+                    self.sockets[sock] = dialled
+                    self.poller.register(sock, zmq.POLLIN if self.reading_links else 0)
+                case HangUp() | Forget():
+                    hangups.append(command)
+        for key, parts in out.links:
+            links.send(key, parts)
+        for key, parts in out.transit:
+            if not links.send(key, parts, TRANSIT_BACKLOG_MAX):
+                node.transit_dropped(key)
+        for command in hangups:
+            match command:
+                case Forget(accepted):
+                    links.forget(accepted)
+                case HangUp(dialled):
+                    old = links.hangup(dialled)
+                    if old is not None:
+                        self.poller.register(old, 0)  # unregisters, if it was
+                        del self.sockets[old]
+                        self.gate.paused.pop(old, None)
+        if out.port:
+            self.writer.write(out.port)
 
     def _report_congestion(self) -> None:
         if not self.links.backlog and not self.congested:
@@ -234,12 +237,7 @@ class Runtime:
         for key in self.congested - congested:
             node.congestion(key, False, now)  # sends what waited for the link
         self.congested = congested
-        for key, parts in node.link_out:
-            self.links.send(key, parts)
-        node.link_out.clear()
-        if node.port_out:
-            self.writer.write(node.port_out)
-            node.port_out.clear()
+        self._transmit()  # what waited for the link, and pauses for the BEAM
 
     def _watch_stdout(self) -> None:
         """Wait for the pipe to the BEAM while output is pending, and stop
@@ -260,7 +258,7 @@ class Runtime:
 
     def _watch_links(self, on: bool) -> None:
         self.reading_links = on
-        self.node.receiving = on
+        self.node.set_receiving(on)
         flags = zmq.POLLIN if on else 0
         for sock in (self.links.router, *self.sockets):
             self.poller.modify(sock, 0 if sock in self.gate.paused else flags)
@@ -270,9 +268,7 @@ class Runtime:
         a BEAM that is gone), then hand the BEAM what it may still read."""
         try:
             self.node.port_closed(time.monotonic())
-            for key, parts in self.node.link_out:
-                self.links.send(key, parts)
-            self.node.link_out.clear()
+            self._transmit()
             try:
                 self.writer.drain()
             except OSError:
