@@ -5,6 +5,10 @@
 %%   2. the `py_dist' application environment (sys.config);
 %%   3. the defaults below, which work on one machine with no file at all.
 %% Python-side keys are handed to the port program as `--set key=value'.
+%%
+%% This list is the one source of the keys: the port program's own
+%% (python_port/pydist/core/config.py) and the README's table are checked
+%% against it by tests/core/test_config.py.
 -module(py_dist_config).
 
 -compile({no_auto_import, [get/1]}).
@@ -15,6 +19,7 @@
              | max_batch | max_frame | link_hwm | pipe_size
              | log_level | start_timeout | restart_delay
              | neighbours | neighbour_retry | link_cost | max_hops
+             | max_links | max_channels
              | lsp_lifetime | lsdb_sync_interval | max_nodes
              | window_bytes | window_frames | gap_timeout | ack_every | ack_delay
              | resend_timeout | queue_bytes | flow_bytes | inflight_bytes | ack_bytes
@@ -43,6 +48,8 @@ keys() ->
      {neighbour_retry,    integer, 1000,           false},
      {link_cost,          integer, 10,             true},
      {max_hops,           integer, 16,             true},
+     {max_links,          integer, 1024,           true},
+     {max_channels,       integer, 65536,          true},
      {lsp_lifetime,       integer, 60000,          true},
      {lsdb_sync_interval, integer, 5000,           true},
      {max_nodes,          integer, 4096,           true},

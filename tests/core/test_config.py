@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import math
+import re
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,3 +75,58 @@ def test_bad_int(pair: str) -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
+
+
+# --- one source of the keys: erlang/src/py_dist_config.erl ---------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+_KEY = re.compile(r"\{(\w+),\s*(string|integer|atom|term),\s*(.+?),\s*(true|false)\}")
+
+
+def _erlang_keys() -> dict[str, tuple[str, str, bool]]:
+    """py_dist_config:keys(): name -> (kind, default as written, handed to Python)."""
+    source = (ROOT / "erlang" / "src" / "py_dist_config.erl").read_text()
+    body = source[source.index("keys() ->"):source.index("-spec get(")]
+    keys = {m[1]: (m[2], m[3].strip(), m[4] == "true") for m in _KEY.finditer(body)}
+    assert len(keys) > 30, keys
+    return keys
+
+
+def _erlang_default(kind: str, text: str) -> object:
+    if kind == "integer":
+        return math.prod(int(factor) for factor in text.split("*"))
+    if kind == "string":
+        return ast.literal_eval(text)
+    return text  # an atom or a term, as written
+
+
+def test_every_python_key_is_an_erlang_key_with_the_same_default() -> None:
+    """Every setting of the port program can be set from Erlang, and both
+    sides agree on its default (milliseconds there, seconds here)."""
+    erl = _erlang_keys()
+    python = {f.name: f for f in fields(Config)}
+    assert {k for k, (_, _, passed) in erl.items() if passed} == set(python)
+    for name, field in python.items():
+        kind, text, _ = erl[name]
+        value = _erlang_default(kind, text)
+        ours = getattr(Config(), name)
+        if field.type == "float":
+            assert ours == pytest.approx(value / 1000), name  # type: ignore[operator]
+        else:
+            assert ours == value, name
+
+
+def test_the_readme_table_lists_every_key_with_its_default() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| key | default | meaning |"):]
+    rows = {m[1]: (m[2], m[3]) for m in re.finditer(
+        r"^\| `(\w+)` \| ([^|]*) \| ([^\n]*) \|$", table[:table.index("\n\n")], re.M)}
+    erl = _erlang_keys()
+    assert set(rows) == set(erl)
+    for name, (kind, text, passed) in erl.items():
+        default, meaning = rows[name]
+        shown = re.findall(r"`([^`]*)`", default)
+        if name != "python":  # its default is looked up at run time
+            value = _erlang_default(kind, text)
+            assert shown[0] == (str(value) if value != "" else '""'), (name, default)
+        assert meaning.startswith("*Python*") == passed, name
