@@ -16,9 +16,13 @@
 -module(py_dist_ctrl).
 
 -include("py_dist.hrl").
+-include_lib("kernel/include/logger.hrl").
 
 -export([start/2, start_outbound/0, call/2, close_reasons/0]).
 -export([init_inbound/2, init_outbound/1]).
+%% sys
+-export([system_continue/3, system_terminate/4, system_code_change/4,
+         system_get_state/1]).
 %% the batching of the output phase, pure
 -export([group/2]).
 
@@ -130,6 +134,8 @@ handshake(#hs{} = S) ->
             {Ref, From, TRef} = S#hs.waiting,
             From ! {Ref, {error, timeout}},
             handshake(S#hs{waiting = undefined});
+        {timeout, _TRef, recv} ->
+            handshake(S);  % a recv timer that fired as it was cancelled
         {py_dist_data, Frames} ->
             handshake(serve_recv(enqueue(Frames, S)));
         {Ref, From, {handshake_complete, _Node, _DHandle}}
@@ -159,7 +165,10 @@ handshake(#hs{} = S) ->
             handshake(serve_recv(S#hs{closed = Reason}));
         {'EXIT', _Pid, Reason} ->
             exit(Reason);
-        _ ->
+        {system, From, Request} ->
+            sys:handle_system_msg(Request, From, self(), ?MODULE, [], {handshake, S});
+        Other ->
+            unexpected(Other),
             handshake(S)
     end.
 
@@ -264,9 +273,39 @@ output(#out{} = O) ->
             end;
         {'EXIT', _Pid, Reason} ->
             exit(Reason);
-        _ ->
+        {system, From, Request} ->
+            sys:handle_system_msg(Request, From, self(), ?MODULE, [], {output, O});
+        {timeout, _TRef, recv} ->
+            output(O);  % a handshake recv timer that fired as it was cancelled
+        Other ->
+            unexpected(Other),
             output(O)
     end.
+
+unexpected(Msg) ->
+    ?LOG_WARNING("py_dist: a connection's controller got an unexpected message: ~0P",
+                 [Msg, 10]).
+
+%%% sys: sys:get_state/1 and friends work on a controller, in either phase
+
+%% @private
+system_continue(_Parent, _Debug, {handshake, S}) ->
+    handshake(S);
+system_continue(_Parent, _Debug, {output, O}) ->
+    output(O).
+
+%% @private
+-spec system_terminate(term(), pid(), [sys:dbg_opt()], term()) -> no_return().
+system_terminate(Reason, _Parent, _Debug, _State) ->
+    exit(Reason).
+
+%% @private
+system_code_change(State, _Module, _OldVsn, _Extra) ->
+    {ok, State}.
+
+%% @private
+system_get_state({_Phase, State}) ->
+    {ok, State}.
 
 %% A sender has too much data queued, in Python's outbox or in our queue:
 %% suspend that process, as a busy distribution port would, but only it.
