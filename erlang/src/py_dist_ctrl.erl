@@ -273,6 +273,16 @@ output(#out{} = O) ->
             end;
         {'EXIT', _Pid, Reason} ->
             exit(Reason);
+        {send, From, Ref, Data} ->
+            %% Raw distribution data for the connection, as gen_tcp_dist
+            %% takes it "for testing only": OTP's distribution suites
+            %% inject packets so.  In order with all taken before it.
+            Packet = iolist_to_binary(Data),
+            Q = py_dist_outq:push(?PY_DIST_FLOW_BARRIER, {byte_size(Packet), Packet},
+                                  O#out.queue),
+            O1 = flush(O#out{queue = Q}),
+            From ! {Ref, ok},
+            output(O1);
         {system, From, Request} ->
             sys:handle_system_msg(Request, From, self(), ?MODULE, [], {output, O});
         {timeout, _TRef, recv} ->
