@@ -1,4 +1,10 @@
-"""``pydist``: the command line for people, and the entry point the BEAM starts."""
+"""``pydist``: the command line for people, and the entry point the BEAM starts.
+
+The demo, the benchmarks and ``info``/``routes`` (which join as a hidden
+node) run on :mod:`pydist_tools`, a package of the checkout that a release
+does not ship: those commands import it when they run, never at import
+time, so ``pydist port`` (what the BEAM starts) needs only this package.
+"""
 
 from __future__ import annotations
 
@@ -10,46 +16,7 @@ from typing import Any
 import click
 
 from pydist.core.config import Config, ConfigError
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
-def ebin_dir() -> Path | None:
-    """Where the compiled Erlang side is: ``$PYDIST_EBIN``, else this
-    checkout's build; ``None`` when neither has it (then the ``py_dist``
-    application must be in the Erlang installation's code path)."""
-    env = os.environ.get("PYDIST_EBIN")
-    candidates = [Path(env)] if env else []
-    candidates.append(repo_root() / "_build" / "default" / "lib" / "py_dist" / "ebin")
-    return next((c for c in candidates if (c / "py_dist.beam").exists()), None)
-
-
-def erl_flags() -> list[str]:
-    ebin = ebin_dir()
-    if ebin is None and not installed_in_otp():
-        raise click.ClickException(
-            "no compiled py_dist: run scripts/setup in the checkout (or rebar3 compile), "
-            "or set PYDIST_EBIN to the ebin directory of a py_dist build")
-    code_path = ["-pa", str(ebin)] if ebin is not None else []
-    return [*code_path, "-proto_dist", "py", "-py_dist", "python", sys.executable]
-
-
-def installed_in_otp() -> bool:
-    """Whether ``erl`` finds py_dist without help (an application installed
-    into the Erlang root, or ERL_LIBS)."""
-    import subprocess
-
-    try:
-        probe = subprocess.run(
-            ["erl", "-noshell", "-eval",
-             'io:format("~p", [code:which(py_dist) =/= non_existing]), halt().'],
-            capture_output=True, text=True, timeout=30,
-            env={k: v for k, v in os.environ.items() if k != "ERL_FLAGS"})
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.stdout.strip() == "true"
+from pydist.launch import erl_flags
 
 
 @click.group()
@@ -76,7 +43,7 @@ def erl(args: tuple[str, ...]) -> None:
 @click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
 def info(node: str, cookie: str | None) -> None:
     """Show the py_dist carrier of a running NODE: its port program and links."""
-    from pydist.demo import describe
+    from pydist_tools.demo import describe
 
     click.echo(describe(node, _ask(node, cookie, "info")))
 
@@ -86,7 +53,7 @@ def info(node: str, cookie: str | None) -> None:
 @click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
 def routes(node: str, cookie: str | None) -> None:
     """Show the link-state database and routing table of a running NODE."""
-    from pydist.demo import describe_topology
+    from pydist_tools.demo import describe_topology
 
     click.echo(describe_topology(_ask(node, cookie, "topology")))
 
@@ -94,7 +61,7 @@ def routes(node: str, cookie: str | None) -> None:
 def _ask(node: str, cookie: str | None, function: str) -> dict[str, Any]:
     """py_dist:FUNCTION() on NODE, asked from a short-lived hidden node that
     joins over py_dist through the machine's epmd."""
-    from pydist.cluster import Cluster, NodeError
+    from pydist_tools.cluster import Cluster, NodeError
 
     if "@" not in node:
         raise click.BadParameter("a node name looks like name@host", param_hint="NODE")
@@ -114,7 +81,7 @@ def _ask(node: str, cookie: str | None, function: str) -> dict[str, Any]:
 @click.option("--nodes", default=5, show_default=True, help="How many nodes to start.")
 def demo(nodes: int) -> None:
     """Start a small py_dist cluster on this machine and show it working."""
-    from pydist import demo as demo_module
+    from pydist_tools import demo as demo_module
 
     demo_module.run(nodes)
 
@@ -133,8 +100,8 @@ def demo(nodes: int) -> None:
               "py_dist with CurveZMQ against inet_tls_dist.")
 def bench(seconds: float, rounds: int, part: str) -> None:
     """Compare py_dist with stock inet_tcp_dist, and routes with links, in one run."""
-    from pydist import bench as bench_module
-    from pydist import bench_lanes, bench_routing, bench_security, bench_sequencing
+    from pydist_tools import bench as bench_module
+    from pydist_tools import bench_lanes, bench_routing, bench_security, bench_sequencing
 
     click.echo("measuring (one line per case):", err=True)
     if part in ("all", "carrier"):

@@ -230,7 +230,7 @@ def test_no_link_is_admitted_without_a_valid_proof(steps: list[tuple[Kind, objec
 # --- lanes and the distribution connection --------------------------------------
 
 def _lane(net: Net, src: str, dst: str, body: bytes) -> None:
-    net.nodes[src]._lane_send(1, 0, name(dst), b"", memoryview(body), net.now)
+    net.nodes[src].lanes.send(1, 0, name(dst), b"", memoryview(body), net.now)
     net.collect(src)
     net.pump()
 
@@ -263,7 +263,7 @@ def test_lane_messages_waiting_for_a_handshake_that_fails_are_dropped() -> None:
     net.beam("c", (Atom("up"), c_chan))  # too late: no channel
     assert net.delivered("c") == []
     assert net.nodes["c"].stats["lane_unordered_dropped_not_connected"] == 1
-    assert net.nodes["c"].lane_early_bytes == 0
+    assert net.nodes["c"].lanes.early_bytes == 0
 
 
 @pytest.mark.parametrize("order", range(6))

@@ -52,7 +52,7 @@ def test_chunks_cross_a_route_without_being_joined_in_the_middle() -> None:
     b = net.nodes["b"]
     while net.queue:
         net.deliver_one(0)
-        assert b.lane_parts.held_bytes == 0  # b only forwards
+        assert b.lanes.parts.held_bytes == 0  # b only forwards
     assert net.delivered("c") == [big]
     assert b.stats["forwarded"] >= 40 and not net.delivered("b")
 

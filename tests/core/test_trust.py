@@ -299,7 +299,7 @@ def test_lane_messages_are_sealed_end_to_end() -> None:
     handshake(net, "a", "c", 1)
     a = net.nodes["a"]
     message = b"lane plaintext " * 10_000  # several chunks
-    a._lane_send(1, 0, name("c"), b"", memoryview(message), net.now)
+    a.lanes.send(1, 0, name("c"), b"", memoryview(message), net.now)
     net.collect("a")
     net.pump()
     assert net.delivered("c") == [message]

@@ -19,7 +19,8 @@ from pydist.core import outbox, wire
 ROOT = Path(__file__).resolve().parents[2]
 HRL = ROOT / "erlang" / "include" / "py_dist.hrl"
 CORE = ROOT / "python_port" / "pydist" / "core"
-NODE_PY = (CORE / "node.py", CORE / "delivery.py")  # the modules that close channels
+#: the modules that close channels and links
+NODE_PY = (CORE / "node.py", CORE / "delivery.py", CORE / "neighbours.py")
 
 _DEFINE = re.compile(r"-define\(\s*([A-Z_][A-Za-z0-9_]*)\s*,(.*?)\)\s*\.", re.DOTALL)
 
@@ -110,13 +111,13 @@ def test_node_reports_only_known_close_reasons() -> None:
     for call in (n for path in NODE_PY for n in ast.walk(ast.parse(path.read_text()))):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
             continue
-        if call.func.attr not in ("_tell_closed", "_link_down", "_close"):
+        if call.func.attr not in ("tell_closed", "link_down", "close"):
             continue
         for arg in call.args:
             for const in ast.walk(arg):
                 if isinstance(const, ast.Constant) and isinstance(const.value, str):
                     found.add(const.value)
-    assert found, "no close reasons found in node.py: has the helper been renamed?"
+    assert found, "no close reasons found in the core: has the helper been renamed?"
     assert found <= set(wire.CLOSE_REASONS), found - set(wire.CLOSE_REASONS)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pydist.cluster import Cluster
+from pydist_tools.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

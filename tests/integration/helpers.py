@@ -6,9 +6,9 @@ import os
 import time
 from typing import Any
 
-from pydist.cluster import ErlNode
 from pydist.core import admission, frame
 from pydist.core.wire import Kind, node_id
+from pydist_tools.cluster import ErlNode
 
 
 def watch_nodedown(observer: ErlNode, target: ErlNode) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import zmq
 
-from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
 from pydist.core import lsdb
 from pydist.core.wire import HEADER, VERSION, Kind, node_id
+from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
 
 from .helpers import hand_admit, hand_hello, hand_recv, port_stat
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pydist.cluster import Cluster, wait_routes
+from pydist_tools.cluster import Cluster, wait_routes
 
 
 def pydist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydist.cluster import Cluster
+from pydist_tools.cluster import Cluster
 
 
 def test_five_nodes_global_and_pg(cluster: Cluster) -> None:

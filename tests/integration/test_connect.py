@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from pydist.cluster import Cluster
+from pydist_tools.cluster import Cluster
 
 
 def test_ping_pong_and_nodes(cluster: Cluster) -> None:
@@ -76,3 +76,18 @@ def test_reconnect_over_a_live_link_needs_no_epmd(cluster: Cluster) -> None:
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
     # without a link, and without epmd, there is nothing to find a node by
     assert b.eval("net_adm:ping('nobody@127.0.0.1').") == "pang"
+
+
+def test_the_carriers_processes_answer_sys(cluster: Cluster) -> None:
+    """sys:get_state/1 works on the port owner and on a connection's
+    controller, as on any OTP process (operators and OTP's own tests
+    look at them so)."""
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    assert a.eval("element(1, sys:get_state(py_dist_port)).") == "state"
+    assert a.eval(f"""
+        erts_debug:set_internal_state(available_internal_state, true),
+        Ctrl = erts_debug:get_internal_state({{dist_ctrl, '{b.node}'}}),
+        element(1, sys:get_state(Ctrl)).""") == "out"
+    # and it still carries the connection
+    assert a.eval(f"rpc:call('{b.node}', erlang, node, []).") == b.node

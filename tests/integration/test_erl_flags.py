@@ -5,12 +5,12 @@ That is how a team runs its existing Common Test suites over py_dist.
 
 from __future__ import annotations
 
-from pydist import cli
-from pydist.cluster import Cluster
+from pydist import launch
+from pydist_tools.cluster import Cluster
 
 
 def test_erl_flags_carry_over_to_peer_nodes(cluster: Cluster) -> None:
-    env = {"ERL_FLAGS": " ".join(cli.erl_flags())}
+    env = {"ERL_FLAGS": " ".join(launch.erl_flags())}
     a = cluster.start("a", proto="env", env=env)
     assert isinstance(a.eval("py_dist:info()."), dict)
     node, proto, info, echoed = a.eval("""

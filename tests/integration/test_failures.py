@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from pydist.cluster import Cluster
+from pydist_tools.cluster import Cluster
 
 from .helpers import nodedown, watch_nodedown
 

@@ -9,9 +9,9 @@ import time
 
 import zmq
 
-from pydist.cluster import HOST, Cluster
 from pydist.core import lsdb
 from pydist.core.wire import HEADER, VERSION, Kind, node_id
+from pydist_tools.cluster import HOST, Cluster
 
 from .helpers import hand_admit
 

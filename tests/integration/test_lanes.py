@@ -8,8 +8,8 @@ import os
 import signal
 import time
 
-from pydist.bench import quantile
-from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
+from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
+from pydist_tools.measure import quantile
 
 
 def test_pings_stay_quick_behind_two_64_mib_streams(cluster: Cluster) -> None:

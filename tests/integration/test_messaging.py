@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydist.cluster import Cluster
+from pydist_tools.cluster import Cluster
 
 
 def connected(cluster: Cluster) -> tuple:  # type: ignore[type-arg]
@@ -73,3 +73,25 @@ def test_monitor_nodes_sees_nodedown_with_reason(cluster: Cluster) -> None:
     assert reason == "connection_closed"
     # and the next use connects again
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+
+
+def test_raw_distribution_data_injected_through_the_controller(cluster: Cluster) -> None:
+    """OTP's distribution suites write raw packets into a connection with
+    `Ctrl ! {send, From, Ref, Data}` (gen_tcp_dist takes it "for testing
+    only"): a REG_SEND so written arrives as a message, and the
+    connection carries on. Data: a distribution header with no atom
+    cache refs, a REG_SEND control message and the message, both without
+    the version byte, as OTP's suites write them."""
+    a, b = cluster.start("a"), cluster.start("b")
+    b.eval("register(pd_inbox, self()).")
+    assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+    assert a.eval(f"""
+        erts_debug:set_internal_state(available_internal_state, true),
+        Ctrl = erts_debug:get_internal_state({{dist_ctrl, '{b.node}'}}),
+        Ref = make_ref(),
+        Ext = fun(T) -> <<131, E/binary>> = term_to_binary(T), E end,
+        Data = [<<131, 68, 0>>, Ext({{6, self(), '', pd_inbox}}), Ext({{injected, 42}})],
+        Ctrl ! {{send, self(), Ref, Data}},
+        receive {{Ref, R}} -> R after 5000 -> timeout end.""") == "ok"
+    assert b.eval("receive M -> M after 5000 -> nothing end.") == ("injected", 42)
+    assert a.eval(f"rpc:call('{b.node}', erlang, node, []).") == b.node

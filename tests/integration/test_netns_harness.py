@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pydist.cluster import Cluster, netns, pid_alive
+from pydist_tools.cluster import Cluster, netns, pid_alive
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydist.cluster import HOST, Cluster, ErlNode, free_port, wait_routes
+from pydist_tools.cluster import HOST, Cluster, ErlNode, free_port, wait_routes
 
 from .helpers import ping_until_pong
 

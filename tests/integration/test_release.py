@@ -15,12 +15,12 @@ from pathlib import Path
 
 import zmq
 
-from pydist import cli
-from pydist.cluster import HOST, Cluster, pid_alive
+from pydist import launch
+from pydist_tools.cluster import HOST, Cluster, pid_alive
 
 from .helpers import ping_until_pong
 
-EXAMPLE = cli.repo_root() / "examples" / "release"
+EXAMPLE = launch.repo_root() / "examples" / "release"
 
 
 def build() -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pydist.cluster import Cluster, ErlNode, netns, wait_routes
+from pydist_tools.cluster import Cluster, ErlNode, netns, wait_routes
 
 from .helpers import nodedown, watch_nodedown
 

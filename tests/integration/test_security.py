@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import zmq
 
-from pydist.cluster import HOST, Cluster, ErlNode
 from pydist.core import frame, lsdb
 from pydist.core.wire import FLAG_SEALED, Kind, node_id
 from pydist.shell.curve import load
+from pydist_tools.cluster import HOST, Cluster, ErlNode
 
 from .helpers import hand_admit, port_stat
 

@@ -7,8 +7,8 @@ import time
 
 import zmq
 
-from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
 from pydist.core.wire import FLAG_INITIATOR, HEADER, VERSION, Kind, node_id
+from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
 
 from .helpers import hand_admit, nodedown, watch_nodedown
 

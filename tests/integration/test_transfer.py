@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pydist.cluster import Cluster
+from pydist_tools.cluster import Cluster
 
 
 @pytest.mark.parametrize("size", [1 << 20, 64 << 20], ids=["1MiB", "64MiB"])

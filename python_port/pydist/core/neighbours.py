@@ -1,12 +1,13 @@
 """Links to neighbours: dialling, the HELLO that names the node at the far
 end (checked against its key and against the live nodes the link state
 knows), the PROOFs of the cookie that admit a link
-(:mod:`pydist.core.admission`), goodbyes, garbage, and a link's end.
+(:mod:`pydist.core.admission`), heartbeats and the silence that ends a
+link (:mod:`pydist.core.liveness`), goodbyes, garbage, and a link's end.
 
-:class:`Neighbours` is the part of :class:`pydist.core.node.Node` that
-deals with one link at a time; what travels over links is the node's (and
-its :class:`~pydist.core.delivery.Delivery` and
-:class:`~pydist.core.lanes.LanePath` halves') business.
+:class:`Neighbours` owns the links and deals with one at a time; what
+travels over them is the business of the node that owns it, which it
+tells when a link is admitted or lost (:class:`Owner`), and of the
+router, which it tells of its adjacencies.
 """
 
 from __future__ import annotations
@@ -14,127 +15,169 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from typing import Protocol
 
 from pydist.core import admission, frame, port_codec
-from pydist.core.admission import Cookies
-from pydist.core.channels import ChannelTable, Link, LinkKey
+from pydist.core.admission import ADMIT_TIMEOUT, Cookies
+from pydist.core.channels import Link, LinkKey
 from pydist.core.config import Config
 from pydist.core.etf import Atom
-from pydist.core.liveness import Liveness
-from pydist.core.output import Command, Dial, Forget, HangUp
+from pydist.core.framer import Framer
+from pydist.core.liveness import Liveness, Verdict
+from pydist.core.output import Dial, Forget, HangUp, Output
 from pydist.core.router import Router
-from pydist.core.trust import Trust
 from pydist.core.wire import Kind
 
 log = logging.getLogger("pydist.node")
 
-Out = bytes | memoryview
+_NEVER = float("inf")
+
+
+class Owner(Protocol):
+    """What :class:`Neighbours` needs of the node that owns it."""
+
+    @property
+    def router(self) -> Router:
+        """Told of adjacencies; asked where this node listens and where a
+        live node of a name listens (the node replaces it when named)."""
+        ...
+
+    def link_admitted(self, link: Link, now: float) -> None:
+        """``link`` carries traffic from now on."""
+
+    def link_lost(self, link: Link, reason: str, now: float) -> None:
+        """``link`` is gone: what waited for it, and channels that cannot
+        follow a route elsewhere, go with it."""
 
 
 class Neighbours:
-    # state the node keeps, used here
-    config: Config
-    name: bytes | None
-    id: int
-    trust: Trust | None
-    liveness: Liveness
-    links: dict[LinkKey, Link]
-    by_peer: dict[bytes, Link]
-    channels: ChannelTable
-    next_dial: int
-    stats: Counter[str]
-    deadline: float
-    router: Router
-    wanted: dict[bytes, int]
-    authenticated: dict[LinkKey, bytes]
-    cookies: Cookies
-    entropy: Callable[[int], bytes]
-    port_out: list[Out]
-    link_out: list[tuple[LinkKey, list[Out]]]
-    commands: list[Command]
-    # the node's other halves
-    _send: Callable[..., None]
-    _tell_closed: Callable[[int, str], None]
-    _forget: Callable[..., None]
-    _lanes_link_down: Callable[[LinkKey], None]
-    _settle: Callable[[float], None]
-    _link_admitted: Callable[[Link, float], None]
+    """The links of this node: by key, and the one that carries each
+    neighbour's traffic by name."""
 
-    def _check_key(self, name: bytes) -> None:
-        """Say it loud when this node's key is not the one the cluster knows
-        it by: every other node would refuse its links and frames."""
-        trust = self.trust
-        if trust is None:
-            return
-        if trust.name != name:
-            log.critical("the node key file is %s's, but this node is %s",
-                         trust.name.decode(errors="replace"), name.decode(errors="replace"))
-        elif not trust.registered(name):
-            log.critical("the authorized keys do not list this node's key for %s; other "
-                         "nodes will refuse its links", name.decode(errors="replace"))
+    def __init__(self, config: Config, framer: Framer, out: Output, stats: Counter[str],
+                 cookies: Cookies, entropy: Callable[[int], bytes], owner: Owner) -> None:
+        self.config = config
+        self.framer = framer
+        self.out = out
+        self.stats = stats
+        self.cookies = cookies
+        #: the nonces of link admission: unpredictable, unlike the node's rng
+        self.entropy = entropy
+        self.owner = owner
+        self.liveness = Liveness(config.heartbeat_interval, config.heartbeat_timeout)
+        self.links: dict[LinkKey, Link] = {}
+        self.by_peer: dict[bytes, Link] = {}
+        self.next_dial = 1
+        #: neighbours the BEAM asked to keep a link to: name -> cost
+        self.wanted: dict[bytes, int] = {}
+        #: with encrypted links, the node name each accepted link's key is
+        #: registered for (see Node.link_authenticated); its HELLO must
+        #: claim it
+        self.authenticated: dict[LinkKey, bytes] = {}
+        #: False while the shell is not reading links (the BEAM is behind):
+        #: silence then is ours, not the neighbours', and kills no link
+        self.receiving = True
+        #: links the shell does not read for a while (a link it dialled, by
+        #: key; None: the listener, which carries every link dialled to us)
+        self.rx_held: set[LinkKey | None] = set()
+        #: no later than the first heartbeat, silence or admission bound of
+        #: a link (exact after :meth:`timer`, which the frames since only
+        #: put off)
+        self._due = _NEVER
 
-    def _keep_link(self, peer: bytes, endpoint: str, cost: int, now: float) -> None:
+    def deadline(self) -> float:
+        """When :meth:`timer` may have something to do."""
+        return self._due
+
+    # ------------------------------------------------------------------
+    # links the BEAM asks for
+
+    def keep(self, peer: bytes, endpoint: str, cost: int, now: float) -> None:
         """A neighbour by configuration or ``py_dist:link/1``: dial it unless
         a link is up or on its way; the BEAM asks again after a failure."""
         old = self.wanted.get(peer)
         self.wanted[peer] = cost
         link = self.by_peer.get(peer)
         if link is None:
-            self._dial(peer, endpoint, now)
+            self.dial(peer, endpoint, now)
         elif link.up:
             if old != cost:
-                self.router.neighbour_up(peer, link.key, cost, now)
+                self.owner.router.neighbour_up(peer, link.key, cost, now)
             # the neighbour dialled us first: tell the BEAM it is up
-            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), peer)))
+            self.out.port.append(port_codec.encode_ctrl((Atom("neighbour_up"), peer)))
 
-    def _dial(self, peer: bytes, endpoint: str, now: float) -> Link:
+    def unlink(self, peer: bytes, now: float) -> None:
+        """``py_dist:unlink/1``: the neighbour drops the link now, and
+        reroutes what used it."""
+        self.wanted.pop(peer, None)
+        for link in [ln for ln in self.links.values() if ln.peer == peer]:
+            self.framer.send(link, Kind.BYE, None, b"unlinked", now)
+            self.link_down(link, "unlinked", now)
+
+    def dial(self, peer: bytes, endpoint: str, now: float) -> Link:
         key = self.next_dial
         self.next_dial += 1
         link = Link(key, peer, endpoint, last_rx=now, last_tx=now, born=now,
                     nonce=self.entropy(admission.NONCE_SIZE))
         self.links[key] = link
         self.by_peer.setdefault(peer, link)
-        self.commands.append(Dial(key, endpoint))
-        self._send(link, Kind.HELLO, None, self._hello_payload(link), now)
-        self.deadline = min(self.deadline, now + self.liveness.timeout)
+        self.out.commands.append(Dial(key, endpoint))
+        self.framer.send(link, Kind.HELLO, None, self._hello_payload(link), now)
+        self._due = min(self._due, now + self.liveness.timeout)
         return link
+
+    def goodbye(self, now: float) -> None:
+        """This node exits: a BYE on every link, so neighbours need not time out."""
+        for link in self.links.values():
+            self.framer.send(link, Kind.BYE, None, b"", now)
+
+    def hold_rx(self, key: LinkKey | None, held: bool) -> None:
+        if held:
+            self.rx_held.add(key)
+        else:
+            self.rx_held.discard(key)
+
+    # ------------------------------------------------------------------
+    # admission
 
     def _hello_payload(self, link: Link) -> bytes:
         """Our nonce, name, and where we listen: a node that already knows
         another live node of that name elsewhere refuses the link (see
-        _hello)."""
-        return admission.encode_hello(link.nonce, self.name or b"", self.router.endpoint)
+        hello)."""
+        return admission.encode_hello(link.nonce, self.framer.name or b"",
+                                      self.owner.router.endpoint)
 
-    def _hello(self, link: Link, payload: bytes, now: float) -> None:
+    def hello(self, link: Link, payload: bytes, now: float) -> None:
         """The far end's HELLO: its name and its nonce. The dialler answers
         with its proof, the listener with its own HELLO (its nonce); no
-        name is taken for granted until the proofs are in (_proof)."""
+        name is taken for granted until the proofs are in (proof)."""
         try:
             nonce, name, endpoint = admission.decode_hello(payload)
         except admission.HelloError as exc:
-            self._bad_frame(link, link.key, str(exc), now)
+            self.bad_frame(link, link.key, str(exc), now)
             return
         if link.up or link.peer_nonce:
-            self._bad_frame(link, link.key, "a second HELLO", now)
+            self.bad_frame(link, link.key, "a second HELLO", now)
             return
         if link.dialled and name != link.peer:
             log.error("%s answers as %s; not the node we dialled",
                       link.endpoint, name.decode(errors="replace"))
-            self._link_down(link, "wrong_node", now)
+            self.link_down(link, "wrong_node", now)
             return
-        if self.name is None:  # the BEAM has not named this node yet
-            self._link_down(link, "not_ready", now)
+        me = self.framer.name
+        if me is None:  # the BEAM has not named this node yet
+            self.link_down(link, "not_ready", now)
             return
-        if name == self.name:
-            self._bad_frame(link, link.key, "HELLO with our own name", now)
+        if name == me:
+            self.bad_frame(link, link.key, "HELLO with our own name", now)
             return
         claimed = self.authenticated.get(link.key)
         if claimed is not None and claimed != name:
             log.error("refusing a link from %s: its key is registered for %s",
                       name.decode(errors="replace"), claimed.decode(errors="replace"))
             self.stats["names_refused"] += 1
-            self._send(link, Kind.BYE, None, b"wrong_key", now)
-            self._link_down(link, "wrong_node", now)
+            self.framer.send(link, Kind.BYE, None, b"wrong_key", now)
+            self.link_down(link, "wrong_node", now)
             return
         taken = None if link.dialled else self._taken_at(name, endpoint)
         if taken is not None:
@@ -142,30 +185,30 @@ class Neighbours:
                       name.decode(errors="replace"), endpoint.decode(errors="replace"),
                       taken.decode(errors="replace"))
             self.stats["names_taken"] += 1
-            self._send(link, Kind.BYE, None, b"name_taken", now)
-            self._link_down(link, "name_taken", now)
+            self.framer.send(link, Kind.BYE, None, b"name_taken", now)
+            self.link_down(link, "name_taken", now)
             return
         link.peer_nonce = nonce
         if link.dialled:
             cookie = self.cookies.for_peer(name)
             if cookie is None:
-                self._refuse_link(link, name, "this node has no cookie yet", now)
+                self._refuse(link, name, "this node has no cookie yet", now)
                 return
-            self._send(link, Kind.PROOF, None, admission.proof(
-                cookie, admission.DIALLER, self.name, name, link.nonce, nonce), now)
+            self.framer.send(link, Kind.PROOF, None, admission.proof(
+                cookie, admission.DIALLER, me, name, link.nonce, nonce), now)
         else:
             link.claimed = name
             link.nonce = self.entropy(admission.NONCE_SIZE)
-            self._send(link, Kind.HELLO, None, self._hello_payload(link), now)
+            self.framer.send(link, Kind.HELLO, None, self._hello_payload(link), now)
 
-    def _proof(self, link: Link, answer: bytes, now: float) -> None:
+    def proof(self, link: Link, answer: bytes, now: float) -> None:
         """The far end's proof that it holds the cookie we would use with
         it. The dialler proves first; the listener answers a good proof
         with its own, so both ends admit the link, and a bad one with a
         goodbye."""
-        me = self.name
+        me = self.framer.name
         if link.up or not link.peer_nonce or me is None:
-            self._bad_frame(link, link.key, "PROOF out of turn", now)
+            self.bad_frame(link, link.key, "PROOF out of turn", now)
             return
         if link.dialled:
             assert link.peer is not None
@@ -178,15 +221,15 @@ class Neighbours:
         role = admission.DIALLER if not link.dialled else admission.LISTENER
         cookie = self.cookies.for_peer(peer)
         if not admission.verify(cookie, role, dialler, listener, *nonces, answer):
-            self._refuse_link(link, peer, "wrong cookie", now)
+            self._refuse(link, peer, "wrong cookie", now)
             return
         if not link.dialled:
             assert cookie is not None
-            self._send(link, Kind.PROOF, None, admission.proof(
+            self.framer.send(link, Kind.PROOF, None, admission.proof(
                 cookie, admission.LISTENER, dialler, listener, *nonces), now)
         self._admit(link, peer, now)
 
-    def _refuse_link(self, link: Link, peer: bytes, why: str, now: float) -> None:
+    def _refuse(self, link: Link, peer: bytes, why: str, now: float) -> None:
         """A peer that did not prove the cookie: told why (a BYE), logged,
         counted, and, when it dialled us, reported to the BEAM, whose
         logger says it as dist_util says a refused connection attempt."""
@@ -196,10 +239,10 @@ class Neighbours:
             log.error("refusing the link to %s: %s", name, why)
         else:
             log.error("refusing a link from %s: %s", name, why)
-            self.port_out.append(port_codec.encode_ctrl(
+            self.out.port.append(port_codec.encode_ctrl(
                 (Atom("link_refused"), peer[:255], Atom("wrong_cookie"))))
-        self._send(link, Kind.BYE, None, b"wrong_cookie", now)
-        self._link_down(link, "wrong_cookie", now)
+        self.framer.send(link, Kind.BYE, None, b"wrong_cookie", now)
+        self.link_down(link, "wrong_cookie", now)
 
     def _admit(self, link: Link, peer: bytes, now: float) -> None:
         """Both ends proved the cookie: the link carries traffic from now on."""
@@ -210,12 +253,13 @@ class Neighbours:
         # The newest link to a neighbour carries its traffic: a neighbour
         # dials again when its old link died, maybe before we noticed.
         self.by_peer[peer] = link
-        self.router.neighbour_up(peer, link.key, self.wanted.get(peer, self.config.link_cost), now)
+        cost = self.wanted.get(peer, self.config.link_cost)
+        self.owner.router.neighbour_up(peer, link.key, cost, now)
         if peer in self.wanted:
-            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_up"), peer)))
-        self._link_admitted(link, now)
+            self.out.port.append(port_codec.encode_ctrl((Atom("neighbour_up"), peer)))
+        self.owner.link_admitted(link, now)
 
-    def _early(self, link: Link, kind: int) -> None:
+    def early(self, link: Link, kind: int) -> None:
         """A frame before admission: dropped, counted, and logged once per
         link. Nothing but HELLO, PROOF and BYE may come before the proofs."""
         self.stats["frames_before_proof"] += 1
@@ -226,33 +270,40 @@ class Neighbours:
                       Kind(kind).name if kind in Kind._value2member_map_ else kind,
                       who.decode(errors="replace"))
 
-    def _bye(self, link: Link, why: bytes, now: float) -> None:
+    def bye(self, link: Link, why: bytes, now: float) -> None:
+        """Our neighbour's node exits, or just drops this link, or refuses it."""
         if why == b"wrong_cookie" and not link.up:
             log.error("%s refuses our link: wrong cookie",
                       (link.peer or link.claimed or b"?").decode(errors="replace"))
             self.stats["links_refused_by_peer_cookie"] += 1
-            self._link_down(link, "wrong_cookie", now)
+            self.link_down(link, "wrong_cookie", now)
         elif why == b"name_taken" and link.dialled and not link.up:
             log.error("%s refuses us: another live node is named %s",
-                      link.endpoint, (self.name or b"").decode(errors="replace"))
-            self.port_out.append(port_codec.encode_ctrl((Atom("name_taken"), link.peer or b"")))
-            self._link_down(link, "name_taken", now)
+                      link.endpoint, (self.framer.name or b"").decode(errors="replace"))
+            self.out.port.append(port_codec.encode_ctrl((Atom("name_taken"), link.peer or b"")))
+            self.link_down(link, "name_taken", now)
         else:
-            self._link_down(link, "unlinked" if why == b"unlinked" and link.up else "peer_exit",
-                            now)
+            self.link_down(link, "unlinked" if why == b"unlinked" and link.up else "peer_exit",
+                           now)
 
     def _taken_at(self, name: bytes, endpoint: bytes) -> bytes | None:
         """Where a live node of ``name`` listens, if not at ``endpoint``: the
         link state knows it, reachable, elsewhere. A former life of a node
         that restarted elsewhere is unreachable (its neighbours dropped
         their links to it), so it does not count."""
-        lsp = self.router.db.get(name)
+        router = self.owner.router
+        lsp = router.db.get(name)
         if (endpoint and lsp is not None and lsp.endpoint and lsp.endpoint != endpoint
-                and name in self.router.via):
+                and name in router.via):
             return lsp.endpoint
         return None
 
-    def _unknown_link(self, key: LinkKey, hdr: frame.Header, payload: bytes, now: float) -> None:
+    # ------------------------------------------------------------------
+    # garbage
+
+    def unknown(self, key: LinkKey, hdr: frame.Header, payload: bytes, now: float) -> None:
+        """A frame on a link we do not know: a neighbour dialling us (its
+        HELLO), or talking on a link we dropped."""
         if hdr.kind == Kind.HELLO and isinstance(key, bytes):
             if len(self.links) >= self.config.max_links:
                 log.error("refusing a link: max_links (%d) reached", self.config.max_links)
@@ -263,61 +314,76 @@ class Neighbours:
                 return
             link = Link(key, None, None, last_rx=now, last_tx=now, born=now)
             self.links[key] = link
-            self.deadline = min(self.deadline, now + self.liveness.timeout)
-            self._hello(link, payload, now)
+            self._due = min(self._due, now + self.liveness.timeout)
+            self.hello(link, payload, now)
         elif hdr.kind != Kind.BYE and isinstance(key, bytes):
             # A neighbour still talking on a link we dropped (or from before
             # a restart): tell it, so it drops its channels now, not after a
             # heartbeat timeout.
             self.stats["frames_unknown_link"] += 1
-            self.link_out.append((key, [frame.encode(Kind.BYE, self.id, hdr.src)]))
+            self.out.links.append((key, [frame.encode(Kind.BYE, self.framer.id, hdr.src)]))
 
-    def link_failed(self, key: LinkKey, why: str, now: float) -> None:
-        """The shell could not handle a message from this link (a bug, not
-        bad input, which :meth:`link_message` handles): drop only the link."""
-        self._bad_frame(self.links.get(key), key, why, now)
-        self._settle(now)
-
-    def _bad_frame(self, link: Link | None, key: LinkKey, why: str, now: float) -> None:
+    def bad_frame(self, link: Link | None, key: LinkKey, why: str, now: float) -> None:
         """Garbage takes down at most the link it came on."""
         self.stats["frame_errors"] += 1
         peer = (link.peer.decode(errors="replace") if link and link.peer
                 else (key.hex()[:16] if isinstance(key, bytes) else str(key)))
         log.error("bad frame from %s: %s; dropping the link", peer, why)
         if link is not None:
-            self._link_down(link, "protocol_error", now)
+            self.link_down(link, "protocol_error", now)
 
-    def _link_down(self, link: Link, reason: str, now: float) -> None:
+    # ------------------------------------------------------------------
+    # time, and a link's end
+
+    def timer(self, now: float) -> None:
+        """Heartbeats on links that sent nothing for a while; links silent
+        too long, or admitted too slowly, go down."""
+        due = _NEVER
+        liveness, held = self.liveness, self.rx_held
+        for link in list(self.links.values()):
+            if not self.receiving or (held and (link.key in held
+                                                or (None in held and not link.dialled))):
+                link.last_rx = now
+            if not link.up:
+                # On its way: a proof must follow the HELLO as any frame
+                # follows another, and the whole admission has a bound.
+                bound = min(link.last_rx + liveness.timeout, link.born + ADMIT_TIMEOUT)
+                if now >= bound:
+                    self.link_down(link, "connect_timeout", now)
+                else:
+                    due = min(due, bound)
+                continue
+            verdict = liveness.verdict(now, link.last_rx, link.last_tx)
+            if verdict is Verdict.DEAD:
+                self.link_down(link, "heartbeat_timeout", now)
+                continue
+            if verdict is Verdict.SEND_HEARTBEAT:
+                self.framer.send(link, Kind.HEARTBEAT, None, b"", now)
+            due = min(due, liveness.deadline(link.last_rx, link.last_tx))
+        self._due = due
+
+    def link_down(self, link: Link, reason: str, now: float) -> None:
         if self.links.pop(link.key, None) is None:
             return
         link.down_reason = reason
-        self._lanes_link_down(link.key)
         self.authenticated.pop(link.key, None)
         if link.peer is not None and self.by_peer.get(link.peer) is link:
             del self.by_peer[link.peer]
+            router = self.owner.router
             other = next((ln for ln in self.links.values() if ln.peer == link.peer and ln.up),
                          None)
             if other is not None:
                 self.by_peer[link.peer] = other
-                self.router.neighbour_up(link.peer, other.key,
-                                         self.wanted.get(link.peer, self.config.link_cost), now)
+                router.neighbour_up(link.peer, other.key,
+                                    self.wanted.get(link.peer, self.config.link_cost), now)
             elif link.up:
-                self.router.neighbour_down(link.peer, now)
+                router.neighbour_down(link.peer, now)
         if link.channels or link.up:
             log.warning("link to %s down: %s (%d channels)",
                         (link.peer or b"?").decode(errors="replace"), reason, len(link.channels))
         self.stats[f"links_down_{reason}"] += 1
-        for chan in sorted(link.channels):
-            ch = self.channels[chan]
-            # A channel over a link that never came up, or to a neighbour
-            # whose node said goodbye, is done; the others follow the
-            # route (see _settle), if one is left.
-            if not link.up or (reason == "peer_exit" and ch.peer == link.peer):
-                self._tell_closed(chan, reason)
-                self._forget(ch, told=False)
-        if link.channels:
-            self.router.dirty = True  # _settle moves them, or closes them
+        self.owner.link_lost(link, reason, now)
         key = link.key
-        self.commands.append(HangUp(key) if isinstance(key, int) else Forget(key))
+        self.out.commands.append(HangUp(key) if isinstance(key, int) else Forget(key))
         if link.peer in self.wanted and link.peer not in self.by_peer:
-            self.port_out.append(port_codec.encode_ctrl((Atom("neighbour_down"), link.peer)))
+            self.out.port.append(port_codec.encode_ctrl((Atom("neighbour_down"), link.peer)))

@@ -3,13 +3,24 @@
 Fed port packets from the BEAM, messages from links and the time; the I/O
 shell takes what it answers with :meth:`Node.take_output` (bytes for the
 BEAM, messages for links, frames in transit and link commands, see
-:mod:`pydist.core.output`) and carries it out. It is the only core module
-that knows all the others: links and channels are described in
-:mod:`pydist.core.channels`, routing in
-:mod:`pydist.core.router`; the node inherits its parts that deal with one
-link (:mod:`pydist.core.neighbours`), one channel's frames
-(:mod:`pydist.core.delivery`) and lane messages (:mod:`pydist.core.lanes`),
-and keeps the dispatch, forwarding, time and route changes itself.
+:mod:`pydist.core.output`) and carries it out. It is the only core module that knows all the
+others. It owns its parts as objects, each with its own state, all
+writing to the one :class:`~pydist.core.output.Output` it hands them:
+
+- :class:`~pydist.core.framer.Framer`: this node's name and id, and the
+  frames it sends (hop limit, sealing);
+- :class:`~pydist.core.neighbours.Neighbours`: the links (admission,
+  heartbeats, goodbyes), which tell the node when one is admitted or lost;
+- :class:`~pydist.core.router.Router`: link state and the forwarding table;
+- :class:`~pydist.core.delivery.Delivery`: the channels and their frames
+  (opens, numbering, acks, resends, closes);
+- :class:`~pydist.core.lanes.Lanes`: messages of ``py_dist:send/3``.
+
+The node keeps the dispatch of what comes in, forwarding, the link a new
+connection takes, and acting on route changes (:meth:`Node._settle`); a
+part reaches another only through the node or through a reference given
+in its constructor. The shell sleeps until :meth:`Node.next_deadline`,
+the earliest of the parts' own.
 """
 
 from __future__ import annotations
@@ -21,30 +32,21 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from pydist.core import frame, port_codec
-from pydist.core.admission import ADMIT_TIMEOUT, Cookies
-from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_key
+from pydist.core import frame, port_codec, report
+from pydist.core.admission import Cookies
+from pydist.core.channels import Channel, ChannelTable, Link, LinkKey
 from pydist.core.config import Config
-from pydist.core.delivery import ORDERLY, Delivery, Out
+from pydist.core.delivery import Delivery
 from pydist.core.etf import Atom, EtfError
-from pydist.core.lanes import LanePath
-from pydist.core.liveness import Liveness, Verdict
+from pydist.core.framer import Framer
+from pydist.core.lanes import Lanes
 from pydist.core.lsdb import MAX_COST
 from pydist.core.neighbours import Neighbours
 from pydist.core.outbox import BARRIER
-from pydist.core.output import Command, Output
+from pydist.core.output import Output
 from pydist.core.router import Router
 from pydist.core.trust import Trust
-from pydist.core.wire import (
-    CLOSE_REASONS,
-    FLAG_SEALED,
-    HOPS_OFFSET,
-    OP_CTRL,
-    OP_FLOWS,
-    OP_LANE,
-    Kind,
-    node_id,
-)
+from pydist.core.wire import FLAG_SEALED, HOPS_OFFSET, OP_CTRL, OP_FLOWS, OP_LANE, Kind, node_id
 
 log = logging.getLogger("pydist.node")
 
@@ -54,76 +56,104 @@ _ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.A
                      int(Kind.LANE)))
 #: what a link carries before both ends proved the cookie
 _ADMISSION = frozenset((int(Kind.HELLO), int(Kind.PROOF), int(Kind.BYE)))
+_NEVER = float("inf")
 
 
-class Node(Neighbours, Delivery, LanePath):
+class Node:
+    """One port program's protocol state: one way in per input, one way
+    out (:meth:`take_output`), one deadline (:meth:`next_deadline`)."""
+
     def __init__(self, config: Config, now: float, rng: random.Random | None = None,
                  trust: Trust | None = None,
                  entropy: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self.config = config
-        self.trust = trust
-        #: the nonces of link admission: unpredictable, unlike ``rng``
-        self.entropy = entropy
-        self.cookies = Cookies()
-        self.sealed = 0 if trust is None else FLAG_SEALED
-        self.liveness = Liveness(config.heartbeat_interval, config.heartbeat_timeout)
         self.rng = rng or random.Random()
-        self.name: bytes | None = None
-        self.id = 0
-        self.links: dict[LinkKey, Link] = {}
-        self.by_peer: dict[bytes, Link] = {}
-        self.channels = ChannelTable(self.rng)
-        self.next_dial = 1
         self.stats: Counter[str] = Counter()
-        #: False while the shell is not reading links (the BEAM is behind):
-        #: silence then is ours, not the neighbours', and kills no link
-        #: (see :meth:`set_receiving`)
-        self.receiving = True
+        #: the one way out, shared by every part (see take_output)
+        self.out = Output()
+        #: the BEAM's cookies: its own, and those it uses with a few peers
+        self.cookies = Cookies()
+        self.framer = Framer(config.max_hops, trust, self.out, self.stats)
+        self.router = self._new_router(b"", now)
+        self.neighbours = Neighbours(config, self.framer, self.out, self.stats, self.cookies,
+                                     entropy, owner=self)
+        links = self.neighbours.links
+        self.delivery = Delivery(config, self.framer, self.out, self.stats, self.rng,
+                                 next_hop=self._next_hop, links=links, gone=self._channel_gone)
+        self.lanes = Lanes(config, self.framer, self.out, self.stats, self.rng,
+                           next_hop=self._next_hop, links=links,
+                           by_peer=self.neighbours.by_peer, channels=self.delivery.channels)
         #: the BEAM's port owner asked us to stop reading links for a while
         self.beam_holds = False
-        #: links the shell does not read for a while (a link it dialled, by
-        #: key; None: the listener, which carries every link dialled to us)
-        self.rx_held: set[LinkKey | None] = set()
-        self.deadline = now + config.heartbeat_interval
-        self.router = self._new_router(b"", now)
-        #: neighbours the BEAM asked to keep a link to: name -> cost
-        self.wanted: dict[bytes, int] = {}
-        self.seq_due: set[int] = set()  # see Delivery
-        self.resend_at: dict[int, tuple[float, float]] = {}
-        # outputs, handed to the shell by take_output (see Output)
-        self.port_out: list[Out] = []
-        self.link_out: list[tuple[LinkKey, list[Out]]] = []
-        self.transit_out: list[tuple[LinkKey, list[Out]]] = []
-        self.commands: list[Command] = []
         #: the link and size of the frame the last link message was
         #: forwarded as, if it was (see :meth:`forwarded`)
         self._forwarded: tuple[LinkKey, int] | None = None
-        #: with encrypted links, the node name each accepted link's key is
-        #: registered for (see :meth:`link_authenticated`); its HELLO must
-        #: claim it
-        self.authenticated: dict[LinkKey, bytes] = {}
-        #: peers (by id) with a live distribution connection: channels the
-        #: BEAM said are up, which only a handshake that checked the cookie
-        #: end to end makes; lane messages are taken from these alone
-        self.live_peers: Counter[int] = Counter()
-        self._init_lanes(self.rng)
+        #: the node looks at its links and its router at least every
+        #: heartbeat interval: what the router learns between two looks (an
+        #: LSP that expires soon) waits for the next one at most that long
+        self._look_at = now + config.heartbeat_interval
+        #: when the router said, at the last look, it has something to do
+        self._router_due = _NEVER
 
     def _new_router(self, name: bytes, now: float) -> Router:
         c = self.config
         return Router(name, now, lifetime=c.lsp_lifetime, sync_interval=c.lsdb_sync_interval,
                       max_nodes=c.max_nodes, max_neighbours=c.max_links, stats=self.stats,
-                      trust=self.trust)
+                      trust=self.framer.trust)
+
+    def _next_hop(self, dst: int) -> LinkKey | None:
+        """The routing table, for the parts: the router is replaced when
+        the BEAM names the node."""
+        return self.router.next_hop(dst)
 
     # ------------------------------------------------------------------
-    # output
+    # what the shell reads
+
+    @property
+    def name(self) -> bytes | None:
+        return self.framer.name
+
+    @property
+    def id(self) -> int:
+        return self.framer.id
+
+    @property
+    def links(self) -> dict[LinkKey, Link]:
+        return self.neighbours.links
+
+    @property
+    def authenticated(self) -> dict[LinkKey, bytes]:
+        return self.neighbours.authenticated
+
+    @property
+    def channels(self) -> ChannelTable:
+        return self.delivery.channels
+
+    @property
+    def deadline(self) -> float:
+        """When to call :meth:`timer` next: see :meth:`next_deadline`."""
+        return self.next_deadline()
+
+    def next_deadline(self) -> float:
+        """The earliest time a part has something to do: the next look at
+        links and router, a link's heartbeat, silence or admission bound,
+        the router's refresh, sync or expiry, a realtime lane message's
+        deadline or a partial one's expiry, an ack, a gap's timeout, a
+        resend. Each part keeps its own, exact after its timer ran and
+        earlier, never later, when what was due went since; so the timer
+        never sleeps past a due time, and never spins on one in the past
+        (a timer run recomputes them all)."""
+        return min(self._look_at, self._router_due, self.neighbours.deadline(),
+                   self.lanes.deadline(), self.delivery.deadline())
 
     def take_output(self) -> Output:
         """What the node asked for since the last call, for the shell to
-        carry out (see :mod:`pydist.core.output`); the node starts new
-        lists, so nothing is copied."""
-        out = Output(self.port_out, self.link_out, self.transit_out, self.commands)
-        self.port_out, self.link_out, self.transit_out, self.commands = [], [], [], []
-        return out
+        carry out (see :mod:`pydist.core.output`); the parts go on writing
+        to new lists, so nothing is copied."""
+        out = self.out
+        taken = Output(out.port, out.links, out.transit, out.commands)
+        out.port, out.links, out.transit, out.commands = [], [], [], []
+        return taken
 
     def forwarded(self) -> tuple[LinkKey, int] | None:
         """The link, and the size in bytes, of the frame in transit that
@@ -145,24 +175,22 @@ class Node(Neighbours, Delivery, LanePath):
         op = decoded[0]
         if op == OP_FLOWS:
             _, chan, groups = decoded
-            self._send_data(chan, groups, now)
+            self.delivery.send_data(chan, groups, now)
         elif op == OP_LANE:
             _, lane, deadline_ms, dest, notify, payload = decoded
-            self._lane_send(lane, deadline_ms, dest, notify, payload, now)
+            self.lanes.send(lane, deadline_ms, dest, notify, payload, now)
         elif op == OP_CTRL:
             self._control(decoded[1], now)
             self._settle(now)
         else:  # a handshake packet: in order with everything
             _, chan, body = decoded
-            self._send_data(chan, [(BARRIER, body)], now)
+            self.delivery.send_data(chan, [(BARRIER, body)], now)
 
     def _control(self, term: Any, now: float) -> None:
         match term:
             case (Atom("set_node"), bytes(name)):
-                self.name = name
-                self.id = node_id(name)
+                self.framer.named(name)
                 self.router = self._new_router(name, now)
-                self._check_key(name)
             case (Atom("cookie"), bytes(cookie)):
                 self.cookies.set_own(cookie)
             case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port),
@@ -171,34 +199,25 @@ class Node(Neighbours, Delivery, LanePath):
                 self._connect(chan, peer, _endpoint(host, port) if host else None, now)
             case (Atom("up"), int(chan)):
                 ch = self.channels.get(chan)
-                if ch is not None and not ch.live:
-                    ch.live = True
-                    self.live_peers[ch.peer_id] += 1
-                    self._lanes_peer_up(ch.peer_id)
+                if ch is not None:
+                    self.lanes.peer_up(ch)
             case (Atom("input"), Atom("hold") | Atom("release") as what):
                 self.beam_holds = what == "hold"
                 self.stats["beam_holds" if self.beam_holds else "beam_releases"] += 1
             case (Atom("info"), int(ref)):
                 reply = (Atom("info"), ref, self.info())
-                self.port_out.append(port_codec.encode_ctrl(reply))
+                self.out.port.append(port_codec.encode_ctrl(reply))
             case (Atom("query"), int(ref), Atom("topology")):
                 reply = (Atom("reply"), ref, self.topology(now))
-                self.port_out.append(port_codec.encode_ctrl(reply))
+                self.out.port.append(port_codec.encode_ctrl(reply))
             case (Atom("close"), int(chan), reason):
-                ch = self.channels.get(chan)
-                if ch is not None:
-                    self._send(ch.link, Kind.CLOSE, ch, str(reason).encode(), now)
-                    self._forget(ch)
+                self.delivery.closed_by_beam(chan, str(reason).encode(), now)
             case (Atom("link"), bytes(peer), bytes(host), int(port), int(cost),
                   bytes(cookie)) if _endpoint(host, port) and 0 < cost <= MAX_COST:
                 self.cookies.use_with(peer, cookie)
-                self._keep_link(peer, _endpoint(host, port), cost, now)
+                self.neighbours.keep(peer, _endpoint(host, port), cost, now)
             case (Atom("unlink"), bytes(peer)):
-                self.wanted.pop(peer, None)
-                for link in [ln for ln in self.links.values() if ln.peer == peer]:
-                    # the neighbour drops the link now, and reroutes what used it
-                    self._send(link, Kind.BYE, None, b"unlinked", now)
-                    self._link_down(link, "unlinked", now)
+                self.neighbours.unlink(peer, now)
             case (Atom("advertise"), bytes(endpoint)) if len(endpoint) <= 255:
                 self.router.advertise(endpoint, now)
             case (Atom("add_route"), bytes(dest), bytes(via)):
@@ -211,46 +230,62 @@ class Node(Neighbours, Delivery, LanePath):
                 tag = term[0] if isinstance(term, tuple) and term else type(term).__name__
                 log.error("unknown control message from the BEAM: %.40r", tag)
 
+    # ------------------------------------------------------------------
+    # connections the BEAM makes
+
     def _connect(self, chan: int, peer: bytes, endpoint: str | None, now: float) -> None:
         """Open a channel to ``peer``: along the route to it, or over the
         link we have or make to ``endpoint``. Without an endpoint (the BEAM
         knew the node reachable and skipped epmd) a node that is no longer
         reachable refuses the channel."""
+        delivery = self.delivery
         if self.name is None or chan in self.channels:
-            self._tell_closed(chan, "not_ready" if self.name is None else "duplicate_channel")
+            delivery.tell_closed(chan, "not_ready" if self.name is None else "duplicate_channel")
             return
         peer_id = node_id(peer)
-        if self.trust is not None and peer not in self.trust.keys:
+        trust = self.framer.trust
+        if trust is not None and peer not in trust.keys:
             log.error("not connecting to %s: it has no key in the authorized keys",
                       peer.decode(errors="replace"))
-            self._tell_closed(chan, "no_route")
+            delivery.tell_closed(chan, "no_route")
             return
         key = self.router.next_hop(peer_id)
-        link = self.links.get(key) if key is not None else self.by_peer.get(peer)
+        link = self.links.get(key) if key is not None else self.neighbours.by_peer.get(peer)
         if link is None:
             if endpoint is None:
-                self._tell_closed(chan, "no_route")
+                delivery.tell_closed(chan, "no_route")
                 return
-            link = self._dial(peer, endpoint, now)
-        ch = self._channel(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
+            link = self.neighbours.dial(peer, endpoint, now)
+        ch = delivery.open(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
         ch.opened = False
-        self._open(ch, now)
+        delivery.send_open(ch, now)
 
-    def _open(self, ch: Channel, now: float) -> None:
-        """Send a channel's OPEN once its link is admitted; until then the
-        channel waits (see _link_admitted, and _settle, which may move it
-        to another link that is admitted first)."""
-        if not ch.opened and ch.link.up:
-            assert self.name is not None
-            ch.opened = True
-            self._send(ch.link, Kind.OPEN, ch, _names(self.name, ch.peer), now)
+    # ------------------------------------------------------------------
+    # what the neighbours and the channels tell the node
 
-    def _link_admitted(self, link: Link, now: float) -> None:
+    def link_admitted(self, link: Link, now: float) -> None:
         """Channels made over a link on its way: open them now."""
         for chan in sorted(link.channels):
             ch = self.channels[chan]
-            self._open(ch, now)
-            self._pump(ch, now)
+            self.delivery.send_open(ch, now)
+            self.delivery.pump(ch, now)
+
+    def link_lost(self, link: Link, reason: str, now: float) -> None:
+        """Lane messages waiting for the link are dropped. A channel over a
+        link that never came up, or to a neighbour whose node said goodbye,
+        is done; the others follow the route (see _settle), if one is left."""
+        self.lanes.link_down(link.key)
+        for chan in sorted(link.channels):
+            ch = self.channels[chan]
+            if not link.up or (reason == "peer_exit" and ch.peer == link.peer):
+                self.delivery.tell_closed(chan, reason)
+                self.delivery.forget(ch, told=False)
+        if link.channels:
+            self.router.dirty = True  # _settle moves them, or closes them
+
+    def _channel_gone(self, ch: Channel) -> None:
+        """A channel is forgotten: the lanes count live connections."""
+        self.lanes.channel_gone(ch)
 
     # ------------------------------------------------------------------
     # input from links
@@ -263,46 +298,48 @@ class Node(Neighbours, Delivery, LanePath):
             self._settle(now)
 
     def _link_message(self, key: LinkKey, parts: list[Any], now: float) -> None:
-        link = self.links.get(key)
+        neighbours = self.neighbours
+        link = neighbours.links.get(key)
         payload: Any  # a view of the message, or the opened bytes of a sealed one
         try:
             head, payload = frame.split(parts)
             hdr = frame.decode(head)
         except frame.FrameError as exc:
-            self._bad_frame(link, key, str(exc), now)
+            neighbours.bad_frame(link, key, str(exc), now)
             return
         if link is None:
-            self._unknown_link(key, hdr, bytes(payload), now)
+            neighbours.unknown(key, hdr, bytes(payload), now)
             return
         kind = hdr.kind
         if not link.up and kind not in _ADMISSION:
-            self._early(link, kind)
+            neighbours.early(link, kind)
             return
         link.last_rx = now
         if kind in _ROUTED:
-            if hdr.dst != self.id:
+            framer = self.framer
+            if hdr.dst != framer.id:
                 self._forward(hdr, head, payload, parts, now)
-            elif (self.sealed or hdr.flags & FLAG_SEALED) and (
-                    payload := self._unseal(hdr, head, payload)) is None:
+            elif (framer.sealed or hdr.flags & FLAG_SEALED) and (
+                    payload := framer.unseal(hdr, head, payload)) is None:
                 return
             elif kind == _DATA:
-                self._receive_data(hdr, payload, now)
+                self.delivery.receive_data(hdr, payload, now)
             elif kind == Kind.ACK:
-                self._ack(hdr, now)
+                self.delivery.ack(hdr, now)
             elif kind == Kind.LANE:
-                self._receive_lane(hdr, payload, now)
+                self.lanes.receive(hdr, payload, now)
             elif kind == Kind.OPEN:
-                self._opened(link, hdr, bytes(payload), now)
+                self.delivery.accept(link, hdr, bytes(payload), now)
             else:
-                self._remote_close(hdr, bytes(payload))
+                self.delivery.closed_by_peer(hdr, bytes(payload))
         elif kind == Kind.HEARTBEAT:
             pass
         elif kind == Kind.HELLO:
-            self._hello(link, bytes(payload), now)
+            neighbours.hello(link, bytes(payload), now)
         elif kind == Kind.PROOF:
-            self._proof(link, bytes(payload), now)
+            neighbours.proof(link, bytes(payload), now)
         elif kind == Kind.BYE:  # our neighbour's node exits, or just drops this link
-            self._bye(link, bytes(payload), now)
+            neighbours.bye(link, bytes(payload), now)
         elif kind == Kind.LSP:
             self.router.receive_lsp(key, bytes(payload), now)
         elif kind == Kind.SUMMARY:
@@ -318,7 +355,7 @@ class Node(Neighbours, Delivery, LanePath):
             self.stats["hop_limit_exceeded"] += 1
             return
         key = self.router.next_hop(hdr.dst)
-        link = self.links.get(key) if key is not None else None
+        link = self.neighbours.links.get(key) if key is not None else None
         if link is None:
             self.stats["no_route"] += 1
             return
@@ -329,91 +366,28 @@ class Node(Neighbours, Delivery, LanePath):
         header[HOPS_OFFSET] = hdr.hops - 1
         link.last_tx = now
         out = [bytes(header), parts[1]] if len(parts) == 2 else frame.join(bytes(header), payload)
-        self.transit_out.append((link.key, out))
+        self.out.transit.append((link.key, out))
         self._forwarded = (link.key, sum(len(p) for p in out))
-
-    def _opened(self, link: Link, hdr: frame.Header, payload: bytes, now: float) -> None:
-        """The far end opens a channel to this node."""
-        key = (hdr.src, hdr.epoch, False)
-        if self.channels.remote(key) is not None:
-            self.stats["duplicate_open"] += 1
-            return
-        source, target = _split_names(payload)
-        reason = None
-        if target != self.name:
-            reason = "wrong_node"
-        elif source is None or node_id(source) != hdr.src:
-            reason = "wrong_source"
-        elif len(self.channels) >= self.config.max_channels:
-            reason = "max_channels"
-        if reason is not None or source is None:
-            log.error("refusing channel from %s: %s", (link.peer or b"?").decode(errors="replace"),
-                      reason)
-            self._route_close(hdr, (reason or "wrong_source").encode(), link, now)
-            return
-        hop = self.router.next_hop(hdr.src)
-        back = self.links.get(hop) if hop is not None else None
-        chan = self.channels.new_py_chan()
-        self.port_out.append(port_codec.encode_ctrl((Atom("accepted"), chan, source)))
-        self._channel(chan, source, hdr.src, hdr.epoch, False, back or link)
-
-    def _remote_close(self, hdr: frame.Header, reason: bytes) -> None:
-        ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
-        if ch is not None:
-            why = reason.decode(errors="replace")
-            log.info("channel %d closed by %s: %s", ch.chan, ch.peer.decode(errors="replace"), why)
-            if why in CLOSE_REASONS and why not in ORDERLY:  # the far carrier lost frames
-                self._report_loss(ch, why)
-            self._tell_closed(ch.chan, "peer_closed")
-            self._forget(ch)
 
     # ------------------------------------------------------------------
     # time
 
     def timer(self, now: float) -> None:
-        if now < self.deadline:
+        """Whatever a part has due by ``now`` (see :meth:`next_deadline`),
+        then what the router wants sent or changed."""
+        if now < self.next_deadline():
             return
-        deadline = now + self.liveness.interval
-        held = self.rx_held
-        for link in list(self.links.values()):
-            if not self.receiving or (held and (link.key in held
-                                                or (None in held and not link.dialled))):
-                link.last_rx = now
-            if not link.up:
-                # On its way: a proof must follow the HELLO as any frame
-                # follows another, and the whole admission has a bound.
-                due = min(link.last_rx + self.liveness.timeout, link.born + ADMIT_TIMEOUT)
-                if now >= due:
-                    self._link_down(link, "connect_timeout", now)
-                else:
-                    deadline = min(deadline, due)
-                continue
-            verdict = self.liveness.verdict(now, link.last_rx, link.last_tx)
-            if verdict is Verdict.DEAD:
-                self._link_down(link, "heartbeat_timeout" if link.up else "connect_timeout", now)
-                continue
-            if verdict is Verdict.SEND_HEARTBEAT:
-                self._send(link, Kind.HEARTBEAT, None, b"", now)
-            deadline = min(deadline, self.liveness.deadline(link.last_rx, link.last_tx))
+        self._look_at = now + self.config.heartbeat_interval
+        self.neighbours.timer(now)
         if self.name is not None:
             self.router.timer(now)
-            deadline = min(deadline, self.router.deadline())
-        self.deadline = deadline
-        self._lanes_timer(now)
-        for chan in sorted(self.seq_due):
-            self._sequencing_timer(self.channels[chan], now)
-        for chan, (at, wait) in list(self.resend_at.items()):
-            if at <= now:
-                # No ack for a while: a frame or its ack was lost without a
-                # route change (a node in the middle gave up on a stalled
-                # link). Send again, waiting twice as long each time, so a
-                # far end that is merely slow is not flooded.
-                self.stats["resend_timeouts"] += 1
-                self._resend(self.channels[chan], now)
-                self._resend_later(self.channels[chan], now, min(wait * 2, 8.0))
-            else:
-                self.deadline = min(self.deadline, at)
+            self._router_due = self.router.deadline()
+        self.lanes.timer(now)
+        self.delivery.timer(now)
         self._settle(now)
+
+    # ------------------------------------------------------------------
+    # what the shell tells the node
 
     def congestion(self, key: LinkKey, congested: bool, now: float) -> None:
         """The shell found a link's queue full, or drained again: pause or
@@ -426,28 +400,25 @@ class Node(Neighbours, Delivery, LanePath):
         link.congested = congested
         self.stats["link_congested" if congested else "link_drained"] += 1
         for chan in sorted(link.channels):
-            self._pump(self.channels[chan], now)
+            self.delivery.pump(self.channels[chan], now)
         if not congested:
-            self._lanes_drained(link, now)
+            self.lanes.drained(link, now)
 
     def link_authenticated(self, key: LinkKey, name: bytes) -> None:
         """With encrypted links: the key of link ``key`` (one a neighbour
         dialled) is registered for node ``name``, as ZeroMQ's ZAP handler
         found; the link's HELLO must claim that name."""
-        self.authenticated[key] = name
+        self.neighbours.authenticated[key] = name
 
     def set_receiving(self, on: bool) -> None:
         """The shell stops (or resumes) reading every link: while it does
         not, silence is ours, not the neighbours', and kills no link."""
-        self.receiving = on
+        self.neighbours.receiving = on
 
     def hold_rx(self, key: LinkKey | None, held: bool) -> None:
         """The shell stops (or resumes) reading a link socket to hold back
         frames in transit: silence there is ours, not the neighbour's."""
-        if held:
-            self.rx_held.add(key)
-        else:
-            self.rx_held.discard(key)
+        self.neighbours.hold_rx(key, held)
 
     def transit_dropped(self, key: LinkKey) -> None:
         """The shell dropped a forwarded frame: its link's backlog is full."""
@@ -460,8 +431,13 @@ class Node(Neighbours, Delivery, LanePath):
 
     def port_closed(self, now: float) -> None:
         """The BEAM is gone: say goodbye so neighbours need not time out."""
-        for link in self.links.values():
-            self._send(link, Kind.BYE, None, b"", now)
+        self.neighbours.goodbye(now)
+
+    def link_failed(self, key: LinkKey, why: str, now: float) -> None:
+        """The shell could not handle a message from this link (a bug, not
+        bad input, which :meth:`link_message` handles): drop only the link."""
+        self.neighbours.bad_frame(self.links.get(key), key, why, now)
+        self._settle(now)
 
     # ------------------------------------------------------------------
     # routing
@@ -472,11 +448,11 @@ class Node(Neighbours, Delivery, LanePath):
         (opening there those not yet opened), and send again what may have
         been lost on a path that lost a link; only a channel to a node no
         path reaches any more is closed."""
-        router = self.router
+        router, links, delivery = self.router, self.neighbours.links, self.delivery
         for key, kind, payload in router.out:
-            link = self.links.get(key)
+            link = links.get(key)
             if link is not None and link.up:
-                self._send(link, kind, None, payload, now)
+                self.framer.send(link, kind, None, payload, now)
         router.out.clear()
         change = router.settle()
         if change is None:
@@ -485,64 +461,39 @@ class Node(Neighbours, Delivery, LanePath):
             log.info("routes changed: reachable %s, unreachable %s, broken %s",
                      change.reachable, change.unreachable, change.broken)
         for name in change.reachable:
-            self.port_out.append(port_codec.encode_ctrl((Atom("reachable"), name)))
+            self.out.port.append(port_codec.encode_ctrl((Atom("reachable"), name)))
         for name in change.unreachable:
-            self.port_out.append(port_codec.encode_ctrl((Atom("unreachable"), name)))
+            self.out.port.append(port_codec.encode_ctrl((Atom("unreachable"), name)))
         unreachable, broken = set(change.unreachable), set(change.broken)
         for ch in list(self.channels.values()):
             hop = router.next_hop(ch.peer_id)
-            link = self.links.get(hop) if hop is not None else None
-            dead = ch.link.key not in self.links
+            link = links.get(hop) if hop is not None else None
+            dead = ch.link.key not in links
             if ch.peer in unreachable or (link is None and dead):
                 # the neighbour itself gone: its link's reason says more
                 gone = ch.link.down_reason if dead and ch.link.peer == ch.peer else None
-                self._close(ch, gone or "no_route", now)
+                delivery.close(ch, gone or "no_route", now)
                 continue
             if link is None:
                 continue  # a link dialled for it, not up yet
             if link is not ch.link:
                 self.stats["channels_moved"] += 1
-                self._rebind(ch, link)
-                self._open(ch, now)
+                delivery.rebind(ch, link)
+                delivery.send_open(ch, now)
             if dead or ch.peer in broken:
-                self._resend(ch, now)
-            self._pump(ch, now)
+                delivery.resend(ch, now)
+            delivery.pump(ch, now)
 
     # ------------------------------------------------------------------
-    # helpers
+    # reports
 
     def info(self) -> dict[Atom, Any]:
-        """The port program's view, as an Erlang map for ``py_dist:info/0``.
-
-        Structure keys are atoms the Erlang side names; counter names stay
-        binaries, so no new atom is ever made from them.
-        """
-        return {
-            Atom("links"): [
-                {Atom("peer"): ln.peer or b"", Atom("up"): ln.up,
-                 Atom("dialled"): ln.dialled, Atom("channels"): len(ln.channels)}
-                for ln in self.links.values()
-            ],
-            Atom("channels"): [self._channel_info(ch) for ch in self.channels.values()],
-            Atom("stats"): {k.encode(): v for k, v in sorted(self.stats.items())},
-        }
+        """The port program's view, as an Erlang map for ``py_dist:info/0``."""
+        return report.info(self.links.values(), self.channels.values(), self.stats)
 
     def topology(self, now: float) -> dict[Atom, Any]:
         """``py_dist:topology/0``: the link-state database and the routes."""
-        topo = self.router.topology(now)
-        return {
-            Atom("node"): self.name or b"",
-            Atom("lsdb"): [
-                {Atom("origin"): origin, Atom("seq"): seq, Atom("age_left"): int(left * 1000),
-                 Atom("neighbours"): [(n, c) for n, c in nbrs], Atom("endpoint"): endpoint}
-                for origin, seq, left, nbrs, endpoint in topo["lsdb"]  # type: ignore[attr-defined]
-            ],
-            Atom("routes"): [
-                {Atom("dest"): dest, Atom("via"): via, Atom("cost"): cost, Atom("static"): static}
-                for dest, via, cost, static in topo["routes"]  # type: ignore[attr-defined]
-            ],
-        }
-
+        return report.topology(self.name, self.router, now)
 
 def _endpoint(host: bytes, port: int) -> str:
     """The ZeroMQ endpoint of ``host:port``; empty if that is no address
@@ -552,14 +503,3 @@ def _endpoint(host: bytes, port: int) -> str:
         return ""
     return f"tcp://{host.decode()}:{port}"
 
-
-def _names(source: bytes, target: bytes) -> bytes:
-    """OPEN's payload: both ends' names, so every node on the path knows them."""
-    return bytes((len(source),)) + source + target
-
-
-def _split_names(payload: bytes) -> tuple[bytes | None, bytes]:
-    if not payload or payload[0] == 0 or payload[0] >= len(payload):
-        return None, payload
-    size = payload[0]
-    return payload[1:1 + size], payload[1 + size:]

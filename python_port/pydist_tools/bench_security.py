@@ -10,10 +10,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pydist.bench import CASES as CARRIER_CASES
-from pydist.bench import Case, Measure, Rows, alternate, compare
-from pydist.cluster import HOST, Cluster, ErlNode
 from pydist.shell.curve import keygen
+from pydist_tools.bench import CASES as CARRIER_CASES
+from pydist_tools.cluster import HOST, Cluster, ErlNode
+from pydist_tools.measure import Case, Measure, Rows, alternate, compare
 
 #: throughput and round trips; setup times are not about encryption
 CASES: list[tuple[list[Case], Measure]] = [c for c in CARRIER_CASES

@@ -11,8 +11,8 @@ batches of the stream.
 
 from __future__ import annotations
 
-from pydist.bench import Case, Measure, Rows, alternate, carrier_pairs, compare, quantile
-from pydist.cluster import Cluster, ErlNode
+from pydist_tools.cluster import Cluster, ErlNode
+from pydist_tools.measure import Case, Measure, Rows, alternate, carrier_pairs, compare, quantile
 
 STREAM = 64 << 20
 STREAMERS = 2

@@ -14,14 +14,14 @@ import time
 
 import click
 
-from pydist.bench import Case, Measure, Rows, _rtt, _throughput, alternate, compare
-from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
+from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
+from pydist_tools.measure import Case, Measure, Rows, alternate, compare, rtt, throughput
 
 CASES: list[tuple[list[Case], Measure]] = [
-    ([Case("100 B msgs, 1 sender", "msg/s", True)], _throughput(100, 1, "msg")),
-    ([Case("1 MiB msgs", "MB/s", True)], _throughput(1 << 20, 1, "byte")),
-    ([Case("64 MiB msgs", "MB/s", True)], _throughput(64 << 20, 1, "byte")),
-    ([Case("round trip p50", "us", False), Case("round trip p99", "us", False)], _rtt),
+    ([Case("100 B msgs, 1 sender", "msg/s", True)], throughput(100, 1, "msg")),
+    ([Case("1 MiB msgs", "MB/s", True)], throughput(1 << 20, 1, "byte")),
+    ([Case("64 MiB msgs", "MB/s", True)], throughput(64 << 20, 1, "byte")),
+    ([Case("round trip p50", "us", False), Case("round trip p99", "us", False)], rtt),
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pydist.cluster import HOST, Cluster, wait_routes
+from pydist_tools.cluster import HOST, Cluster, wait_routes
 
 
 def run(count: int = 5) -> None:

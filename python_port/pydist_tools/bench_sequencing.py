@@ -18,24 +18,24 @@ from pathlib import Path
 
 import click
 
-from pydist import cli
-from pydist.bench import Case, Measure, Rows, _rtt, _throughput, alternate, compare
-from pydist.cluster import HOST, Cluster, ErlNode, wait_routes
+from pydist.launch import repo_root
+from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
+from pydist_tools.measure import Case, Measure, Rows, alternate, compare, rtt, throughput
 
 FOUNDATION = "44134380bc9838608b49d7ec09099b1474133ef3"
 BUILDS = ("now", "foundation")
 
 CASES: list[tuple[list[Case], Measure]] = [
-    ([Case("100 B msgs, 1 sender", "msg/s", True)], _throughput(100, 1, "msg")),
-    ([Case("1 MiB msgs", "MB/s", True)], _throughput(1 << 20, 1, "byte")),
-    ([Case("64 MiB msgs", "MB/s", True)], _throughput(64 << 20, 1, "byte")),
-    ([Case("round trip p50", "us", False), Case("round trip p99", "us", False)], _rtt),
+    ([Case("100 B msgs, 1 sender", "msg/s", True)], throughput(100, 1, "msg")),
+    ([Case("1 MiB msgs", "MB/s", True)], throughput(1 << 20, 1, "byte")),
+    ([Case("64 MiB msgs", "MB/s", True)], throughput(64 << 20, 1, "byte")),
+    ([Case("round trip p50", "us", False), Case("round trip p99", "us", False)], rtt),
 ]
 
 
 def foundation_build() -> tuple[Path, Path]:
     """The foundation's ebin and Python sources, built once."""
-    root = cli.repo_root()
+    root = repo_root()
     tree = root / "_build" / "foundation"
     ebin = tree / "_build" / "default" / "lib" / "py_dist" / "ebin"
     if not (ebin / "py_dist.beam").exists():

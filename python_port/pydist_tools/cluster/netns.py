@@ -16,7 +16,7 @@ to the host's interfaces.
 Processes started with :meth:`Line.exec_prefix` (``ip netns exec <ns> ...``)
 keep their pid, since ``ip netns exec`` execs the command.  Deleting a
 namespace does not stop the processes inside it (they keep its network stack
-alive), so stop them first: with :class:`pydist.cluster.Cluster`, the Line
+alive), so stop them first: with :class:`pydist_tools.cluster.Cluster`, the Line
 must outlive the Cluster::
 
     with netns.Line(["a", "b", "c"]) as line, Cluster() as c:

@@ -5,7 +5,7 @@ expressions sent over its stdin and answers in the external term format.
 Every process started here is stopped here, by its pid: the ``erl`` OS
 process, the port program it started, and the private ``epmd``.
 
-A node can run inside a network namespace (see :mod:`pydist.cluster.netns`):
+A node can run inside a network namespace (see :mod:`pydist_tools.cluster.netns`):
 ``Cluster.start(..., netns=line.ns("a"), host=line.address("a"))``.  The
 cluster then starts an ``epmd`` of its own in that namespace, on the
 cluster's epmd port, and stops it with the rest; the namespaces themselves
@@ -30,9 +30,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydist import cli
-from pydist.cluster import netns as _netns
 from pydist.core import etf
+from pydist.launch import erl_flags
+from pydist_tools.cluster import netns as _netns
 
 AGENT_SRC = Path(__file__).with_name("pd_agent.erl")
 HOST = "127.0.0.1"
@@ -85,7 +85,7 @@ class ErlNode:
         self._next = 0
         # proto "py": py_dist flags on the command line; "env": whatever the
         # environment (ERL_FLAGS) says; anything else: stock distribution.
-        dist = cli.erl_flags() if proto == "py" else []
+        dist = erl_flags() if proto == "py" else []
         naming = "-name" if "." in host or ":" in host else "-sname"
         cookie = ["-setcookie", cluster.cookie] if cluster.cookie else []
         # with a private epmd, erl must not start (and leave behind) its own
