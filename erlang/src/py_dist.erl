@@ -476,13 +476,19 @@ epmd_call(Mod, Fun, Args) ->
 close(_Listen) ->
     ok.
 
+%% Can we reach Node?  As stock inet_tcp_dist asks: the epmd module, which
+%% may know hosts that DNS does not; or the carrier itself, when a link or
+%% route already reaches Node (do_setup/6 then needs no epmd either).
 select(Node) ->
     case split_host(Node) of
-        {ok, _Name, Host} ->
-            case inet:getaddr(Host, ?FAMILY) of
-                {ok, _} -> true;
-                _ -> false
-            end;
+        {ok, Name, Host} ->
+            py_dist_port:reachable(atom_to_binary(Node, utf8)) orelse
+                case epmd_call(net_kernel:epmd_module(), address_please,
+                               [Name, Host, ?FAMILY]) of
+                    {ok, _} -> true;
+                    {ok, _, _, _} -> true;
+                    _ -> false
+                end;
         error ->
             false
     end.
