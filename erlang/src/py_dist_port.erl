@@ -7,9 +7,12 @@
 %% handler (erlang:dist_ctrl_input_handler/2) and puts the packets into the
 %% runtime itself, which saves a process hop per inbound packet.
 %%
+%% The channel table is a pure value (py_dist_chans) that this process
+%% asks what to do; it does the monitors, messages and puts itself.
+%%
 %% Messages of py_dist:send/3 are written by their senders straight to the
 %% port, found without a call (port/0); those that arrive on a lane are
-%% delivered here.
+%% delivered here, by py_dist_lanes.
 %%
 %% This process never blocks on the port: inbound traffic of every
 %% connection depends on it.  The only data it writes are control
@@ -31,13 +34,11 @@
 -define(PORT_KEY, {py_dist_port, port}).
 
 -ifdef(TEST).
+%% for the tests of lane delivery, which now lives in py_dist_lanes
 -export([deliver/1, dropped/2]).
 -endif.
 
--type chan() :: non_neg_integer().
--type route() :: {handshake, pid()}
-               | {hold, pid(), [binary()]}
-               | {up, pid(), erlang:dist_handle()}.
+-type chan() :: py_dist_chans:chan().
 
 -record(state, {port :: port() | undefined,
                 %% writes this process's control messages, in order
@@ -46,9 +47,7 @@
                 node :: binary() | undefined,
                 listen_port :: non_neg_integer() | undefined,
                 acceptor :: pid() | undefined,
-                routes = #{} :: #{chan() => route()},
-                ctrls = #{} :: #{pid() => {chan(), reference()}},
-                next_chan = 1 :: chan(),
+                chans = py_dist_chans:new() :: py_dist_chans:chans(),
                 info_waiting = #{} :: #{integer() => {info, gen_server:from()}
                                                    | {query, reference()}},
                 next_info = 1 :: integer(),
@@ -212,24 +211,19 @@ handle_call({set_acceptor, Pid}, _From, S) ->
     {reply, ok, S#state{acceptor = Pid}};
 handle_call({register_channel, _Ctrl}, _From, #state{port = undefined} = S) ->
     {reply, {error, no_port}, S};
-handle_call({register_channel, Ctrl}, From, S0) ->
-    {Chan, S} = new_chan(S0),
+handle_call({register_channel, Ctrl}, From, #state{chans = Chans0} = S0) ->
+    {Chan, Chans} = py_dist_chans:alloc(Chans0),
+    S = S0#state{chans = Chans},
     %% the caller writes its connect after the close that freed the id
     reply_in_order(From, {ok, Chan, S#state.port}, S),
     {noreply, add_route(Chan, Ctrl, S)};
-handle_call({hold, Chan}, _From, #state{routes = Routes} = S) ->
-    case Routes of
-        #{Chan := {handshake, Ctrl}} ->
-            {reply, ok, S#state{routes = Routes#{Chan := {hold, Ctrl, []}}}};
-        #{} ->
-            {reply, ok, S}
-    end;
-handle_call({up, Chan, DHandle}, _From, #state{routes = Routes} = S) ->
-    case Routes of
-        #{Chan := {hold, Ctrl, Held}} ->
-            S1 = S#state{routes = Routes#{Chan := {up, Ctrl, DHandle}}},
-            {reply, ok, put_held(Chan, DHandle, lists:reverse(Held), S1)};
-        #{} ->
+handle_call({hold, Chan}, _From, #state{chans = Chans} = S) ->
+    {reply, ok, S#state{chans = py_dist_chans:hold(Chan, Chans)}};
+handle_call({up, Chan, DHandle}, _From, #state{chans = Chans} = S) ->
+    case py_dist_chans:up(Chan, DHandle, Chans) of
+        {ok, Held, Chans1} ->
+            {reply, ok, put_held(Chan, DHandle, Held, S#state{chans = Chans1})};
+        none ->
             {reply, ok, S}
     end;
 handle_call(info, From, #state{next_info = Ref, info_waiting = Waiting} = S) ->
@@ -258,7 +252,7 @@ local_info(S) ->
     #{os_pid => S#state.os_pid,
       listen_port => S#state.listen_port,
       node => S#state.node,
-      channels => map_size(S#state.routes),
+      channels => py_dist_chans:count(S#state.chans),
       restarts => S#state.restarts}.
 
 %% The atoms of the port program's answers and reports; naming them here
@@ -341,33 +335,32 @@ pace_input(#state{holding = Holding} = S) ->
             S
     end.
 
-inbound({data, Chan, Frames}, #state{routes = Routes} = S) ->
-    case Routes of
-        #{Chan := {up, _Ctrl, DHandle}} ->
+inbound({data, Chan, Frames}, #state{chans = Chans} = S) ->
+    case py_dist_chans:data(Chan, Frames, Chans) of
+        {put, DHandle} ->
             put_frames(Chan, DHandle, Frames, S);
-        #{Chan := {handshake, Ctrl}} ->
+        {forward, Ctrl} ->
             Ctrl ! {py_dist_data, Frames},
             S;
-        #{Chan := {hold, Ctrl, Held}} ->
-            S#state{routes = Routes#{Chan := {hold, Ctrl, [Frames | Held]}}};
-        #{} ->
+        {held, Chans1} ->
+            S#state{chans = Chans1};
+        none ->
             S
     end;
 inbound({deliver, Payload}, S) ->
-    deliver(Payload),
+    py_dist_lanes:deliver(Payload),
     S;
 inbound({ctrl, {dropped, Notify, Reason}}, S) when is_binary(Notify), is_atom(Reason) ->
-    dropped(Notify, Reason),
+    py_dist_lanes:dropped(Notify, Reason),
     S;
 inbound({ctrl, {accepted, Chan, Peer}}, S) ->
     accepted(Chan, Peer, S);
-inbound({ctrl, {closed, Chan, Reason}}, #state{routes = Routes} = S) ->
-    case Routes of
-        #{Chan := Route} ->
-            Ctrl = element(2, Route),
+inbound({ctrl, {closed, Chan, Reason}}, #state{chans = Chans} = S) ->
+    case py_dist_chans:ctrl_of(Chan, Chans) of
+        {ok, Ctrl} ->
             Ctrl ! {py_dist_closed, Reason},
             forget(Ctrl, S);
-        #{} ->
+        error ->
             S
     end;
 inbound({ctrl, {hold_flow, Chan, Flow}}, S) ->
@@ -420,42 +413,15 @@ inbound({error, Reason}, S) ->
     ?LOG_ERROR("py_dist: bad packet from the port: ~0p", [Reason]),
     S.
 
-%% A message that arrived on a lane.  Decoded without `safe': it may carry
-%% atoms new to this node, as messages of stock distribution do, and it
-%% comes from a peer of the cluster, trusted as stock distribution trusts
-%% one.  Only local destinations: a send to another node could make this
-%% process wait for a connection.  A name not registered loses the message,
-%% as a send to {Name, Node} does.
+-ifdef(TEST).
 -spec deliver(binary()) -> ok.
 deliver(Payload) ->
-    try binary_to_term(Payload) of
-        {To, Msg} when is_atom(To);
-                       is_pid(To), node(To) =:= node() ->
-            _ = catch erlang:send(To, Msg),
-            ok;
-        Other ->
-            ?LOG_WARNING("py_dist: lane message for no local process: ~0P",
-                         [Other, 10])
-    catch
-        error:badarg ->
-            ?LOG_WARNING("py_dist: undecodable lane message of ~w bytes",
-                         [byte_size(Payload)])
-    end.
+    py_dist_lanes:deliver(Payload).
 
-%% Python dropped a lane message that asked to be told: Notify is what
-%% send/3 wrote, {Pid, Tag}.  Our own encoding, so `safe' refuses nothing
-%% good; whatever else it holds is ignored.
 -spec dropped(binary(), atom()) -> ok.
 dropped(Notify, Reason) ->
-    try binary_to_term(Notify, [safe]) of
-        {Pid, Tag} when is_pid(Pid), node(Pid) =:= node() ->
-            Pid ! {py_dist_dropped, Tag, Reason},
-            ok;
-        _ ->
-            ok
-    catch
-        error:badarg -> ok
-    end.
+    py_dist_lanes:dropped(Notify, Reason).
+-endif.
 
 %% A name a peer claims, for a log line: whatever bytes it sent.
 printable(Name) ->
@@ -464,10 +430,10 @@ printable(Name) ->
         _ -> io_lib:format("~0p", [Name])
     end.
 
-tell_ctrl(Chan, Msg, #state{routes = Routes} = S) ->
-    case Routes of
-        #{Chan := Route} -> element(2, Route) ! Msg, ok;
-        #{} -> ok
+tell_ctrl(Chan, Msg, #state{chans = Chans} = S) ->
+    case py_dist_chans:ctrl_of(Chan, Chans) of
+        {ok, Ctrl} -> Ctrl ! Msg, ok;
+        error -> ok
     end,
     S.
 
@@ -486,14 +452,17 @@ put_frames(Chan, DHandle, Frames, S) ->
 put_held(_Chan, _DHandle, [], S) ->
     S;
 put_held(Chan, DHandle, [Frames | Rest], S) ->
-    put_held(Chan, DHandle, Rest, put_frames(Chan, DHandle, Frames, S)).
+    S1 = put_frames(Chan, DHandle, Frames, S),
+    case py_dist_chans:ctrl_of(Chan, S1#state.chans) of
+        {ok, _Ctrl} -> put_held(Chan, DHandle, Rest, S1);
+        error -> S1  % malformed data took the connection down: the rest goes with it
+    end.
 
 %% Malformed data takes down the one connection it came on.
-fail_channel(Chan, Reason, #state{routes = Routes} = S) ->
+fail_channel(Chan, Reason, #state{chans = Chans} = S) ->
     ?LOG_ERROR("py_dist: channel ~w: ~0p; closing the connection",
                [Chan, Reason]),
-    #{Chan := Route} = Routes,
-    Ctrl = element(2, Route),
+    {ok, Ctrl} = py_dist_chans:ctrl_of(Chan, Chans),
     Ctrl ! {py_dist_closed, Reason},
     send_ctrl(S, {close, Chan, Reason}),
     forget(Ctrl, S).
@@ -509,39 +478,27 @@ accepted(Chan, Peer, #state{acceptor = Acceptor, port = Port} = S) ->
 
 %%% Channels
 
-new_chan(#state{next_chan = N, routes = Routes} = S) ->
-    Next = case N + 1 of
-               ?PY_DIST_PY_CHAN_BASE -> 1;
-               M -> M
-           end,
-    case is_map_key(N, Routes) of
-        true -> new_chan(S#state{next_chan = Next});
-        false -> {N, S#state{next_chan = Next}}
-    end.
-
-add_route(Chan, Ctrl, #state{routes = Routes, ctrls = Ctrls} = S) ->
+add_route(Chan, Ctrl, #state{chans = Chans} = S) ->
     Ref = erlang:monitor(process, Ctrl),
-    S#state{routes = Routes#{Chan => {handshake, Ctrl}},
-            ctrls = Ctrls#{Ctrl => {Chan, Ref}}}.
+    S#state{chans = py_dist_chans:add(Chan, Ctrl, Ref, Chans)}.
 
-forget(Ctrl, #state{routes = Routes, ctrls = Ctrls} = S) ->
-    case Ctrls of
-        #{Ctrl := {Chan, Ref}} ->
+forget(Ctrl, #state{chans = Chans} = S) ->
+    case py_dist_chans:forget(Ctrl, Chans) of
+        {ok, Ref, Chans1} ->
             erlang:demonitor(Ref, [flush]),
-            S#state{routes = maps:remove(Chan, Routes),
-                    ctrls = maps:remove(Ctrl, Ctrls)};
-        #{} ->
+            S#state{chans = Chans1};
+        error ->
             S
     end.
 
 %% A controller ended: its connection is gone, so Python drops the channel.
 %% Everything the controller wrote is in the port queue before this close.
-ctrl_down(Ctrl, #state{ctrls = Ctrls} = S) ->
-    case Ctrls of
-        #{Ctrl := {Chan, _Ref}} ->
+ctrl_down(Ctrl, #state{chans = Chans} = S) ->
+    case py_dist_chans:chan_of(Ctrl, Chans) of
+        {ok, Chan} ->
             send_ctrl(S, {close, Chan, down}),
             forget(Ctrl, S);
-        #{} ->
+        error ->
             S
     end.
 
@@ -553,14 +510,15 @@ ctrl_down(Ctrl, #state{ctrls = Ctrls} = S) ->
 publish(Port) ->
     persistent_term:put(?PORT_KEY, Port).
 
-port_down(Reason, #state{ctrls = Ctrls} = S) ->
+port_down(Reason, #state{chans = Chans0} = S) ->
     ?LOG_ERROR("py_dist: port program ~w exited (~0p); its connections go "
                "down and it is restarted", [S#state.os_pid, Reason]),
-    _ = [Ctrl ! {py_dist_closed, port_exit} || Ctrl <- maps:keys(Ctrls)],
-    _ = [erlang:demonitor(Ref, [flush]) || {_Chan, Ref} <- maps:values(Ctrls)],
+    {Ctrls, Chans} = py_dist_chans:clear(Chans0),
+    _ = [Ctrl ! {py_dist_closed, port_exit} || {Ctrl, _Ref} <- Ctrls],
+    _ = [erlang:demonitor(Ref, [flush]) || {_Ctrl, Ref} <- Ctrls],
     true = ets:delete_all_objects(?REACHABLE),
     restart_port(S#state{port = undefined, os_pid = undefined,
-                         routes = #{}, ctrls = #{}, holding = false}).
+                         chans = Chans, holding = false}).
 
 restart_port(#state{restarts = N} = S) ->
     case start_port(S#state.listen_port) of
