@@ -25,6 +25,8 @@ import hashlib
 import hmac
 from collections import OrderedDict
 
+from pydist.core.wire import Kind
+
 NONCE_SIZE = 32
 PROOF_SIZE = 32
 #: a HELLO's payload: nonce, name, NUL, endpoint; names are at most 255
@@ -34,6 +36,8 @@ MAX_HELLO = 1024
 DIALLER = b"dialler"
 LISTENER = b"listener"
 _DOMAIN = b"py_dist link proof v1"
+#: what a link carries before both ends proved the cookie
+KINDS = frozenset((Kind.HELLO, Kind.PROOF, Kind.BYE))
 #: seconds a link may take to be admitted, however chatty its far end
 ADMIT_TIMEOUT = 5.0
 #: per-node cookies kept (erlang:set_cookie/2 is for a few special peers)

@@ -80,7 +80,8 @@ class Delivery:
              link: Link) -> Channel:
         """A new channel over ``link``: its sender, receiver and outbox."""
         c = self.config
-        ch = Channel(chan, peer, peer_id, epoch, initiator, link,
+        # one the far end opened is open; ours, once its OPEN goes (send_open)
+        ch = Channel(chan, peer, peer_id, epoch, initiator, link, opened=not initiator,
                      sender=Sender(c.window_bytes, c.window_frames),
                      receiver=Receiver(c.window_bytes, c.window_frames, c.gap_timeout,
                                        c.ack_every, c.ack_delay, c.ack_bytes),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from pydist.core import frame
+from pydist.core import admission, frame
 from pydist.core.channels import Channel, Link
 from pydist.core.output import Out, Output
 from pydist.core.trust import SealError, Trust
@@ -23,8 +23,6 @@ from pydist.core.wire import FLAG_SEALED, Kind, node_id
 
 log = logging.getLogger("pydist.node")
 
-#: what a link carries before both ends proved the cookie
-ADMISSION_KINDS = (Kind.HELLO, Kind.PROOF, Kind.BYE)
 
 
 class Framer:
@@ -64,7 +62,7 @@ class Framer:
         """A frame on ``link``: for the far end of channel ``ch`` (sealed, with
         node keys), or for the neighbour itself (``ch`` None). Until the
         link is admitted, only the admission's own frames go."""
-        if not link.up and kind not in ADMISSION_KINDS:
+        if not link.up and kind not in admission.KINDS:
             return
         link.last_tx = now
         if ch is None:

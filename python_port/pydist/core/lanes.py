@@ -237,7 +237,7 @@ class Lanes:
         if name is None:
             self.stats["lane_errors"] += 1
             return
-        if hdr.src not in self.live_peers and not self.channels.has_peer(hdr.src):
+        if not self.channels.has_peer(hdr.src):  # live or on its way
             # A lane message comes after its node's nodeup, as any message
             # of that node does: only a distribution handshake checks the
             # cookie end to end, and py_dist:send/3 makes one first.
@@ -291,8 +291,7 @@ class Lanes:
             self.live_peers[peer_id] -= 1
             if self.live_peers[peer_id] <= 0:
                 del self.live_peers[peer_id]
-        if (peer_id not in self.live_peers and peer_id in self.early
-                and not self.channels.has_peer(peer_id)):
+        if peer_id in self.early and not self.channels.has_peer(peer_id):
             for lane, whole in self.early.pop(peer_id):
                 self.early_bytes -= len(whole)
                 self.stats[f"lane_{LANE_NAMES[lane]}_dropped_not_connected"] += 1

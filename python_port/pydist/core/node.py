@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from pydist.core import frame, port_codec, report
+from pydist.core import admission, frame, port_codec, report
 from pydist.core.admission import Cookies
 from pydist.core.channels import Channel, ChannelTable, Link, LinkKey
 from pydist.core.config import Config
@@ -54,8 +54,6 @@ _DATA = int(Kind.DATA)
 #: kinds that travel end to end (and are forwarded); the rest stay on one link
 _ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.ACK),
                      int(Kind.LANE)))
-#: what a link carries before both ends proved the cookie
-_ADMISSION = frozenset((int(Kind.HELLO), int(Kind.PROOF), int(Kind.BYE)))
 _NEVER = float("inf")
 
 
@@ -257,7 +255,6 @@ class Node:
                 return
             link = self.neighbours.dial(peer, endpoint, now)
         ch = delivery.open(chan, peer, peer_id, self.channels.new_epoch(peer_id), True, link)
-        ch.opened = False
         delivery.send_open(ch, now)
 
     # ------------------------------------------------------------------
@@ -311,7 +308,7 @@ class Node:
             neighbours.unknown(key, hdr, bytes(payload), now)
             return
         kind = hdr.kind
-        if not link.up and kind not in _ADMISSION:
+        if not link.up and kind not in admission.KINDS:
             neighbours.early(link, kind)
             return
         link.last_rx = now
