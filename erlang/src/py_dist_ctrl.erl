@@ -217,11 +217,7 @@ cancel_timer(TRef) when is_reference(TRef) ->
 %% after the handshake's last packet (written by dist_util's, which waits
 %% for this call), so Python sees them in that order.
 tell_up(#hs{port = Port, chan = Chan}) ->
-    try erlang:port_command(Port, py_dist_packet:ctrl({up, Chan})) of
-        true -> ok
-    catch
-        error:badarg -> ok  % the port program is restarting: the channel is gone
-    end.
+    py_dist_port_writer:write_now(Port, py_dist_packet:ctrl({up, Chan})).
 
 hand_over_input(DHandle, #hs{chan = Chan, queue = Q}) ->
     ok = py_dist_port:hold(Chan),

@@ -175,11 +175,7 @@ port() ->
     end.
 
 write(Port, Term) ->
-    try erlang:port_command(Port, py_dist_packet:ctrl(Term)) of
-        true -> ok
-    catch
-        error:badarg -> ok  % the port program is being restarted
-    end.
+    py_dist_port_writer:write_now(Port, py_dist_packet:ctrl(Term)).
 
 %%% gen_server
 

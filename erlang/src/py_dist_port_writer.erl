@@ -22,7 +22,7 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, write/3, reply/3]).
+-export([start_link/0, write/3, reply/3, write_now/2]).
 -export([init/1, system_continue/3, system_terminate/4, system_code_change/4,
          system_get_state/1]).
 
@@ -37,6 +37,18 @@ write(Writer, Port, Packet) ->
     Writer ! {write, Port, Packet},
     ok.
 
+%% @doc Write Packet to Port in the caller, waiting if the port is busy: for
+%% this writer, and for the few that need their write in the port before
+%% they go on (a controller's `up', command/1).  A port that is gone (the
+%% program restarting) costs nothing.
+-spec write_now(port(), iodata()) -> ok.
+write_now(Port, Packet) ->
+    try erlang:port_command(Port, Packet) of
+        true -> ok
+    catch
+        error:badarg -> ok
+    end.
+
 %% @doc Answer a gen_server call once everything written before is written.
 -spec reply(pid(), gen_server:from(), term()) -> ok.
 reply(Writer, From, Reply) ->
@@ -50,11 +62,7 @@ init(Parent) ->
 loop(Parent, Debug) ->
     receive
         {write, Port, Packet} ->
-            try erlang:port_command(Port, Packet) of
-                true -> ok
-            catch
-                error:badarg -> ok  % the port program exited: it is being restarted
-            end,
+            write_now(Port, Packet),
             loop(Parent, Debug);
         {reply, From, Reply} ->
             gen_server:reply(From, Reply),
