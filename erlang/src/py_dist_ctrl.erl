@@ -3,11 +3,14 @@
 %% During the handshake it queues the channel's packets for dist_util's
 %% f_recv.  At nodeup it hands input over to the port owner (which puts
 %% packets into the runtime from then on) and becomes the output handler:
-%% it takes everything erts has with dist_ctrl_get_data into its own queue
-%% by flow (sending process, see py_dist_outq) and writes many
-%% distribution packets per port command, small flows first, grouped by
-%% flow so that Python too may let one sender's small message overtake
-%% another's long one.
+%% it takes what erts has with dist_ctrl_get_data, a batch of up to
+%% max_batch bytes at a time, tags each packet with its flow (the sending
+%% process, read from the packet's header) and writes the batch in one
+%% port command.  It queues nothing and reorders nothing: Python's outbox
+%% is the one place that schedules a connection's flows and decides which
+%% sender is held (README, "Flows"), so the controller only carries out
+%% what Python asks: pause and resume the connection, suspend and resume
+%% one sender.
 %%
 %% It is linked to the connection's dist_util process (the "supervisor" of
 %% gen_tcp_dist's vocabulary): when one of them goes, both go, and the
@@ -23,7 +26,7 @@
 %% sys
 -export([system_continue/3, system_terminate/4, system_code_change/4,
          system_get_state/1]).
-%% the batching of the output phase, pure
+%% the flow tagging of the output phase, pure
 -export([group/2]).
 
 -define(SPAWN_OPTS, [{message_queue_data, off_heap}, {fullsweep_after, 0}]).
@@ -36,10 +39,11 @@
              queued = 0 :: non_neg_integer(),
              paused = false :: boolean()}).
 
-%% Output state once the connection is up.  While Python reports the link
-%% congested the controller is paused: it leaves data in erts, which then
-%% suspends this connection's senders (busy_dist_port), as stock
-%% distribution does for a slow peer, and no other connection waits.
+%% Output state once the connection is up.  While Python reports the
+%% connection paused (its outbox full, its link congested) the controller
+%% leaves data in erts, which then suspends this connection's senders and
+%% answers nosuspend sends with nosuspend (busy_dist_port), as stock
+%% distribution does for a slow peer; no other connection waits.
 %% Only the first fragment of a message names its sender: seqs keeps the
 %% flow of each fragmented message whose later fragments are still to come.
 -record(out, {dhandle :: erlang:dist_handle(),
@@ -47,27 +51,15 @@
               chan :: non_neg_integer(),
               max :: pos_integer(),
               paused = false :: boolean(),
-              %% erts has data we have not taken (paused, or our queue full)
-              pending = false :: boolean(),
               seqs = #{} :: seqs(),
-              %% taken from erts, not yet written to the port
-              queue = py_dist_outq:new() :: py_dist_outq:outq(),
               %% a writer process waits on the busy port with our last batch
               writing = false :: boolean(),
               writers = [] :: [pid()],
-              %% a flow with more than this queued here is held
-              hold_bytes :: pos_integer(),
-              %% senders suspended, and who asked: Python, this queue, or both
-              held = #{} :: #{py_dist_packet:flow() => {pid(), [held_by()]}}}).
-
--type held_by() :: python | queue.
-
-%% a sender's bytes a batch takes per round: an erts fragment
--define(QUANTUM, 64 * 1024).
-%% Past this much taken and not written, erts keeps the rest (and marks the
-%% connection busy, as stock distribution does): a bound, not the usual way
-%% (holding single senders keeps the queue well below it).
--define(QUEUE_MAX, 8 * 1024 * 1024).
+              %% the next batch, taken from erts meanwhile: newest first
+              next = [] :: [{py_dist_packet:flow(), py_dist_packet:packet()}],
+              next_bytes = 0 :: non_neg_integer(),
+              %% senders Python asked to hold, suspended by us
+              held = #{} :: #{py_dist_packet:flow() => pid()}}).
 
 -type seqs() :: #{SeqId :: non_neg_integer() => py_dist_packet:flow()}.
 
@@ -151,8 +143,7 @@ handshake(#hs{} = S) ->
             process_flag(priority, normal),
             erlang:dist_ctrl_get_data_notification(DHandle),
             output(#out{dhandle = DHandle, port = S#hs.port, chan = S#hs.chan,
-                        max = Max, paused = S#hs.paused,
-                        hold_bytes = max(?QUANTUM, py_dist_config:get(flow_bytes) div 2)});
+                        max = Max, paused = S#hs.paused});
         py_dist_pause ->
             handshake(S#hs{paused = true});
         py_dist_resume ->
@@ -238,28 +229,22 @@ collect_forwarded(Acc) ->
 
 output(#out{} = O) ->
     receive
-        dist_data when O#out.paused ->
-            output(O#out{pending = true});
         dist_data ->
             output(send_data(O));
         py_dist_pause ->
             output(O#out{paused = true});
         py_dist_resume ->
-            output(send_data(O#out{paused = false, pending = false}));
+            output(send_data(O#out{paused = false}));
         py_dist_written ->
             output(send_data(O#out{writing = false}));
-        dist_tick when O#out.paused ->
-            %% order-free, and the connection's one sign of life while
-            %% paused; if the port is busy, bytes are moving anyway
+        dist_tick ->
+            %% order-free: if the port is busy, bytes are moving anyway
             _ = port_try(O#out.port, py_dist_packet:tick(O#out.chan)),
             output(O);
-        dist_tick ->
-            Tick = py_dist_outq:push(?PY_DIST_FLOW_TICK, {0, <<>>}, O#out.queue),
-            output(flush(O#out{queue = Tick}));
         {py_dist_hold_flow, Flow} ->
-            output(hold_flow(Flow, python, O));
+            output(hold_flow(Flow, O));
         {py_dist_release_flow, Flow} ->
-            output(release_flow(Flow, python, O));
+            output(release_flow(Flow, O));
         {py_dist_closed, Reason} ->
             exit(exit_reason(Reason));
         {'EXIT', Pid, normal} when is_pid(Pid) ->
@@ -273,10 +258,7 @@ output(#out{} = O) ->
             %% Raw distribution data for the connection, as gen_tcp_dist
             %% takes it "for testing only": OTP's distribution suites
             %% inject packets so.  In order with all taken before it.
-            Packet = iolist_to_binary(Data),
-            Q = py_dist_outq:push(?PY_DIST_FLOW_BARRIER, {byte_size(Packet), Packet},
-                                  O#out.queue),
-            O1 = flush(O#out{queue = Q}),
+            O1 = inject(iolist_to_binary(Data), O),
             From ! {Ref, ok},
             output(O1);
         {system, From, Request} ->
@@ -313,117 +295,94 @@ system_code_change(State, _Module, _OldVsn, _Extra) ->
 system_get_state({_Phase, State}) ->
     {ok, State}.
 
-%% A sender has too much data queued, in Python's outbox or in our queue:
-%% suspend that process, as a busy distribution port would, but only it.
-%% The controller goes on taking from erts, so the runtime's queue stays
-%% short and a process sending a small message is never suspended behind a
-%% large stream.  Suspensions are tied to this process: should it exit,
-%% erts lifts them.  A sender runs again when neither asks to hold it.
-hold_flow(Flow, Who, #out{held = Held} = O) ->
-    case Held of
-        #{Flow := {Pid, Whos}} ->
-            O#out{held = Held#{Flow := {Pid, lists:usort([Who | Whos])}}};
-        #{} ->
-            case py_dist_packet:flow_pid(Flow) of
-                Pid when is_pid(Pid) ->
-                    try erlang:suspend_process(Pid, [asynchronous, unless_suspending]) of
-                        true -> O#out{held = Held#{Flow => {Pid, [Who]}}};
-                        false -> O
-                    catch
-                        error:badarg -> O  % gone already, or one of ours
-                    end;
-                _ ->
-                    O
-            end
-    end.
-
-release_flow(Flow, Who, #out{held = Held} = O) ->
-    case Held of
-        #{Flow := {Pid, [Who]}} ->
-            try erlang:resume_process(Pid)
-            catch error:badarg -> ok  % exited while held
-            end,
-            O#out{held = maps:remove(Flow, Held)};
-        #{Flow := {Pid, Whos}} ->
-            O#out{held = Held#{Flow := {Pid, lists:delete(Who, Whos)}}};
-        #{} ->
+%% Python has too much of one sender queued: suspend that process, as a
+%% busy distribution port would, but only it.  The controller goes on
+%% taking from erts, so the runtime's queue stays short and a process
+%% sending a small message is never suspended behind a large stream.
+%% Suspensions are tied to this process: should it exit, erts lifts them.
+hold_flow(Flow, #out{held = Held} = O) when is_map_key(Flow, Held) ->
+    O;
+hold_flow(Flow, #out{held = Held} = O) ->
+    case py_dist_packet:flow_pid(Flow) of
+        Pid when is_pid(Pid) ->
+            try erlang:suspend_process(Pid, [asynchronous, unless_suspending]) of
+                true -> O#out{held = Held#{Flow => Pid}};
+                false -> O
+            catch
+                error:badarg -> O  % gone already, or one of ours
+            end;
+        undefined ->
             O
     end.
 
-%% Take what erts has, then write a batch if the port is free.
-send_data(O) ->
-    flush(pull(O)).
-
-%% Everything erts has for us, into our queue, and ask to be told when
-%% there is more: up to a batch while the port is free (out with it
-%% first), up to the queue's bound while a writer waits on the port; while
-%% paused, leave it in erts.  Then hold the senders with too much queued.
-pull(#out{paused = true} = O) ->
-    O#out{pending = true};
-pull(#out{queue = Q, seqs = Seqs, writing = Writing, max = Max} = O) ->
-    Limit = case Writing of
-                true -> ?QUEUE_MAX;
-                false -> Max
+release_flow(Flow, #out{held = Held} = O) ->
+    case maps:take(Flow, Held) of
+        {Pid, Held1} ->
+            try erlang:resume_process(Pid)
+            catch error:badarg -> ok  % exited while held
             end,
-    {Q1, Seqs1, Pending} = pull(O#out.dhandle, Q, Seqs, Limit),
-    HoldBytes = O#out.hold_bytes,
-    Held = O#out.held,
-    lists:foldl(fun(Flow, Acc) -> hold_flow(Flow, queue, Acc) end,
-                O#out{queue = Q1, seqs = Seqs1, pending = Pending},
-                [F || F <- py_dist_outq:heavy(HoldBytes, Q1), F >= 2,
-                      not held_by(F, queue, Held)]).
-
-held_by(Flow, Who, Held) ->
-    case Held of
-        #{Flow := {_, Whos}} -> lists:member(Who, Whos);
-        #{} -> false
+            O#out{held = Held1};
+        error ->
+            O
     end.
 
-pull(DHandle, Q, Seqs, Limit) ->
-    case py_dist_outq:bytes(Q) >= Limit of
-        true ->
-            {Q, Seqs, true};
-        false ->
-            case erlang:dist_ctrl_get_data(DHandle) of
-                none ->
-                    erlang:dist_ctrl_get_data_notification(DHandle),
-                    {Q, Seqs, false};
-                Packet ->
-                    {Q1, Seqs1} = queue_packet(Packet, Q, Seqs),
-                    pull(DHandle, Q1, Seqs1, Limit)
-            end
-    end.
+%% Take a batch from erts and write it, unless paused.  While a writer
+%% waits on the busy port, take the next batch and no more: erts keeps the
+%% rest, and it is Python, reading the port, that decides the order.
+send_data(#out{paused = true} = O) ->
+    O;
+send_data(#out{writing = true} = O) ->
+    pull(O);
+send_data(O) ->
+    write(pull(O)).
 
-%% One batch of up to max bytes per port command (the per-packet cost on
-%% the Python side is what limits small-message throughput), small flows
-%% first.  A busy port does not stop the controller: a writer process
-%% waits on it with the batch, and meanwhile we keep taking from erts.
-flush(#out{writing = true} = O) ->
-    O;
-flush(#out{paused = true} = O) ->
-    O;
-flush(#out{queue = Q, max = Max, port = Port} = O) ->
-    case py_dist_outq:take(Max, ?QUANTUM, Q) of
-        {[], _} ->
+pull(#out{next_bytes = Bytes, max = Max} = O) when Bytes >= Max ->
+    O;  % erts keeps the rest; we take it once this batch is out
+pull(#out{dhandle = DHandle, next = Next, seqs = Seqs} = O) ->
+    case erlang:dist_ctrl_get_data(DHandle) of
+        none ->
+            erlang:dist_ctrl_get_data_notification(DHandle),
             O;
-        {Groups, Q1} ->
-            O1 = release_drained(Groups, O#out{queue = Q1}),
-            Data = py_dist_packet:flows(O#out.chan, Groups),
-            case port_try(Port, Data) of
-                true ->
-                    receive
-                        py_dist_pause -> O1#out{paused = true, pending = true}
-                    after 0 ->
-                            send_data(O1)
-                    end;
-                false ->
-                    Ctrl = self(),
-                    Writer = spawn_link(fun() -> port_send(Port, Data),
-                                                 Ctrl ! py_dist_written
-                                        end),
-                    O1#out{writing = true, writers = [Writer | O1#out.writers]}
-            end
+        {Len, Data} = Packet ->
+            {Flow, Seqs1} = flow(py_dist_packet:classify_packet(Data), Seqs),
+            pull(O#out{next = [{Flow, Packet} | Next], seqs = Seqs1,
+                       next_bytes = O#out.next_bytes + Len + 4})
     end.
+
+%% One batch per port command (the per-packet cost on the Python side is
+%% what limits small-message throughput).  A busy port does not stop the
+%% controller: a writer process waits on it with the batch, and meanwhile
+%% we take the next one and answer Python.
+write(#out{next = []} = O) ->
+    O;
+write(#out{next = Next, port = Port} = O) ->
+    Data = py_dist_packet:flows(O#out.chan, groups(lists:reverse(Next))),
+    O1 = O#out{next = [], next_bytes = 0},
+    case port_try(Port, Data) of
+        true ->
+            receive
+                py_dist_pause -> O1#out{paused = true}
+            after 0 ->
+                    send_data(O1)
+            end;
+        false ->
+            Ctrl = self(),
+            Writer = spawn_link(fun() -> port_send(Port, Data),
+                                         Ctrl ! py_dist_written
+                                end),
+            pull(O1#out{writing = true, writers = [Writer | O1#out.writers]})
+    end.
+
+%% Injected data goes behind all taken before it: once our writer is done,
+%% with the next batch, whether or not paused (a test hook, and one packet).
+inject(Packet, #out{writing = true} = O) ->
+    receive
+        py_dist_written -> inject(Packet, O#out{writing = false})
+    end;
+inject(Packet, #out{next = Next} = O) ->
+    Groups = groups(lists:reverse([{?PY_DIST_FLOW_BARRIER, {byte_size(Packet), Packet}} | Next])),
+    port_send(O#out.port, py_dist_packet:flows(O#out.chan, Groups)),
+    O#out{next = [], next_bytes = 0}.
 
 %% Write if the port is not busy: whether it was written.
 port_try(Port, Data) ->
@@ -431,33 +390,49 @@ port_try(Port, Data) ->
     catch error:badarg -> exit({py_dist, port_exit})
     end.
 
-%% Senders held for our queue whose share of it is down to half.
-release_drained(Groups, #out{held = Held, queue = Q, hold_bytes = HoldBytes} = O) ->
-    lists:foldl(
-      fun({Flow, _}, Acc) ->
-              case held_by(Flow, queue, Held)
-                  andalso py_dist_outq:flow_bytes(Flow, Q) =< HoldBytes div 2 of
-                  true -> release_flow(Flow, queue, Acc);
-                  false -> Acc
-              end
-      end, O, Groups).
+port_send(Port, Data) ->
+    try erlang:port_command(Port, Data)
+    catch error:badarg -> exit({py_dist, port_exit})
+    end.
 
-%% @doc The groups a run of packets from erts makes in the controller's
-%% queue, in the order one unbounded batch takes them, and the fragmented
-%% messages still going on: the controller's classification and queueing,
-%% minus erts and the port.
+%% @doc The groups a run of packets from erts is written in, and the
+%% fragmented messages still going on: the controller's flow tagging minus
+%% erts and the port.
 -spec group([py_dist_packet:packet()], seqs()) ->
-          {[{py_dist_packet:flow(), [py_dist_packet:packet()]}], seqs()}.
+          {[{py_dist_packet:flow(), [py_dist_packet:packet(), ...]}], seqs()}.
 group(Packets, Seqs) ->
-    {Q, Seqs1} = lists:foldl(fun(Packet, {Q0, S0}) -> queue_packet(Packet, Q0, S0) end,
-                             {py_dist_outq:new(), Seqs}, Packets),
-    {Groups, _} = py_dist_outq:take(1 bsl 62, 1 bsl 62, Q),
-    {Groups, Seqs1}.
+    {Tagged, Seqs1} = lists:mapfoldl(
+                        fun({_, Data} = Packet, S0) ->
+                                {Flow, S1} = flow(py_dist_packet:classify_packet(Data), S0),
+                                {{Flow, Packet}, S1}
+                        end, Seqs, Packets),
+    {groups(Tagged), Seqs1}.
 
-%% A packet from erts into the queue, in the flow of its sender.
-queue_packet({_Len, Data} = Packet, Q, Seqs) ->
-    {Flow, Seqs1} = flow(py_dist_packet:classify_packet(Data), Seqs),
-    {py_dist_outq:push(Flow, Packet, Q), Seqs1}.
+%% A batch as groups of one flow each: between two barriers a flow's
+%% packets go in one group, in their order, the groups in the order their
+%% flows first came; a barrier keeps its place.  Fewer, larger groups cost
+%% Python less, and only a flow's own order matters (Erlang orders
+%% signals per pair of processes).
+groups(Tagged) ->
+    groups(Tagged, [], #{}, []).
+
+groups([{?PY_DIST_FLOW_BARRIER, _} | _] = Tagged, Order, Segment, Acc) when Order =/= [] ->
+    groups(Tagged, [], #{}, segment(Order, Segment, Acc));
+groups([{?PY_DIST_FLOW_BARRIER, Packet} | Rest], [], _, [{?PY_DIST_FLOW_BARRIER, Ps} | Acc]) ->
+    groups(Rest, [], #{}, [{?PY_DIST_FLOW_BARRIER, [Packet | Ps]} | Acc]);
+groups([{?PY_DIST_FLOW_BARRIER, Packet} | Rest], [], _, Acc) ->
+    groups(Rest, [], #{}, [{?PY_DIST_FLOW_BARRIER, [Packet]} | Acc]);
+groups([{Flow, Packet} | Rest], Order, Segment, Acc) ->
+    case Segment of
+        #{Flow := Ps} -> groups(Rest, Order, Segment#{Flow := [Packet | Ps]}, Acc);
+        #{} -> groups(Rest, [Flow | Order], Segment#{Flow => [Packet]}, Acc)
+    end;
+groups([], Order, Segment, Acc) ->
+    lists:reverse([{F, lists:reverse(Ps)} || {F, Ps} <- segment(Order, Segment, Acc)]).
+
+%% A segment's groups onto the accumulator (newest first, packets too).
+segment(Order, Segment, Acc) ->
+    lists:foldr(fun(Flow, A) -> [{Flow, maps:get(Flow, Segment)} | A] end, Acc, Order).
 
 %% The flow a packet goes in.  Later fragments carry only their sequence:
 %% they follow the first one's flow, and one of a sequence we did not see
@@ -479,11 +454,6 @@ flow({fragment, SeqId, FragId}, Seqs) ->
     end;
 flow(barrier, Seqs) ->
     {?PY_DIST_FLOW_BARRIER, Seqs}.
-
-port_send(Port, Data) ->
-    try erlang:port_command(Port, Data)
-    catch error:badarg -> exit({py_dist, port_exit})
-    end.
 
 %% A peer that closed its end is what stock distribution calls
 %% connection_closed; everything else names the py_dist cause.
