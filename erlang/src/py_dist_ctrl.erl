@@ -58,6 +58,10 @@
               %% the next batch, taken from erts meanwhile: newest first
               next = [] :: [{py_dist_packet:flow(), py_dist_packet:packet()}],
               next_bytes = 0 :: non_neg_integer(),
+              %% who injected packets into the next batch, and into the
+              %% writer's: answered once their batch is on the port
+              next_replies = [] :: [{pid(), reference()}],
+              writer_replies = [] :: [{pid(), reference()}],
               %% senders Python asked to hold, suspended by us
               held = #{} :: #{py_dist_packet:flow() => pid()}}).
 
@@ -236,7 +240,8 @@ output(#out{} = O) ->
         py_dist_resume ->
             output(send_data(O#out{paused = false}));
         py_dist_written ->
-            output(send_data(O#out{writing = false}));
+            reply(O#out.writer_replies),
+            output(send_data(O#out{writing = false, writer_replies = []}));
         dist_tick ->
             %% order-free: if the port is busy, bytes are moving anyway
             _ = port_try(O#out.port, py_dist_packet:tick(O#out.chan)),
@@ -257,10 +262,10 @@ output(#out{} = O) ->
         {send, From, Ref, Data} ->
             %% Raw distribution data for the connection, as gen_tcp_dist
             %% takes it "for testing only": OTP's distribution suites
-            %% inject packets so.  In order with all taken before it.
-            O1 = inject(iolist_to_binary(Data), O),
-            From ! {Ref, ok},
-            output(O1);
+            %% inject packets so.  In order with all taken before it, and
+            %% answered once written: while the connection is paused the
+            %% sender waits, as on gen_tcp_dist's blocked socket.
+            output(inject(iolist_to_binary(Data), {From, Ref}, O));
         {system, From, Request} ->
             sys:handle_system_msg(Request, From, self(), ?MODULE, [], {output, O});
         {timeout, _TRef, recv} ->
@@ -355,11 +360,12 @@ pull(#out{dhandle = DHandle, next = Next, seqs = Seqs} = O) ->
 %% we take the next one and answer Python.
 write(#out{next = []} = O) ->
     O;
-write(#out{next = Next, port = Port} = O) ->
+write(#out{next = Next, port = Port, next_replies = Replies} = O) ->
     Data = py_dist_packet:flows(O#out.chan, groups(lists:reverse(Next))),
-    O1 = O#out{next = [], next_bytes = 0},
+    O1 = O#out{next = [], next_bytes = 0, next_replies = []},
     case port_try(Port, Data) of
         true ->
+            reply(Replies),
             receive
                 py_dist_pause -> O1#out{paused = true}
             after 0 ->
@@ -370,19 +376,19 @@ write(#out{next = Next, port = Port} = O) ->
             Writer = spawn_link(fun() -> port_send(Port, Data),
                                          Ctrl ! py_dist_written
                                 end),
-            pull(O1#out{writing = true, writers = [Writer | O1#out.writers]})
+            pull(O1#out{writing = true, writers = [Writer | O1#out.writers],
+                        writer_replies = Replies})
     end.
 
-%% Injected data goes behind all taken before it: once our writer is done,
-%% with the next batch, whether or not paused (a test hook, and one packet).
-inject(Packet, #out{writing = true} = O) ->
-    receive
-        py_dist_written -> inject(Packet, O#out{writing = false})
-    end;
-inject(Packet, #out{next = Next} = O) ->
-    Groups = groups(lists:reverse([{?PY_DIST_FLOW_BARRIER, {byte_size(Packet), Packet}} | Next])),
-    port_send(O#out.port, py_dist_packet:flows(O#out.chan, Groups)),
-    O#out{next = [], next_bytes = 0}.
+%% Injected data goes in the next batch, behind all taken before it.
+inject(Packet, From, #out{next = Next, next_bytes = Bytes, next_replies = Replies} = O) ->
+    Size = byte_size(Packet),
+    send_data(O#out{next = [{?PY_DIST_FLOW_BARRIER, {Size, Packet}} | Next],
+                    next_bytes = Bytes + Size + 4,
+                    next_replies = [From | Replies]}).
+
+reply(Replies) ->
+    lists:foreach(fun({From, Ref}) -> From ! {Ref, ok} end, lists:reverse(Replies)).
 
 %% Write if the port is not busy: whether it was written.
 port_try(Port, Data) ->

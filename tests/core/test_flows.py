@@ -91,3 +91,33 @@ def test_a_barrier_keeps_its_place_on_the_wire() -> None:
     net.pump()
     order = [struct.unpack("!QI", p[:12])[1] for p in net.received("b", b_chan)]
     assert order == [0, 1, 2, 3]
+
+
+def test_a_channel_that_stops_moving_pauses_whole_and_lets_its_held_senders_go() -> None:
+    """Per-sender holds are for a channel that moves. One whose frames go
+    unacknowledged for ``resend_timeout`` (the far BEAM frozen, say) is
+    paused whole and holds no one: erts then suspends its senders and
+    answers ``nosuspend`` sends, as stock distribution does. The first ack
+    ends the stall."""
+    net, _ = connected()
+    a = net.nodes["a"]
+    config = Config()
+    net.muted.add(("b", "a", Kind.ACK))  # b gets the frames; its acks never come
+    stream(net, "a", 7, config.flow_bytes // CHUNK + 8)
+    net.pump()
+    assert ("hold_flow", 1, 7) in net.ctrl("a")
+    assert ("pause", 1) not in net.ctrl("a")  # the budget is spent, the outbox far from full
+    net.advance_to(net.now + config.resend_timeout + 0.01)
+    assert ("release_flow", 1, 7) in net.ctrl("a")
+    assert ("pause", 1) in net.ctrl("a")
+    assert a.stats["channels_stalled"] == 1
+    stream(net, "a", 9, config.flow_bytes // CHUNK + 8)  # what the BEAM wrote before the pause
+    assert ("hold_flow", 1, 9) not in net.ctrl("a")
+    net.muted.clear()
+    deadline = net.now + 4 * config.resend_timeout
+    while ("resume", 1) not in net.ctrl("a"):  # the next resend is acknowledged
+        assert net.now < deadline, net.ctrl("a")
+        net.advance_to(net.now + 0.05)
+    (ch,) = a.channels.values()
+    assert not ch.stalled and ch.outbox is not None and ch.outbox.holding
+    assert a.stats["channels_stalled"] == 1

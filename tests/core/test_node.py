@@ -53,7 +53,7 @@ def header_of(parts: list[bytes]) -> frame.Header:
 
 class Net:
     def __init__(self, *labels: str, seed: int = 0,
-                 trusts: dict[str, Trust] | None = None) -> None:
+                 trusts: dict[str, Trust] | None = None, config: Config | None = None) -> None:
         self.now = 0.0
         self.nodes: dict[str, Node] = {}
         self.stdin: dict[str, PortDecoder] = {}
@@ -69,12 +69,15 @@ class Net:
         self.queue: list[tuple[str, LinkKey, list[bytes]]] = []
         #: (sender, receiver) pairs whose messages are lost
         self.blocked: set[tuple[str, str]] = set()
+        #: (sender, receiver, kind): messages of that kind only are lost
+        self.muted: set[tuple[str, str, Kind]] = set()
         #: every message a node wrote to a link: (sender, its link key, parts)
         self.emitted: list[tuple[str, LinkKey, list[bytes]]] = []
         #: every message delivered: (time, sender, receiver, header, payload)
         self.log: list[tuple[float, str, str, frame.Header | None, list[bytes]]] = []
         for label in labels:
-            self.nodes[label] = Node(Config(), self.now, rng=random.Random(f"{seed}-{label}"),
+            self.nodes[label] = Node(config or Config(), self.now,
+                                     rng=random.Random(f"{seed}-{label}"),
                                      trust=(trusts or {}).get(label))
             self.stdin[label] = PortDecoder(1 << 24)
             self.stdout[label] = PortDecoder(1 << 24)
@@ -177,6 +180,8 @@ class Net:
             body = [bytes(payload)]
         except (frame.FrameError, IndexError):
             hdr, body = None, parts[1:]
+        if hdr is not None and (src, dst, hdr.kind) in self.muted:
+            return
         self.log.append((self.now, src, dst, hdr, body))
         self.nodes[dst].link_message(dkey, parts, self.now)
         self.collect(dst)

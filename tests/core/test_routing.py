@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -50,9 +51,9 @@ class RNet(Net):
         self.advance_to(t)
 
 
-def build(labels: str, links: dict[str, int]) -> RNet:
+def build(labels: str, links: dict[str, int], config: Config | None = None) -> RNet:
     """Nodes ``labels``, and links: ``"uv"`` -> the cost ``u`` dials ``v`` at."""
-    net = RNet(*labels)
+    net = RNet(*labels, config=config)
     for uv, cost in links.items():
         net.link(uv[0], uv[1], cost)
     net.pump()
@@ -102,6 +103,42 @@ def test_a_channel_through_a_middle_node() -> None:
     assert [h.hops for h, _ in net.sent("b", "c", Kind.DATA)] == [MAX_HOPS - 1] * 2
     assert [c for c in net.commands["a"] + net.commands["c"] if isinstance(c, Dial)] == []
     assert net.closed("a") == net.closed("c") == []
+
+
+def test_a_node_past_the_hop_limit_is_unreachable_not_a_black_hole() -> None:
+    """With max_hops 2, on the line a - b - c - d, d is three links from a:
+    a says it is unreachable (and a connect to it is refused) instead of
+    sending frames that b or c would drop at the limit; c, two links away,
+    is reachable."""
+    net = build("abcd", {"ab": COST, "bc": COST, "cd": COST},
+                replace(Config(), max_hops=2))
+    assert ("reachable", b"c@h") in net.events["a"]
+    assert ("reachable", b"d@h") not in net.events["a"]
+    assert ("reachable", b"a@h") not in net.events["d"]
+    assert ("reachable", b"b@h") in net.events["d"]
+    net.connect_routed("a", 1, "d")
+    net.pump()
+    assert net.closed("a") == [(1, "no_route")]
+    assert all(n.stats["hop_limit_exceeded"] == 0 for n in net.nodes.values())
+    c1 = net.open("a", 2, "c")  # two links: as far as a frame may go
+    net.send("a", 2, [b"far enough"])
+    net.pump()
+    assert net.received("c", c1) == [b"far enough"]
+
+
+def test_a_refresh_that_changes_no_link_computes_no_route() -> None:
+    """Every node re-floods its link-state packet each lsp_lifetime / 3;
+    one that lists the same links moves nothing, so no node recomputes its
+    routes for it (a counter proves it)."""
+    net = line()
+    net.run_to(1.0)
+    before = {x: (n.stats["route_computations"], n.stats["lsp_new"])
+              for x, n in net.nodes.items()}
+    net.run_to(net.now + Config().lsp_lifetime / 3 + 1.0, step=0.2)
+    for x, node in net.nodes.items():
+        computed, fresh = before[x]
+        assert node.stats["lsp_new"] > fresh, x  # the refreshes did arrive
+        assert node.stats["route_computations"] == computed, x
 
 
 # --- 2. topology ------------------------------------------------------------------------

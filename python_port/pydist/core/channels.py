@@ -71,6 +71,9 @@ class Channel:
     #: whether the BEAM was told to hold this channel's data (outbox full,
     #: link congested, or the retransmit window full)
     paused: bool = False
+    #: frames are out and none was acknowledged for ``resend_timeout``: the
+    #: far end does not take what is sent (its BEAM frozen, say)
+    stalled: bool = False
     #: OPEN went to the far end (a channel this node opens waits for an
     #: admitted link: no frame of it may go before its OPEN)
     opened: bool = True

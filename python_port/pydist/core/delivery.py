@@ -200,6 +200,19 @@ class Delivery:
         self.resend_at[ch.chan] = (at, wait)
         self._due = min(self._due, at)
 
+    def _stall(self, ch: Channel) -> None:
+        """The channel stopped moving: pause it whole, and let its held
+        senders go. Erts then keeps what they send, and as with stock
+        distribution over a stuck socket it suspends them, and answers a
+        ``nosuspend`` send with ``nosuspend``, once its buffer passes
+        ``dist_buf_busy_limit``. The first ack ends it."""
+        assert ch.outbox is not None
+        ch.stalled = True
+        self.stats["channels_stalled"] += 1
+        ch.outbox.stop_holding()
+        self._tell_flows(ch, ch.outbox)
+        self._refresh_pause(ch)
+
     def _refresh_pause(self, ch: Channel) -> None:
         """Hold the channel's data in the BEAM while its outbox is full, its
         link congested or its retransmit window full; let it flow otherwise.
@@ -209,7 +222,7 @@ class Delivery:
         assert ch.sender is not None and ch.outbox is not None
         bound = self.config.queue_bytes
         queued = ch.outbox.queued_bytes
-        hold = (ch.link.congested or ch.sender.full or queued >= bound
+        hold = (ch.stalled or ch.link.congested or ch.sender.full or queued >= bound
                 or (ch.paused and queued > bound - bound // 8))
         if hold != ch.paused:
             ch.paused = hold
@@ -289,6 +302,10 @@ class Delivery:
             self.close(ch, exc.reason, now)
             return
         if freed:  # progress: the resend clock starts again, at its first wait
+            if ch.stalled:
+                ch.stalled = False
+                assert ch.outbox is not None
+                ch.outbox.start_holding()
             if ch.sender.frames:
                 self._resend_later(ch, now, self.config.resend_timeout)
             else:
@@ -348,8 +365,11 @@ class Delivery:
                 # link). Send again, waiting twice as long each time, so a
                 # far end that is merely slow is not flooded.
                 self.stats["resend_timeouts"] += 1
-                self.resend(self.channels[chan], now)
-                self._resend_later(self.channels[chan], now, min(wait * 2, _MAX_RESEND_WAIT))
+                ch = self.channels[chan]
+                self.resend(ch, now)
+                self._resend_later(ch, now, min(wait * 2, _MAX_RESEND_WAIT))
+                if not ch.stalled:
+                    self._stall(ch)
         self._due = self._next_due()
 
     def _next_due(self) -> float:

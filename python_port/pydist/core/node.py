@@ -97,7 +97,7 @@ class Node:
         c = self.config
         return Router(name, now, lifetime=c.lsp_lifetime, sync_interval=c.lsdb_sync_interval,
                       max_nodes=c.max_nodes, max_neighbours=c.max_links, stats=self.stats,
-                      trust=self.framer.trust)
+                      max_hops=c.max_hops, trust=self.framer.trust)
 
     def _next_hop(self, dst: int) -> LinkKey | None:
         """The routing table, for the parts: the router is replaced when

@@ -21,7 +21,10 @@ busy_dist_port would suspend every sender), and to resume it once half is
 sent; so the controller keeps pulling and a small sender is never
 suspended behind a large one. And past ``queue_bytes`` for the whole
 channel (many heavy senders at once) the node pauses the controller (see
-:mod:`pydist.core.delivery`).
+:mod:`pydist.core.delivery`). Holding single senders makes sense only while
+the channel moves: once it stalls, the node lets every held sender go
+(:meth:`Outbox.stop_holding`) and pauses the whole channel, so erts's own
+busy handling applies as with stock distribution.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class Outbox:
         self._per_flow: dict[int, int] = {}
         #: flows held, and the changes the node has yet to pass on
         self.held_flows: set[int] = set()
+        #: whether flows past flow_bytes are held (not while the channel stalls)
+        self.holding = True
         self.to_hold: list[int] = []
         self.to_release: list[int] = []
         #: packets that arrived behind a barrier still queued, in arrival order
@@ -69,7 +74,7 @@ class Outbox:
         if flow > TICK:
             queued = self._per_flow.get(flow, 0) + n
             self._per_flow[flow] = queued
-            if queued >= self.flow_bytes and flow not in self.held_flows:
+            if queued >= self.flow_bytes and self.holding and flow not in self.held_flows:
                 self.held_flows.add(flow)
                 self.to_hold.append(flow)
         if self._behind or self._barrier_queued or (flow == BARRIER and len(self._sched)):
@@ -77,6 +82,15 @@ class Outbox:
             self._behind_bytes += n
         else:
             self._queue(flow, payload)
+
+    def stop_holding(self) -> None:
+        """Release every held flow, and hold none until :meth:`start_holding`."""
+        self.holding = False
+        self.to_release.extend(sorted(self.held_flows))
+        self.held_flows.clear()
+
+    def start_holding(self) -> None:
+        self.holding = True
 
     def pop(self) -> Payload | None:
         """The next packet run to send; None if nothing is queued."""

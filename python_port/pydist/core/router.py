@@ -42,8 +42,12 @@ class Change:
 class Router:
     def __init__(self, me: bytes, now: float, *, lifetime: float, sync_interval: float,
                  max_nodes: int, max_neighbours: int, stats: dict[str, int],
-                 trust: Trust | None = None) -> None:
+                 max_hops: int = 16, trust: Trust | None = None) -> None:
         self.me = me
+        #: a frame crosses at most this many links: a node farther away is
+        #: unreachable, not a black hole
+        self.max_hops = max_hops
+        self.too_far: set[bytes] = set()
         #: with node keys: LSPs are signed, and only correctly signed ones taken
         self.trust = trust
         self.db = Lsdb(me, lifetime, max_nodes)
@@ -113,10 +117,13 @@ class Router:
             log.error("node names %r and %r share an id; ignoring the second",
                       self.names[ident], lsp.origin)
             return
+        old = self.db.get(lsp.origin)
         verdict = self.db.receive(lsp, now)
         self.stats[f"lsp_{verdict.value}"] += 1
         if verdict is Verdict.NEW:
-            self.dirty = True
+            # a refresh that changes no link changes no path
+            if old is None or old.neighbours != lsp.neighbours:
+                self.dirty = True
             self._flood(lsp.origin, now, but=key)
         elif verdict is Verdict.STALE:
             self._send_lsp(key, lsp.origin, now)
@@ -177,10 +184,17 @@ class Router:
         if not self.dirty:
             return None
         self.dirty = False
+        self.stats["route_computations"] += 1
         old_paths, old_via = self.paths, self.via
         lsps = self.db.lsps()
         self.paths = spf.shortest_paths(self.me, lsps)
-        via = dict(self.paths.next_hop)
+        hops = self.paths.hops
+        too_far = {dest for dest in self.paths.next_hop if hops[dest] > self.max_hops}
+        for dest in sorted(too_far - self.too_far):
+            log.warning("%s is %d links away, past max_hops (%d): unreachable",
+                        dest.decode(errors="replace"), hops[dest], self.max_hops)
+        self.too_far = too_far
+        via = {dest: nbr for dest, nbr in self.paths.next_hop.items() if dest not in too_far}
         # a neighbour is reachable from HELLO on, before its LSP arrives
         via.update((nbr, nbr) for nbr in self.adjacent if nbr not in via)
         via.update({dest: nbr for dest, nbr in self.static.items()
@@ -211,10 +225,13 @@ class Router:
 
     def _originate(self, now: float, at_least: int = 0) -> None:
         neighbours = {name: cost for name, (_, cost) in self.adjacent.items()}
+        old = self.db.get(self.me)
         self.db.originate(neighbours, self.endpoint, now, at_least,
                           sign=None if self.trust is None else self.trust.sign)
         self.refresh_at = now + self.db.lifetime / 3
-        self.dirty = True
+        new = self.db.get(self.me)
+        if old is None or new is None or old.neighbours != new.neighbours:
+            self.dirty = True
         self._flood(self.me, now)
 
     def _flood(self, origin: bytes, now: float, but: LinkKey | None = None) -> None:

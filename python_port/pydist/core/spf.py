@@ -19,10 +19,12 @@ from pydist.core.lsdb import Lsp
 @dataclass
 class Paths:
     """Shortest paths from ``me``: per reachable destination, its distance,
-    the neighbour to send through, and the node before it on the path."""
+    the links on the way, the neighbour to send through, and the node
+    before it on the path."""
 
     me: bytes
     dist: dict[bytes, int] = field(default_factory=dict)
+    hops: dict[bytes, int] = field(default_factory=dict)
     next_hop: dict[bytes, bytes] = field(default_factory=dict)
     parent: dict[bytes, bytes] = field(default_factory=dict)
 
@@ -47,19 +49,21 @@ def edges(lsps: Mapping[bytes, Lsp]) -> dict[bytes, dict[bytes, int]]:
 def shortest_paths(me: bytes, lsps: Mapping[bytes, Lsp]) -> Paths:
     graph = edges(lsps)
     paths = Paths(me)
-    paths.dist[me] = 0
-    heap: list[tuple[int, bytes, bytes, bytes]] = [(0, me, me, me)]  # dist, node, via, parent
+    # dist, node, via, parent decide the order; the hop count rides along
+    heap: list[tuple[int, bytes, bytes, bytes, int]] = [(0, me, me, me, 0)]
     done: set[bytes] = set()
     while heap:
-        dist, node, via, parent = heapq.heappop(heap)
+        dist, node, via, parent, hops = heapq.heappop(heap)
         if node in done:
             continue
         done.add(node)
         paths.dist[node] = dist
+        paths.hops[node] = hops
         if node != me:
             paths.next_hop[node] = via
             paths.parent[node] = parent
         for nbr, cost in graph.get(node, {}).items():
             if nbr not in done:
-                heapq.heappush(heap, (dist + cost, nbr, nbr if node == me else via, node))
+                heapq.heappush(heap, (dist + cost, nbr, nbr if node == me else via, node,
+                                      hops + 1))
     return paths
