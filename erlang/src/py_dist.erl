@@ -351,8 +351,7 @@ listen(Name, Host) ->
     Node = iolist_to_binary([atom_to_list(Name), $@, Host]),
     case py_dist_port:listen(Node) of
         {ok, Port} ->
-            ErlEpmd = net_kernel:epmd_module(),
-            case ErlEpmd:register_node(Name, Port, ?FAMILY) of
+            case (epmd_module()):register_node(Name, Port, ?FAMILY) of
                 {ok, Creation} ->
                     Address = #net_address{address = {{0, 0, 0, 0}, Port},
                                            host = Host,
@@ -454,7 +453,7 @@ do_setup(Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
 %% Where does Node listen?  The epmd module may answer the whole question
 %% (address_please/3 with a port) or only the address, as stock epmd does.
 resolve(Node, Name, Host) ->
-    ErlEpmd = net_kernel:epmd_module(),
+    ErlEpmd = epmd_module(),
     case epmd_call(ErlEpmd, address_please, [Name, Host, ?FAMILY]) of
         {ok, Ip, Port, Version} ->
             {Ip, Port, Version};
@@ -465,6 +464,15 @@ resolve(Node, Name, Host) ->
             end;
         _ ->
             ?shutdown2(Node, no_address)
+    end.
+
+%% The epmd module, as net_kernel has it; with -no_epmd, which tells the
+%% runtime that distribution needs no epmd at all (and leaves erl_epmd
+%% unstarted), the overlay's own answers, as with -epmd_module py_dist_epmd.
+epmd_module() ->
+    case init:get_argument(no_epmd) of
+        {ok, _} -> py_dist_epmd;
+        error -> net_kernel:epmd_module()
     end.
 
 epmd_call(Mod, Fun, Args) ->
@@ -483,7 +491,7 @@ select(Node) ->
     case split_host(Node) of
         {ok, Name, Host} ->
             py_dist_port:reachable(atom_to_binary(Node, utf8)) orelse
-                case epmd_call(net_kernel:epmd_module(), address_please,
+                case epmd_call(epmd_module(), address_please,
                                [Name, Host, ?FAMILY]) of
                     {ok, _} -> true;
                     {ok, _, _, _} -> true;

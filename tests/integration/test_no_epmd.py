@@ -16,8 +16,11 @@ class Seeded:
     """Nodes on ``py_dist_epmd``, nothing on the epmd port they are told
     of, each on a port of its own; node ``a`` is the seed of the others."""
 
-    def __init__(self, cluster: Cluster, epmd_port: int) -> None:
+    def __init__(self, cluster: Cluster, epmd_port: int,
+                 flags: tuple[str, ...] = ("-start_epmd", "false",
+                                           "-epmd_module", "py_dist_epmd")) -> None:
         self.cluster = cluster
+        self.flags = flags
         self.env = {"ERL_EPMD_PORT": str(epmd_port)}
         self.seed_port = free_port()
 
@@ -28,8 +31,7 @@ class Seeded:
         else:
             args = ["-py_dist", "listen_port", str(port or free_port()),
                     "-py_dist", "neighbours", seed]
-        return self.cluster.start(name, "-start_epmd", "false", "-epmd_module", "py_dist_epmd",
-                                  *args, env=self.env)
+        return self.cluster.start(name, *self.flags, *args, env=self.env)
 
 
 @contextmanager
@@ -56,6 +58,20 @@ def test_a_cluster_from_one_seed_with_no_epmd(tmp_path: Path) -> None:
         assert sorted(b.eval(f"element(2, py_dist_epmd:names(\"{HOST}\")).")) == [
             (b"a", nodes.seed_port), (b"b", ports["b"]), (b"c", ports["c"])]
         assert b.eval("net_adm:ping('nobody@127.0.0.1').") == "pang"
+
+
+def test_no_epmd_means_the_overlay_answers(tmp_path: Path) -> None:
+    """``-no_epmd`` (no epmd at all, erl_epmd not even started) works as
+    the epmd module does: stock needs a -proto_dist that can do without
+    epmd for this flag, and py_dist is one."""
+    with Cluster(tmp_path / "cluster", private_epmd=False) as cluster:
+        nodes = Seeded(cluster, free_port(), flags=("-no_epmd",))
+        a, b, c = nodes.start("a"), nodes.start("b"), nodes.start("c")
+        for node in (a, b, c):
+            wait_routes(node, 2)
+        assert b.eval("whereis(erl_epmd).") == "undefined"
+        assert b.eval(f"net_adm:ping('{c.node}').") == "pong"
+        assert c.eval(f"rpc:call('{a.node}', erlang, node, []).") == a.node
 
 
 def test_a_node_restarted_under_its_name_rejoins(tmp_path: Path) -> None:

@@ -1,0 +1,184 @@
+"""OTP's own distribution test suites, run with py_dist's flags in
+``ERL_FLAGS`` beside stock ``inet_tcp_dist``: what a team adopting the
+carrier would do with its own Common Test suites.
+
+Debian ships OTP without its test directories, so the suites come from the
+source of the very OTP version installed: Debian's ``orig`` tarball of the
+``erlang`` package (a package registry, reachable where GitHub is not),
+checked against a pinned SHA-256 and cached. Each suite runs under
+``ct_run`` once per carrier; the table gives every case's result side by
+side. A benchmark, not a test: a full run takes tens of minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydist.launch import erl_flags
+
+#: the installed OTP (Debian bookworm's erlang 1:25.2.3+dfsg)
+OTP = "25.2.3"
+TARBALL = f"erlang_{OTP}+dfsg.orig.tar.xz"
+URL = f"http://deb.debian.org/debian/pool/main/e/erlang/{TARBALL}"
+SHA256 = "65c77675af31235d19ee7888fb2a9d858759b1089ba33126344697be7600d271"
+TOP = f"otp-OTP-{OTP}"
+
+#: what every suite needs: the hook of OTP's own test runs (ts_install_cth,
+#: which without the "variables" of an installed test tree builds no C
+#: data, so cases that need it skip as they would elsewhere)
+COMMON = ["lib/common_test/test_server/ts_install_cth.erl",
+          "lib/common_test/test_server/ts_lib.erl",
+          "lib/common_test/test_server/ts.hrl"]
+
+#: suite -> what it needs from the source tree besides itself
+SUITES = {
+    "distribution_SUITE": ["erts/emulator/test/distribution_SUITE.erl",
+                           "erts/emulator/test/distribution_SUITE_data",
+                           "erts/emulator/test/erts_test_utils.erl"],
+    "erl_distribution_SUITE": ["lib/kernel/test/erl_distribution_SUITE.erl"],
+}
+
+CARRIERS = ("inet_tcp", "py")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pydist"
+
+
+def fetch() -> Path:
+    """The source tarball, downloaded once and checked every time."""
+    path = cache_dir() / TARBALL
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"downloading {URL}", file=sys.stderr)
+        partial = path.with_suffix(".part")
+        with urllib.request.urlopen(URL, timeout=120) as response, partial.open("wb") as out:
+            shutil.copyfileobj(response, out)
+        partial.rename(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != SHA256:
+        path.unlink()
+        raise SystemExit(f"{TARBALL}: SHA-256 {digest}, expected {SHA256}; removed it")
+    return path
+
+
+def extract(tarball: Path, work: Path, suite: str) -> Path:
+    """The suite's files, flat in one directory as ct_run wants them."""
+    out = work / suite
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = [f"{TOP}/{p}" for p in [*SUITES[suite], *COMMON]]
+    with tarfile.open(tarball) as tar:
+        for member in tar.getmembers():
+            for prefix in wanted:
+                if member.name == prefix or member.name.startswith(prefix + "/"):
+                    relative = Path(prefix).name + member.name[len(prefix):]
+                    member.name = relative
+                    tar.extract(member, out, filter="data")
+    return out
+
+
+@dataclass
+class Result:
+    cases: dict[str, str]  # case -> ok | failed | skipped | auto_skipped
+    summary: str
+
+
+def run_suite(suite_dir: Path, suite: str, carrier: str, logs: Path,
+              timeout: float) -> Result:
+    """One suite under ct_run, the whole VM (and every peer it starts, which
+    inherit the environment) on ``carrier``."""
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["ERL_FLAGS"] = " ".join(erl_flags()) if carrier == "py" else ""
+    cmd = ["ct_run", "-noshell", "-sname", f"ct_{carrier}", "-dir", str(suite_dir),
+           "-suite", suite, "-logdir", str(logs)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        output = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        got = exc.stdout or b""  # bytes even with text=True, on some versions
+        partial = got.decode(errors="replace") if isinstance(got, bytes) else got
+        output = f"{partial}\ntimed out after {timeout:.0f} s"
+    summary = next((line.strip() for line in output.splitlines()
+                    if "TEST COMPLETE" in line or "timed out" in line), output[-300:])
+    return Result(_cases(logs), summary)
+
+
+def _cases(logs: Path) -> dict[str, str]:
+    """Each case's result, from the newest suite.log under ``logs``."""
+    found = sorted(logs.rglob("suite.log"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        return {}
+    text = found[-1].read_text(errors="replace")
+    cases: dict[str, str] = {}
+    for block in text.split("=case")[1:]:
+        name = block.split(None, 1)[0]
+        match = re.search(r"^=result\s+(\w+)", block, re.MULTILINE)
+        if name not in ("init_per_suite", "end_per_suite") and match:
+            cases[name] = match.group(1)
+    return cases
+
+
+def table(results: dict[str, dict[str, Result]]) -> str:
+    """Counts per suite and carrier, then every case where they differ."""
+    lines = ["| suite | carrier | ok | failed | skipped | ct_run says |",
+             "|---|---|---:|---:|---:|---|"]
+    for suite, per in results.items():
+        for carrier, res in per.items():
+            values = list(res.cases.values())
+            ok = values.count("ok")
+            failed = values.count("failed")
+            lines.append(f"| {suite} | {carrier} | {ok} | {failed} | "
+                         f"{len(values) - ok - failed} | {res.summary} |")
+    lines += ["", "| suite | case | inet_tcp | py |", "|---|---|---|---|"]
+    for suite, per in results.items():
+        stock, ours = per.get("inet_tcp"), per.get("py")
+        if stock is None or ours is None:
+            continue
+        for case in sorted(set(stock.cases) | set(ours.cases)):
+            a, b = stock.cases.get(case, "-"), ours.cases.get(case, "-")
+            if a != b:
+                lines.append(f"| {suite} | {case} | {a} | {b} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", action="append", choices=sorted(SUITES),
+                        help="a suite to run (default: all)")
+    parser.add_argument("--carrier", action="append", choices=CARRIERS,
+                        help="a carrier (default: both)")
+    parser.add_argument("--work", type=Path, default=cache_dir() / "otp-suites",
+                        help="where the suites and their logs go")
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="seconds per suite and carrier")
+    args = parser.parse_args(argv)
+    tarball = fetch()
+    results: dict[str, dict[str, Result]] = {}
+    for suite in args.suite or sorted(SUITES):
+        suite_dir = extract(tarball, args.work / "src", suite)
+        for carrier in args.carrier or CARRIERS:
+            print(f"running {suite} on {carrier}", file=sys.stderr, flush=True)
+            logs = args.work / "logs" / suite / carrier
+            shutil.rmtree(logs, ignore_errors=True)
+            res = run_suite(suite_dir, suite, carrier, logs, args.timeout)
+            print(f"  {res.summary}", file=sys.stderr, flush=True)
+            results.setdefault(suite, {})[carrier] = res
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
