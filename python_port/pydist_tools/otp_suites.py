@@ -103,7 +103,8 @@ def run_suite(suite_dir: Path, suite: str, carrier: str, logs: Path,
     cmd = ["ct_run", "-noshell", "-sname", f"ct_{carrier}", "-dir", str(suite_dir),
            "-suite", suite, "-logdir", str(logs)]
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                              encoding="utf-8", errors="replace")
         output = proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         got = exc.stdout or b""  # bytes even with text=True, on some versions
@@ -122,9 +123,9 @@ def _cases(logs: Path) -> dict[str, str]:
     text = found[-1].read_text(errors="replace")
     cases: dict[str, str] = {}
     for block in text.split("=case")[1:]:
-        name = block.split(None, 1)[0]
+        name = block.split(None, 1)[0].rpartition(":")[2]
         match = re.search(r"^=result\s+(\w+)", block, re.MULTILINE)
-        if name not in ("init_per_suite", "end_per_suite") and match:
+        if match and not name.startswith(("init_per_", "end_per_")):
             cases[name] = match.group(1)
     return cases
 
@@ -164,9 +165,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the suites and their logs go")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds per suite and carrier")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: the table of the logs of earlier runs")
     args = parser.parse_args(argv)
-    tarball = fetch()
     results: dict[str, dict[str, Result]] = {}
+    if args.report:
+        for suite in args.suite or sorted(SUITES):
+            for carrier in args.carrier or CARRIERS:
+                logs = args.work / "logs" / suite / carrier
+                if logs.exists():
+                    results.setdefault(suite, {})[carrier] = Result(_cases(logs), "(earlier run)")
+        print(table(results))
+        return 0
+    tarball = fetch()
     for suite in args.suite or sorted(SUITES):
         suite_dir = extract(tarball, args.work / "src", suite)
         for carrier in args.carrier or CARRIERS:
