@@ -1,0 +1,61 @@
+"""The small version of the scale benchmark: 30 real nodes in a sparse
+topology (a ring with a chord from every third node), each with at most
+four neighbours, form the full logical mesh, and ``global`` and ``pg`` see
+every node, while each port program holds no more sockets than its links
+and its listener."""
+
+from __future__ import annotations
+
+from pydist_tools.cluster import Cluster, ErlNode, wait_routes
+
+from .test_routing import HOST, tcp_sockets, wait_for_mesh
+
+SIZE = 30
+
+
+def neighbours(i: int) -> list[int]:
+    """Whom node i dials: the next one round the ring, and from every third
+    node a chord across (so nobody has more than four links)."""
+    out = [(i + 1) % SIZE]
+    if i % 3 == 0:
+        out.append((i + SIZE // 2) % SIZE)
+    return out
+
+
+def test_thirty_nodes_in_a_sparse_topology(cluster: Cluster) -> None:
+    dialled = {i: neighbours(i) for i in range(SIZE)}
+    linked = {i: {j for j in range(SIZE) if j in dialled[i] or i in dialled[j]}
+              for i in range(SIZE)}
+    assert max(len(v) for v in linked.values()) <= 4
+    nodes: list[ErlNode] = []
+    for i in range(SIZE):
+        seeds = ", ".join(f"'n{j}@{HOST}'" for j in dialled[i])
+        nodes.append(cluster.start(f"n{i}", "-py_dist", "neighbours", f"[{seeds}]"))
+    for node in nodes:
+        wait_routes(node, SIZE - 1, timeout_ms=60000)
+    wait_for_mesh(nodes)
+    for node in nodes:
+        assert len(node.eval("nodes().")) == SIZE - 1
+    # a global name and a pg group with a member on every node, seen everywhere
+    nodes[7].eval("yes = global:register_name(pd_scale, spawn(fun() -> "
+                  "receive stop -> ok end end)).")
+    for node in nodes:
+        node.eval("pg:start(pg), ok = pg:join(pd_scale_group, spawn(fun() -> "
+                  "receive stop -> ok end end)).")
+    for node in nodes:
+        assert node.eval("global:sync(), node(global:whereis_name(pd_scale)).") == nodes[7].node
+        members = node.eval(f"""
+            Wait = fun W(0) -> length(pg:get_members(pd_scale_group));
+                       W(N) -> case length(pg:get_members(pd_scale_group)) of
+                                   {SIZE} -> {SIZE};
+                                   _ -> timer:sleep(100), W(N - 1)
+                               end
+                   end,
+            Wait(300).""")
+        assert members == SIZE
+    for i, node in enumerate(nodes):
+        assert node.port_pid is not None
+        links = node.eval("maps:get(links, maps:get(port, py_dist:info())).")
+        assert sorted(ln["peer"] for ln in links if ln["up"]) == sorted(
+            f"n{j}@{HOST}".encode() for j in linked[i])
+        assert tcp_sockets(node.port_pid) <= len(linked[i]) + 1
