@@ -91,18 +91,25 @@ def demo(nodes: int) -> None:
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
 @click.option("--part",
               type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes",
-                                 "security"]),
+                                 "security", "scale"]),
               default="all", show_default=True,
               help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
               "direct link, and reroute times; sequencing: this build against the "
               "foundation's, and a stream's stall at a cut link; lanes: round trips "
               "behind 64 MiB streams (head-of-line), py_dist against inet_tcp; security: "
-              "py_dist with CurveZMQ against inet_tls_dist.")
-def bench(seconds: float, rounds: int, part: str) -> None:
+              "py_dist with CurveZMQ against inet_tls_dist; scale (not in all): --nodes "
+              "real nodes, py_dist sparse against a stock mesh.")
+@click.option("--nodes", default=100, show_default=True, help="Cluster size for --part scale.")
+def bench(seconds: float, rounds: int, part: str, nodes: int) -> None:
     """Compare py_dist with stock inet_tcp_dist, and routes with links, in one run."""
     from pydist_tools import bench as bench_module
     from pydist_tools import bench_lanes, bench_routing, bench_security, bench_sequencing
 
+    if part == "scale":
+        from pydist_tools import bench_scale
+
+        click.echo(bench_scale.table(nodes, bench_scale.run(nodes)))
+        return
     click.echo("measuring (one line per case):", err=True)
     if part in ("all", "carrier"):
         rows = bench_module.run(seconds, rounds)
