@@ -58,7 +58,9 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _tcp_sockets(pid: int) -> int:
+def tcp_sockets(pid: int) -> int:
+    """TCP sockets the process holds, from /proc: its socket inodes that
+    /proc/net/tcp lists (listening or connected)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -129,7 +131,7 @@ def measure(cluster: Cluster, size: int, proto: str, idle_seconds: float = 20.0)
     before = sum(_cpu_seconds(p) for p in pids)
     time.sleep(idle_seconds)
     idle = (sum(_cpu_seconds(p) for p in pids) - before) / idle_seconds
-    sockets = statistics.median(sum(_tcp_sockets(p) for p in _pids(n)) for n in nodes)
+    sockets = statistics.median(sum(tcp_sockets(p) for p in _pids(n)) for n in nodes)
     memory = statistics.median(sum(_rss_mb(p) for p in _pids(n)) for n in nodes)
     _progress(f"{proto}: idle CPU {idle:.0%} of a core")
     for node in nodes:

@@ -11,6 +11,18 @@ from pydist_tools.cluster import Cluster
 #: the checks below are causal (what came before the thaw), not timed
 FREEZE_MS = 8000
 
+#: Erlang, in a test run on a with B and Tester bound: B's BEAM frozen as
+#: OTP's freeze_node/2 does it; Tester gets `thawed` once it runs again
+FREEZE = f"""spawn(B, fun() ->
+                     erts_debug:set_internal_state(available_internal_state, true),
+                     Tester ! freezing,
+                     timer:sleep(300),
+                     erts_debug:set_internal_state(block, {FREEZE_MS}),
+                     Tester ! thawed
+                 end),
+        receive freezing -> ok after 10000 -> exit(no_freeze) end,
+        timer:sleep(800),"""
+
 
 def test_a_frozen_peer_makes_the_connection_busy(cluster: Cluster) -> None:
     a, b = cluster.start("a"), cluster.start("b")
@@ -27,15 +39,7 @@ def test_a_frozen_peer_makes_the_connection_busy(cluster: Cluster) -> None:
                  end,
         Q = spawn(B, fun() -> process_flag(trap_exit, true), Record([]) end),
         erlang:monitor_node(B, true),
-        spawn(B, fun() ->
-                     erts_debug:set_internal_state(available_internal_state, true),
-                     Tester ! freezing,
-                     timer:sleep(300),
-                     erts_debug:set_internal_state(block, {FREEZE_MS}),
-                     Tester ! thawed
-                 end),
-        receive freezing -> ok after 10000 -> exit(no_freeze) end,
-        timer:sleep(800),
+        {FREEZE}
         Streamer = spawn(fun S() -> {{'__noone__', B}} ! Data, S() end),
         WaitSuspended = fun W(0) -> running;
                             W(N) -> case process_info(Streamer, status) of
@@ -90,15 +94,7 @@ def test_the_controller_hook_waits_while_the_connection_is_busy(cluster: Cluster
         Ctrl = erts_debug:get_internal_state({{dist_ctrl, B}}),
         Ext = fun(T) -> <<131, E/binary>> = term_to_binary(T), E end,
         Data = binary:copy(<<253>>, 1 bsl 20),
-        spawn(B, fun() ->
-                     erts_debug:set_internal_state(available_internal_state, true),
-                     Tester ! freezing,
-                     timer:sleep(300),
-                     erts_debug:set_internal_state(block, {FREEZE_MS}),
-                     Tester ! thawed
-                 end),
-        receive freezing -> ok after 10000 -> exit(no_freeze) end,
-        timer:sleep(800),
+        {FREEZE}
         Streamer = spawn(fun S() ->
                              Ref = make_ref(),
                              Ctrl ! {{send, self(), Ref,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pydist_tools.bench_scale import tcp_sockets
 from pydist_tools.cluster import Cluster, ErlNode, netns, wait_routes
 
 from .helpers import nodedown, watch_nodedown
@@ -36,24 +37,6 @@ def route(node: ErlNode, dest: ErlNode) -> dict[str, Any]:
 def stats(node: ErlNode) -> dict[bytes, int]:
     result: dict[bytes, int] = node.eval("maps:get(stats, maps:get(port, py_dist:info())).")
     return result
-
-
-def tcp_sockets(pid: int) -> int:
-    """TCP sockets the process holds, from /proc: its socket inodes that
-    /proc/net/tcp lists (listening or connected)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = str(fd.readlink())
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    tcp = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            tcp.add(line.split()[9])
-    return len(inodes & tcp)
 
 
 def wait_for_mesh(nodes: list[ErlNode]) -> None:

@@ -6,9 +6,10 @@ and its listener."""
 
 from __future__ import annotations
 
+from pydist_tools.bench_scale import tcp_sockets
 from pydist_tools.cluster import Cluster, ErlNode, wait_routes
 
-from .test_routing import HOST, tcp_sockets, wait_for_mesh
+from .test_routing import HOST, wait_for_mesh
 
 SIZE = 30
 
