@@ -72,8 +72,9 @@ def test_malformed_data_takes_down_only_its_connection_as_stock_does(
         assert _inject(a, b, CASES[case]) == ("ok", "down"), proto
         time.sleep(0.5)  # erts writes its report as it closes the connection
         seen[proto] = _reports(b, since, {a.node: "A", b.node: "B"})
-        # the other connection never noticed; the broken one comes back
-        assert a.eval("nodes().") == [c.node], proto
+        # the other connection never noticed; the broken one comes back (it
+        # may have already: global reconnects at once, with either carrier)
+        assert c.node in a.eval("nodes()."), proto
         assert a.eval(f"rpc:call('{c.node}', erlang, node, []).") == c.node
         assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
         assert a.eval(f"rpc:call('{b.node}', erlang, node, []).") == b.node
