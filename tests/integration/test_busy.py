@@ -23,6 +23,15 @@ FREEZE = f"""spawn(B, fun() ->
         receive freezing -> ok after 10000 -> exit(no_freeze) end,
         timer:sleep(800),"""
 
+#: Erlang, with B and Data bound: NoSuspend(Tries) sends Data to B with
+#: [nosuspend] until erts answers nosuspend (or gives up: never)
+NOSUSPEND = """NoSuspend = fun NS(0) -> never;
+                        NS(N) -> case erlang:send({'__noone__', B}, Data, [nosuspend]) of
+                                     nosuspend -> nosuspend;
+                                     ok -> NS(N - 1)
+                                 end
+                    end,"""
+
 
 def test_a_frozen_peer_makes_the_connection_busy(cluster: Cluster) -> None:
     a, b = cluster.start("a"), cluster.start("b")
@@ -48,12 +57,7 @@ def test_a_frozen_peer_makes_the_connection_busy(cluster: Cluster) -> None:
                                     end
                         end,
         Suspended = WaitSuspended(1000),
-        NoSuspend = fun NS(0) -> never;
-                        NS(N) -> case erlang:send({{'__noone__', B}}, Data, [nosuspend]) of
-                                     nosuspend -> nosuspend;
-                                     ok -> NS(N - 1)
-                                 end
-                    end,
+        {NOSUSPEND}
         spawn(fun() -> Tester ! {{nosuspend, NoSuspend(100000)}} end),
         Answer = receive {{nosuspend, R}} -> R after 60000 -> no_answer end,
         ThawedBefore = receive thawed -> yes after 0 -> no end,
@@ -115,12 +119,7 @@ def test_the_controller_hook_waits_while_the_connection_is_busy(cluster: Cluster
                                   end
                       end,
         Status = WaitBlocked(1000),
-        NoSuspend = fun NS(0) -> never;
-                        NS(N) -> case erlang:send({{'__noone__', B}}, Data, [nosuspend]) of
-                                     nosuspend -> nosuspend;
-                                     ok -> NS(N - 1)
-                                 end
-                    end,
+        {NOSUSPEND}
         Answer = NoSuspend(100000),
         ThawedBefore = receive thawed -> yes after 0 -> no end,
         case ThawedBefore of
