@@ -24,10 +24,19 @@ from pydist.core import frame, port_codec
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.node import LinkKey, Node
+from pydist.core.outbox import TICK
 from pydist.core.output import Command, Dial, Forget, HangUp, Output
 from pydist.core.port_codec import PortDecoder
 from pydist.core.trust import Trust
-from pydist.core.wire import FLAG_INITIATOR, OP_CTRL, OP_DATA, OP_DELIVER, PY_CHAN_BASE, Kind
+from pydist.core.wire import (
+    FLAG_INITIATOR,
+    OP_CTRL,
+    OP_DATA,
+    OP_DELIVER,
+    OP_FLOWS,
+    PY_CHAN_BASE,
+    Kind,
+)
 
 HOST = b"127.0.0.1"
 PORTS = {label: 4241 + i for i, label in enumerate("abcdefg")}
@@ -417,6 +426,40 @@ def test_closes_that_cross_report_nothing_more() -> None:
     # the data in flight hit a channel a had just closed: no refusal for it
     assert net.sent("a", "b", Kind.CLOSE) and len(net.sent("a", "b", Kind.CLOSE)) == 1
     assert net.nodes["a"].channels == {} and net.nodes["b"].channels == {}
+
+
+def tick_packet(chan: int) -> bytes:
+    """The controller's tick, as py_dist_packet:tick/1 writes it."""
+    return struct.pack("!BIQII", OP_FLOWS, chan, TICK, 4, 0)
+
+
+def test_a_tick_is_delivered_and_neither_acked_nor_kept() -> None:
+    net, (b1,) = connected()
+    acks = len(net.sent("b", "a", Kind.ACK))
+    body = tick_packet(1)
+    net._pipe_in("a", struct.pack("!I", len(body)) + body)
+    net.pump()
+    net.advance_to(0.05)  # past the ack delay
+    assert len(net.sent("a", "b", Kind.TICK)) == 1
+    assert net.sent("a", "b", Kind.DATA) == []
+    assert net.received("b", b1) == [b""]  # an empty packet: erts counts it
+    assert len(net.sent("b", "a", Kind.ACK)) == acks
+    assert net.nodes["a"].channels[1].sender.bytes == 0  # nothing to resend
+    # data after it is sequenced from the start, as if no tick had gone
+    net.send("a", 1, [b"after"])
+    net.pump()
+    assert net.received("b", b1) == [b"", b"after"]
+
+
+def test_a_tick_for_a_channel_the_far_end_forgot_is_dropped() -> None:
+    net, (b1,) = connected()
+    table = net.nodes["b"].channels
+    table.remove(table[b1])
+    body = tick_packet(1)
+    net._pipe_in("a", struct.pack("!I", len(body)) + body)
+    net.pump()
+    assert net.nodes["b"].stats["ticks_unknown_channel"] == 1
+    assert net.received("b", b1) == []
 
 
 # --- liveness ------------------------------------------------------------------

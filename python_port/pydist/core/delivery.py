@@ -25,15 +25,26 @@ from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_
 from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.framer import Framer
-from pydist.core.outbox import Outbox
+from pydist.core.outbox import TICK, Outbox
 from pydist.core.output import Output
 from pydist.core.port_codec import Groups
 from pydist.core.sequencing import Receiver, Sender, SequenceError
-from pydist.core.wire import CLOSE_REASONS, FLAG_INITIATOR, HEADER, VERSION, Kind, node_id
+from pydist.core.wire import (
+    CLOSE_REASONS,
+    FLAG_INITIATOR,
+    FRAME_LEN,
+    HEADER,
+    VERSION,
+    Kind,
+    node_id,
+)
 
 log = logging.getLogger("pydist.node")
 
 _DATA = int(Kind.DATA)
+_TICK = int(Kind.TICK)
+#: a run of one distribution packet of no bytes: what a tick is to erts
+_EMPTY_PACKET = FRAME_LEN.pack(0)
 #: bytes a flow sends at its turn: an erts fragment is 64 KiB
 QUANTUM = 64 * 1024
 #: closes that lose nothing: the far end closed, or our BEAM did
@@ -144,7 +155,10 @@ class Delivery:
         box = ch.outbox
         assert box is not None
         for flow, body in groups:
-            box.push(flow, body)
+            if flow == TICK:
+                self._tick(ch, now)
+            else:
+                box.push(flow, body)
         if box.queued_bytes > 2 * self.config.queue_bytes:  # the BEAM wrote on past a pause
             log.error("channel %d to %s: %d bytes queued past a pause", ch.chan,
                       ch.peer.decode(errors="replace"), box.queued_bytes)
@@ -182,6 +196,36 @@ class Delivery:
         if box.to_hold or box.to_release:
             self._tell_flows(ch, box)
         self._refresh_pause(ch)
+
+    def _tick(self, ch: Channel, now: float) -> None:
+        """The controller's tick (``net_ticktime``): only proof that the
+        connection lives, so it goes at once, outside the sequence, and
+        nobody acknowledges it or sends it again. An idle connection then
+        costs one frame per tick, not two (a tick and its ack), along
+        every hop of its path. A tick lost (or not sent: the channel not
+        open yet, or paused) costs nothing: erts sends the next one a
+        quarter of ``net_ticktime`` later, and only four missed in a row
+        end the connection."""
+        link = ch.link
+        if not (link.up and ch.opened and not link.congested):
+            self.stats["ticks_skipped"] += 1
+            return
+        framer = self.framer
+        header = HEADER.pack(VERSION, _TICK, ch.flags | framer.sealed, self.config.max_hops, 0,
+                             ch.epoch, framer.id, ch.peer_id, 0, 0, 1)
+        link.last_tx = now
+        self.out.links.append((link.key, framer.routed(header, ch.peer_id, b"")))
+
+    def receive_tick(self, hdr: frame.Header) -> None:
+        """The far end's tick: an empty packet for the controller, which
+        only bumps the connection's input counter, as erts does for a
+        tick. It passes the data queued before it; that orders nothing."""
+        ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
+        if ch is None:
+            self.stats["ticks_unknown_channel"] += 1
+            return
+        self.out.port.append(port_codec.encode_data_prefix(ch.chan, len(_EMPTY_PACKET)))
+        self.out.port.append(_EMPTY_PACKET)
 
     def _tell_flows(self, ch: Channel, box: Outbox) -> None:
         """Ask the controller to suspend the senders of flows that have too

@@ -23,6 +23,10 @@ from pydist.core.wire import FLAG_SEALED, Kind, node_id
 
 log = logging.getLogger("pydist.node")
 
+#: per frame kind, the counter of frames this node sent of it (frames it
+#: forwards for others count under ``forwarded``): what the control
+#: traffic is made of
+SENT = {int(kind): f"sent_{kind.name.lower()}" for kind in Kind}
 
 
 class Framer:
@@ -66,6 +70,7 @@ class Framer:
             return
         link.last_tx = now
         if ch is None:
+            self.stats[SENT[kind]] += 1
             self.out.links.append((link.key, frame.join(frame.encode(kind, self.id, 0), payload)))
         else:
             header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, seq=seq,
@@ -74,6 +79,7 @@ class Framer:
 
     def routed(self, header: bytes, dst: int, payload: Out) -> list[Out]:
         """The parts of a frame that travels end to end, to node ``dst``."""
+        self.stats[SENT[header[1]]] += 1
         if self.trust is not None:
             payload = self.trust.seal(dst, header, payload)
         return frame.join(header, payload)

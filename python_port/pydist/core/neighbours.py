@@ -55,7 +55,8 @@ class Neighbours:
     neighbour's traffic by name."""
 
     def __init__(self, config: Config, framer: Framer, out: Output, stats: Counter[str],
-                 cookies: Cookies, entropy: Callable[[int], bytes], owner: Owner) -> None:
+                 cookies: Cookies, entropy: Callable[[int], bytes], owner: Owner,
+                 now: float) -> None:
         self.config = config
         self.framer = framer
         self.out = out
@@ -84,6 +85,8 @@ class Neighbours:
         #: a link (exact after :meth:`timer`, which the frames since only
         #: put off)
         self._due = _NEVER
+        #: the next beat, when idle links get their heartbeat
+        self._beat = self.liveness.next_beat(now)
 
     def deadline(self) -> float:
         """When :meth:`timer` may have something to do."""
@@ -340,6 +343,11 @@ class Neighbours:
         too long, or admitted too slowly, go down."""
         due = _NEVER
         liveness, held = self.liveness, self.rx_held
+        # heartbeats only on a beat: a timer run for another reason (a
+        # silence bound, or another part's deadline) sends none
+        beat = now >= self._beat
+        if beat:
+            self._beat = liveness.next_beat(now)
         for link in list(self.links.values()):
             if not self.receiving or (held and (link.key in held
                                                 or (None in held and not link.dialled))):
@@ -357,9 +365,9 @@ class Neighbours:
             if verdict is Verdict.DEAD:
                 self.link_down(link, "heartbeat_timeout", now)
                 continue
-            if verdict is Verdict.SEND_HEARTBEAT:
+            if verdict is Verdict.SEND_HEARTBEAT and beat:
                 self.framer.send(link, Kind.HEARTBEAT, None, b"", now)
-            due = min(due, liveness.deadline(link.last_rx, link.last_tx))
+            due = min(due, liveness.deadline(now, link.last_rx))
         self._due = due
 
     def link_down(self, link: Link, reason: str, now: float) -> None:

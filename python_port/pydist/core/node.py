@@ -53,7 +53,7 @@ log = logging.getLogger("pydist.node")
 _DATA = int(Kind.DATA)
 #: kinds that travel end to end (and are forwarded); the rest stay on one link
 _ROUTED = frozenset((int(Kind.DATA), int(Kind.OPEN), int(Kind.CLOSE), int(Kind.ACK),
-                     int(Kind.LANE)))
+                     int(Kind.LANE), int(Kind.TICK)))
 _NEVER = float("inf")
 
 
@@ -74,7 +74,7 @@ class Node:
         self.framer = Framer(config.max_hops, trust, self.out, self.stats)
         self.router = self._new_router(b"", now)
         self.neighbours = Neighbours(config, self.framer, self.out, self.stats, self.cookies,
-                                     entropy, owner=self)
+                                     entropy, owner=self, now=now)
         links = self.neighbours.links
         self.delivery = Delivery(config, self.framer, self.out, self.stats, self.rng,
                                  next_hop=self._next_hop, links=links, gone=self._channel_gone)
@@ -86,10 +86,12 @@ class Node:
         #: the link and size of the frame the last link message was
         #: forwarded as, if it was (see :meth:`forwarded`)
         self._forwarded: tuple[LinkKey, int] | None = None
-        #: the node looks at its links and its router at least every
-        #: heartbeat interval: what the router learns between two looks (an
-        #: LSP that expires soon) waits for the next one at most that long
-        self._look_at = now + config.heartbeat_interval
+        #: the node looks at its links and its router at least on every
+        #: heartbeat beat (see :mod:`pydist.core.liveness`), with the links'
+        #: heartbeats, not in a wake-up of its own: what the router learns
+        #: between two looks (an LSP that expires soon) waits for the next
+        #: one at most that long
+        self._look_at = self.neighbours.liveness.next_beat(now)
         #: when the router said, at the last look, it has something to do
         self._router_due = _NEVER
 
@@ -323,6 +325,8 @@ class Node:
                 self.delivery.receive_data(hdr, payload, now)
             elif kind == Kind.ACK:
                 self.delivery.ack(hdr, now)
+            elif kind == Kind.TICK:
+                self.delivery.receive_tick(hdr)
             elif kind == Kind.LANE:
                 self.lanes.receive(hdr, payload, now)
             elif kind == Kind.OPEN:
@@ -374,7 +378,7 @@ class Node:
         then what the router wants sent or changed."""
         if now < self.next_deadline():
             return
-        self._look_at = now + self.config.heartbeat_interval
+        self._look_at = self.neighbours.liveness.next_beat(now)
         self.neighbours.timer(now)
         if self.name is not None:
             self.router.timer(now)

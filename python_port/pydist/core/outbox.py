@@ -12,7 +12,9 @@ Two flows are special. A *barrier* (flow 0: a packet whose sender the
 controller could not tell, or a handshake packet) keeps its place against
 everything: what came before it goes first, what comes after waits
 behind it until it is out. *Ticks* (flow 1) are empty packets that only
-prove the connection alive; they go first, like realtime items.
+prove the connection alive; the node sends them at once, outside the
+sequence (:meth:`pydist.core.delivery.Delivery.send_data`), and should one
+come here it goes first, like a realtime item.
 
 Nothing is refused here: the BEAM has handed the bytes over. Two bounds
 hold it back instead. A flow with ``flow_bytes`` queued is *held*: the node

@@ -45,8 +45,9 @@ CLOSE_REASONS = (
 
 # --- Python <-> Python frames over ZeroMQ ---------------------------------
 
-#: 2: links are admitted by a cookie proof (HELLO carries a nonce, PROOF)
-VERSION = 2
+#: 2: links are admitted by a cookie proof (HELLO carries a nonce, PROOF);
+#: 3: a connection's ticks travel unsequenced (TICK)
+VERSION = 3
 
 
 class Kind(enum.IntEnum):
@@ -61,6 +62,9 @@ class Kind(enum.IntEnum):
     ACK = 9
     LANE = 10
     PROOF = 11
+    #: a connection's tick: end to end like DATA, but outside its sequence,
+    #: so nobody acknowledges it or sends it again
+    TICK = 12
 
 
 #: the lanes besides the reliable one (a frame header's lane byte)

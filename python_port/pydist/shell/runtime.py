@@ -8,6 +8,7 @@ tells the core the time.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import time
@@ -99,10 +100,12 @@ class Runtime:
     def _turn(self) -> None:
         node = self.node
         now = time.monotonic()
-        timeout = max(0.0, node.deadline - now) * 1000
+        # Rounded up: a deadline less than a millisecond away must not
+        # become poll(0), or the loop spins until it passes.
+        timeout = math.ceil(max(0.0, node.deadline - now) * 1000)
         if self.links.backlog or self.gate.paused:
-            timeout = min(timeout, 1.0)
-        events = self.poller.poll(int(timeout))
+            timeout = min(timeout, 1)
+        events = self.poller.poll(timeout)
         now = time.monotonic()
         for sock, _ in events:
             if sock == self.stdout_fd:
