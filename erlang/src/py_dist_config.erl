@@ -15,7 +15,7 @@
 -export([get/1, all/0, keys/0, python_command/0, parse/2]).
 
 -type key() :: python | listen_address | listen_port
-             | heartbeat_interval | heartbeat_timeout
+             | heartbeat_interval | heartbeat_timeout | heartbeat_timeout_max
              | max_batch | max_frame | link_hwm | pipe_size
              | log_level | start_timeout | restart_delay
              | neighbours | neighbour_retry | link_cost | max_hops
@@ -37,6 +37,7 @@ keys() ->
      {listen_port,        integer, 0,              true},
      {heartbeat_interval, integer, 100,            true},
      {heartbeat_timeout,  integer, 600,            true},
+     {heartbeat_timeout_max, integer, 3000,        true},
      {max_batch,          integer, 256 * 1024,     false},
      {max_frame,          integer, 64 * 1024 * 1024, true},
      {link_hwm,           integer, 256,            true},
@@ -47,7 +48,7 @@ keys() ->
      {neighbours,         term,    [],             false},
      {neighbour_retry,    integer, 1000,           false},
      {link_cost,          integer, 10,             true},
-     {max_hops,           integer, 16,             true},
+     {max_hops,           integer, 32,             true},
      {max_links,          integer, 1024,           true},
      {max_channels,       integer, 65536,          true},
      {lsp_lifetime,       integer, 60000,          true},

@@ -100,7 +100,9 @@ def demo(nodes: int) -> None:
               "py_dist with CurveZMQ against inet_tls_dist; scale (not in all): --nodes "
               "real nodes, py_dist sparse against a stock mesh.")
 @click.option("--nodes", default=100, show_default=True, help="Cluster size for --part scale.")
-def bench(seconds: float, rounds: int, part: str, nodes: int) -> None:
+@click.option("--connect-all/--no-connect-all", default=True, show_default=True,
+              help="--part scale: whether nodes run with -kernel connect_all (the logical mesh).")
+def bench(seconds: float, rounds: int, part: str, nodes: int, connect_all: bool) -> None:
     """Compare py_dist with stock inet_tcp_dist, and routes with links, in one run."""
     from pydist_tools import bench as bench_module
     from pydist_tools import bench_lanes, bench_routing, bench_security, bench_sequencing
@@ -108,7 +110,9 @@ def bench(seconds: float, rounds: int, part: str, nodes: int) -> None:
     if part == "scale":
         from pydist_tools import bench_scale
 
-        click.echo(bench_scale.table(nodes, bench_scale.run(nodes)))
+        figures = bench_scale.run(nodes, connect_all=connect_all)
+        click.echo(bench_scale.table(nodes, figures, connect_all))
+        click.echo(bench_scale.counters(figures))
         return
     click.echo("measuring (one line per case):", err=True)
     if part in ("all", "carrier"):

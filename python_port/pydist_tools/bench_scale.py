@@ -16,7 +16,8 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydist_tools.cluster import HOST, Cluster, ErlNode
@@ -40,6 +41,10 @@ class Figures:
     sockets: float
     memory_mb: float
     idle_cpu: float  # share of one core, the whole cluster
+    #: py_dist: the port programs' counters summed over the cluster, at
+    #: the end, and their growth per node per second while idle
+    counters: dict[str, int] = field(default_factory=dict)
+    idle_rates: dict[str, float] = field(default_factory=dict)
 
 
 def _pids(node: ErlNode) -> list[int]:
@@ -80,14 +85,41 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def measure(cluster: Cluster, size: int, proto: str, idle_seconds: float = 20.0) -> Figures:
+def _counters(nodes: list[ErlNode]) -> Counter[str]:
+    """The port programs' counters, summed over ``nodes``."""
+    total: Counter[str] = Counter()
+    for node in nodes:
+        pairs = node.eval("maps:to_list(maps:get(stats, maps:get(port, py_dist:info()))).")
+        total.update({bytes(k).decode(): v for k, v in pairs})
+    return total
+
+
+def _check_ports(nodes: list[ErlNode]) -> None:
+    """A port program that restarted is a bug to see, not to hide: say so,
+    with the end of its node's log, and measure the one running now."""
+    for node in nodes:
+        pid = node.eval("maps:get(os_pid, py_dist:info()).")
+        if pid != node.port_pid:
+            _progress(f"{node.node}: the port program restarted ({node.port_pid} -> {pid}); "
+                      f"the end of its log:\n{node.log_text()[-3000:]}")
+            node.port_pid = pid
+
+
+def measure(cluster: Cluster, size: int, proto: str, idle_seconds: float = 20.0,
+            connect_all: bool = True) -> Figures:
+    """With ``connect_all`` false, nodes connect only to whom they talk to:
+    node 0 pings every node (the first figure), then the global name is
+    registered on node 0 and every node joins the pg group; seen means
+    every node sees the name, and node 0 sees a member on every node (a
+    node sees the members of the nodes it is connected to: itself and
+    node 0)."""
     tag = proto.replace("_", "")
     nodes: list[ErlNode] = []
     for i in range(size):
-        args: list[str] = []
+        args: list[str] = [] if connect_all else ["-kernel", "connect_all", "false"]
         if proto == "py":
             seeds = ", ".join(f"'{tag}{j}@{HOST}'" for j in neighbours(i, size))
-            args = ["-py_dist", "neighbours", f"[{seeds}]"]
+            args += ["-py_dist", "neighbours", f"[{seeds}]"]
         nodes.append(cluster.start(f"{tag}{i}", *args, proto=proto))
     _progress(f"{proto}: {size} nodes started")
     names = [n.node for n in nodes]
@@ -101,24 +133,28 @@ def measure(cluster: Cluster, size: int, proto: str, idle_seconds: float = 20.0)
                               end
                end,
         [ok = Ping(N, 240) || N <- {names[1:]!r}], ok.""".replace('"', "'"), timeout=900)
-    for node in nodes:
-        others = [n for n in names if n != node.node]
-        assert node.eval(f"pd_agent:wait_for_nodes({others!r}, 600000).".replace('"', "'"),
-                         timeout=660) == "ok"
+    if connect_all:
+        for node in nodes:
+            others = [n for n in names if n != node.node]
+            assert node.eval(f"pd_agent:wait_for_nodes({others!r}, 600000).".replace('"', "'"),
+                             timeout=660) == "ok"
     mesh = time.monotonic() - start
-    _progress(f"{proto}: full mesh after {mesh:.1f} s")
+    _progress(f"{proto}: {'full mesh' if connect_all else 'node 0 reached every node'} "
+              f"after {mesh:.1f} s")
     start = time.monotonic()
-    nodes[size // 2].eval("yes = global:register_name(pd_scale, spawn(fun() -> "
-                          "receive stop -> ok end end)).")
+    home = nodes[size // 2 if connect_all else 0]
+    home.eval("yes = global:register_name(pd_scale, spawn(fun() -> "
+              "receive stop -> ok end end)).")
     for node in nodes:
         node.eval("pg:start(pg), ok = pg:join(pd_scale_group, spawn(fun() -> "
                   "receive stop -> ok end end)).")
-    for node in nodes:
+    for i, node in enumerate(nodes):
+        members = size if connect_all or i == 0 else 2
         found = node.eval(f"""
             Wait = fun W(0) -> timeout;
                        W(N) -> case {{global:whereis_name(pd_scale),
                                       length(pg:get_members(pd_scale_group))}} of
-                                   {{P, {size}}} when is_pid(P) -> ok;
+                                   {{P, {members}}} when is_pid(P) -> ok;
                                    _ -> timer:sleep(20), W(N - 1)
                                end
                    end,
@@ -127,29 +163,55 @@ def measure(cluster: Cluster, size: int, proto: str, idle_seconds: float = 20.0)
     seen = time.monotonic() - start
     _progress(f"{proto}: global name and pg group seen everywhere after {seen:.1f} s")
     time.sleep(2.0)
+    counted = _counters(nodes) if proto == "py" else Counter()
+    if proto == "py":
+        _check_ports(nodes)
     pids = [p for n in nodes for p in _pids(n)]
     before = sum(_cpu_seconds(p) for p in pids)
     time.sleep(idle_seconds)
     idle = (sum(_cpu_seconds(p) for p in pids) - before) / idle_seconds
+    after = _counters(nodes) if proto == "py" else Counter()
+    rates = {k: (after[k] - counted[k]) / idle_seconds / size for k in after
+             if after[k] != counted[k]}
     sockets = statistics.median(sum(tcp_sockets(p) for p in _pids(n)) for n in nodes)
     memory = statistics.median(sum(_rss_mb(p) for p in _pids(n)) for n in nodes)
     _progress(f"{proto}: idle CPU {idle:.0%} of a core")
     for node in nodes:
         node.stop()
-    return Figures(mesh, seen, sockets, memory, idle)
+    return Figures(mesh, seen, sockets, memory, idle, dict(after), rates)
 
 
-def run(size: int, idle_seconds: float = 20.0) -> dict[str, Figures]:
+def run(size: int, idle_seconds: float = 20.0, connect_all: bool = True) -> dict[str, Figures]:
     results = {}
     for proto in ("inet_tcp", "py"):
         with Cluster() as cluster:
-            results[proto] = measure(cluster, size, proto, idle_seconds)
+            results[proto] = measure(cluster, size, proto, idle_seconds, connect_all)
     return results
 
 
-def table(size: int, results: dict[str, Figures]) -> str:
+#: the counters worth reading after a run: how the cluster formed
+REPORTED = ("links_admitted", "links_down_heartbeat_timeout", "route_computations", "lsp_new",
+            "rerouted_channels", "retransmitted", "resend_timeouts", "channels_stalled",
+            "no_route", "forwarded")
+
+
+def counters(results: dict[str, Figures]) -> str:
+    """py_dist's counters: some totals over the cluster, and the frames
+    each node sends per second while idle, by kind (forwarded: frames of
+    others it passes on)."""
+    ours = results["py"]
+    totals = ", ".join(f"{k} {ours.counters.get(k, 0):,}" for k in REPORTED)
+    idle = sorted(((k, v) for k, v in ours.idle_rates.items()
+                   if k.startswith("sent_") or k == "forwarded"), key=lambda kv: -kv[1])
+    rates = ", ".join(f"{k} {v:.2f}" for k, v in idle) or "none"
+    return f"py_dist totals: {totals}\npy_dist idle, frames per node per second: {rates}"
+
+
+def table(size: int, results: dict[str, Figures], connect_all: bool = True) -> str:
     stock, ours = results["inet_tcp"], results["py"]
-    rows = [("every node connected to every other, after one pinged all", "s",
+    first = ("every node connected to every other, after one pinged all" if connect_all
+             else "one node connected to every other (connect_all false)")
+    rows = [(first, "s",
              stock.mesh_s, ours.mesh_s, False),
             ("a global name and a pg group seen from every node", "s",
              stock.global_pg_s, ours.global_pg_s, False),
@@ -168,4 +230,7 @@ def table(size: int, results: dict[str, Figures]) -> str:
 
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-    print(table(count, run(count)))
+    mesh = "--no-connect-all" not in sys.argv
+    figures = run(count, connect_all=mesh)
+    print(table(count, figures, mesh))
+    print(counters(figures))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pydist.core.liveness import Liveness, Verdict
+from pydist.core.liveness import GAP_HALF_LIFE, Liveness, Verdict
 
 FAST = settings(max_examples=200, deadline=None)
 
@@ -95,3 +95,39 @@ def test_verdict_rule(now: float, last_rx: float, last_tx: float) -> None:
         assert verdict is Verdict.SEND_HEARTBEAT
     else:
         assert verdict is Verdict.ALIVE
+
+
+STRETCHY = Liveness(interval=0.1, timeout=0.6, max_timeout=3.0)
+
+
+@pytest.mark.parametrize(("gap", "bound"), [
+    (0.0, 0.6), (0.1, 0.6), (0.15, 0.6),  # a clean link: the plain timeout
+    (0.4, 1.6), (0.5, 2.0),  # a link that showed a slow spell gets room for it
+    (0.75, 3.0), (10.0, 3.0),  # never past the maximum
+])
+def test_the_silence_bound_stretches_with_the_gaps_seen(gap: float, bound: float) -> None:
+    assert STRETCHY.silence_bound(gap) == pytest.approx(bound)
+
+
+def test_no_maximum_means_no_stretch() -> None:
+    assert LIVE.silence_bound(100.0) == LIVE.timeout
+
+
+def test_a_maximum_below_the_timeout_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Liveness(0.1, 0.6, max_timeout=0.5)
+
+
+def test_a_gap_is_half_forgotten_after_its_half_life() -> None:
+    gap = 1.0
+    for _ in range(round(GAP_HALF_LIFE / STRETCHY.interval)):
+        gap *= STRETCHY.decay
+    assert gap == pytest.approx(0.5)
+
+
+@FAST
+@given(st.floats(0, 100, allow_nan=False), st.floats(0, 100, allow_nan=False))
+def test_the_bound_is_monotonic_and_bounded(a: float, b: float) -> None:
+    low, high = sorted((a, b))
+    assert STRETCHY.timeout <= STRETCHY.silence_bound(low) <= STRETCHY.silence_bound(high)
+    assert STRETCHY.silence_bound(high) <= STRETCHY.max_timeout

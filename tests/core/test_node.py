@@ -512,6 +512,30 @@ def test_a_silent_link_is_declared_dead() -> None:
     assert [type(c) for c in net.commands["b"]] == [Forget]
 
 
+def test_a_link_that_stuttered_is_given_room_and_one_that_dies_is_not() -> None:
+    """A silence of 0.4 s (an overloaded peer) stretches a's bound for that
+    link to 1.6 s, so the next, longer silence is suspected, not fatal; a
+    silence longer than the stretched bound still ends the link."""
+    net, _ = connected()
+    step = 0.05
+
+    def run(until: float) -> None:
+        while net.now + step <= until + 1e-9:
+            net.advance_to(net.now + step)
+
+    run(1.0)
+    net.blocked.add(("b", "a"))
+    run(1.4)  # 0.4 s and more without a frame from b: not fatal at 0.6 s
+    net.blocked.clear()
+    run(2.0)
+    net.blocked.add(("b", "a"))
+    run(2.9)  # past 0.6 s of silence: suspected only
+    assert net.closed("a") == []
+    assert net.nodes["a"].stats["links_suspected"] == 1
+    run(4.0)  # past 4 x the longest gap: dead
+    assert net.closed("a") == [(1, "heartbeat_timeout")]
+
+
 def test_reconnect_after_a_dead_link() -> None:
     net, (b1,) = connected()
     net.blocked.add(("b", "a"))

@@ -33,6 +33,12 @@ class Link:
     endpoint: str | None
     last_rx: float
     last_tx: float
+    #: the longest gap between two frames received lately, fading (see
+    #: pydist.core.liveness): how long a silence this link has shown is
+    #: no sign of its end
+    gap: float = 0.0
+    #: silent past heartbeat_timeout, spared by the stretch (counted once)
+    suspected: bool = False
     #: admitted: both ends proved the cookie (see pydist.core.admission);
     #: until then the link carries nothing but HELLO, PROOF and BYE
     up: bool = False

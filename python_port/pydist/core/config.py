@@ -20,13 +20,14 @@ class Config:
     listen_port: int = 0
     heartbeat_interval: float = 0.100
     heartbeat_timeout: float = 0.600
+    heartbeat_timeout_max: float = 3.0
     max_frame: int = 64 * 1024 * 1024
     link_hwm: int = 256
     pipe_size: int = 1024 * 1024
     log_level: str = "warning"
     max_links: int = 1024
     max_channels: int = 65536
-    max_hops: int = 16
+    max_hops: int = 32
     link_cost: int = 10
     lsp_lifetime: float = 60.0
     lsdb_sync_interval: float = 5.0

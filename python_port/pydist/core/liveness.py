@@ -14,13 +14,29 @@ arrive together too and cost it one wake-up more, not one per link. The
 price: on a link that sent something just before a beat, the next
 heartbeat comes up to one and a half intervals after it, still far inside
 the timeout.
+
+The silence bound of a link stretches with what the link has shown
+(:meth:`Liveness.silence_bound`): ``STRETCH`` times the longest recent gap
+between two frames on it, never less than ``timeout`` and never more than
+``max_timeout``. A clean link, whose frames come every interval, is
+judged by ``timeout``; a link (or a pair of nodes) that has been slow,
+an overloaded machine or a lossy line whose TCP resends hold frames up,
+gets the room it showed it needs, at once, and gives it back slowly (the
+gap remembered halves every ``GAP_HALF_LIFE``): a link that stutters is
+not declared dead over and over, each time a reroute and maybe a
+nodedown, while one that dies outright is still found in ``timeout``.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+#: how many times its longest recent gap a link may stay silent
+STRETCH = 4.0
+#: seconds in which the longest gap a link showed is half forgotten
+GAP_HALF_LIFE = 10.0
 
 
 class Verdict(enum.Enum):
@@ -33,27 +49,40 @@ class Verdict(enum.Enum):
 class Liveness:
     interval: float
     timeout: float
+    #: the longest a stretched silence bound gets (default: no stretch)
+    max_timeout: float = 0.0
+    #: what the gap remembered is multiplied by at each beat
+    decay: float = field(init=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.interval < self.timeout:
             raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
+        if self.max_timeout and self.max_timeout < self.timeout:
+            raise ValueError("need heartbeat_timeout <= heartbeat_timeout_max")
+        object.__setattr__(self, "decay", 0.5 ** (self.interval / GAP_HALF_LIFE))
+
+    def silence_bound(self, gap: float) -> float:
+        """How long a link whose longest recent gap is ``gap`` may be silent."""
+        return min(max(self.timeout, STRETCH * gap), max(self.max_timeout, self.timeout))
 
     def next_beat(self, now: float) -> float:
         """The first beat strictly after ``now``."""
         beat = (math.floor(now / self.interval) + 1) * self.interval
         return beat if beat > now else beat + self.interval
 
-    def verdict(self, now: float, last_rx: float, last_tx: float) -> Verdict:
-        """What a link is due at a beat ``now``. Each test is the same sum
-        as :meth:`deadline` uses, so a timer woken at that deadline finds
-        it reached (a difference of floats may fall short of it)."""
-        if now >= last_rx + self.timeout:
+    def verdict(self, now: float, last_rx: float, last_tx: float,
+                bound: float | None = None) -> Verdict:
+        """What a link is due at a beat ``now``, silent for at most
+        ``bound`` (default: ``timeout``). Each test is the same sum as
+        :meth:`deadline` uses, so a timer woken at that deadline finds it
+        reached (a difference of floats may fall short of it)."""
+        if now >= last_rx + (self.timeout if bound is None else bound):
             return Verdict.DEAD
         if now >= last_tx + self.interval / 2:
             return Verdict.SEND_HEARTBEAT
         return Verdict.ALIVE
 
-    def deadline(self, now: float, last_rx: float) -> float:
+    def deadline(self, now: float, last_rx: float, bound: float | None = None) -> float:
         """The next time :meth:`verdict` may change for a link: its silence
         bound, or the next beat."""
-        return min(last_rx + self.timeout, self.next_beat(now))
+        return min(last_rx + (self.timeout if bound is None else bound), self.next_beat(now))

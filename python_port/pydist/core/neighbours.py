@@ -65,7 +65,8 @@ class Neighbours:
         #: the nonces of link admission: unpredictable, unlike the node's rng
         self.entropy = entropy
         self.owner = owner
-        self.liveness = Liveness(config.heartbeat_interval, config.heartbeat_timeout)
+        self.liveness = Liveness(config.heartbeat_interval, config.heartbeat_timeout,
+                                 config.heartbeat_timeout_max)
         self.links: dict[LinkKey, Link] = {}
         self.by_peer: dict[bytes, Link] = {}
         self.next_dial = 1
@@ -361,13 +362,21 @@ class Neighbours:
                 else:
                     due = min(due, bound)
                 continue
-            verdict = liveness.verdict(now, link.last_rx, link.last_tx)
+            if beat:
+                link.gap *= liveness.decay
+            bound = liveness.silence_bound(link.gap)
+            verdict = liveness.verdict(now, link.last_rx, link.last_tx, bound)
             if verdict is Verdict.DEAD:
                 self.link_down(link, "heartbeat_timeout", now)
                 continue
+            if not link.suspected and now >= link.last_rx + liveness.timeout:
+                # silent past the plain bound, spared by the stretch: seen
+                # at the next beat, counted once per silence
+                link.suspected = True
+                self.stats["links_suspected"] += 1
             if verdict is Verdict.SEND_HEARTBEAT and beat:
                 self.framer.send(link, Kind.HEARTBEAT, None, b"", now)
-            due = min(due, liveness.deadline(now, link.last_rx))
+            due = min(due, liveness.deadline(now, link.last_rx, bound))
         self._due = due
 
     def link_down(self, link: Link, reason: str, now: float) -> None:

@@ -313,6 +313,12 @@ class Node:
         if not link.up and kind not in admission.KINDS:
             neighbours.early(link, kind)
             return
+        # the longest gap lately stretches the link's silence bound (see
+        # pydist.core.liveness)
+        gap = now - link.last_rx
+        if gap > link.gap:
+            link.gap = gap
+        link.suspected = False
         link.last_rx = now
         if kind in _ROUTED:
             framer = self.framer

@@ -86,7 +86,7 @@ HEADER_SIZE = HEADER.size
 #: where the hop limit is in a header: the one byte nodes in the middle change
 HOPS_OFFSET = 3
 
-DEFAULT_HOPS = 16
+DEFAULT_HOPS = 32
 
 
 def node_id(name: bytes) -> int:
