@@ -6,11 +6,9 @@ Convergence is checked here again, with a breadth-first search of our own
 (every link costs the same), not only by the simulator's own check. No
 timings are asserted: wall times depend on the machine.
 
-50 nodes, not 100: a cold start costs every node a route computation per
-new link-state packet, about three per node in the network, so 100 nodes
-take some 30,000 computations, about 20 s on a 2-core machine, and 50
-nodes a quarter of that (``python -m pydist_tools.simulate --nodes 100``
-runs the larger network).
+100 nodes: with the back-off of route computations and originations
+(:mod:`pydist.core.backoff`) a cold start costs each node about 1 LSP per
+node and some 40 route computations, seconds for the whole network.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import pytest
 from pydist_tools.simnet import barabasi_albert, regular, ring_of_clusters
 from pydist_tools.simulate import Scenario, Simulation, run
 
-SIZE = 50
+SIZE = 100
 DEGREE = 4
 
 

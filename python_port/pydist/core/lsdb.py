@@ -13,6 +13,15 @@ periodically, a cheap repair for anything else (IS-IS's CSNPs do the same
 on broadcast media). Originators refresh their LSP before its lifetime runs
 out; an LSP nobody refreshes (its node is gone) ages out everywhere.
 
+Every LSP reaches a node once per link it has, so most of what arrives is
+a copy of what is held: the database keeps each LSP as it came on the
+wire, and :meth:`Lsdb.duplicate` recognises a copy from its bytes, before
+any decoding or signature check. The same bytes, with the lifetime patched
+in (:func:`with_lifetime`), are what is flooded on. For the shortest paths
+it keeps every origin's links as a map (:attr:`Lsdb.links`) and the links
+that went since the last look (:attr:`Lsdb.lost`), so a route computation
+copies nothing; expiries wait in a heap.
+
 With node keys (:mod:`pydist.core.trust`) an LSP ends with its origin's
 Ed25519 signature over everything but the remaining lifetime, which every
 node lowers as it passes the LSP on (as IS-IS leaves it out of its
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import heapq
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -39,6 +49,7 @@ _SEQ_LIFE = struct.Struct("!QI")
 _COUNT = struct.Struct("!H")
 _COST = struct.Struct("!I")
 _SEQ = struct.Struct("!Q")
+_LIFE = struct.Struct("!I")
 
 
 class LspError(ValueError):
@@ -70,6 +81,23 @@ def encode(lsp: Lsp, lifetime: float | None = None) -> bytes:
         out.append(_COST.pack(cost))
     out.append(lsp.signature)
     return b"".join(out)
+
+
+def peek(data: bytes) -> tuple[bytes, int] | None:
+    """The origin and sequence of an LSP payload, without decoding the
+    rest (None if it is too short to hold them: :func:`decode` says why)."""
+    size = data[0] if data else 0
+    if len(data) < 1 + size + _SEQ_LIFE.size:
+        return None
+    (seq,) = _SEQ.unpack_from(data, 1 + size)
+    return data[1:1 + size], seq
+
+
+def with_lifetime(wire: bytes, origin: bytes, lifetime: float) -> bytes:
+    """An encoded LSP with another remaining lifetime (which no signature covers)."""
+    at = 1 + len(origin) + _SEQ.size
+    life_ms = min(MAX_LIFETIME_MS, max(0, round(lifetime * 1000)))
+    return b"".join((wire[:at], _LIFE.pack(life_ms), wire[at + _LIFE.size:]))
 
 
 def signed_part(lsp: Lsp) -> bytes:
@@ -144,6 +172,8 @@ class Verdict(enum.Enum):
 class Entry:
     lsp: Lsp
     expires: float
+    #: the LSP as encoded on the wire (with the lifetime it came with)
+    wire: bytes
 
 
 class Lsdb:
@@ -155,6 +185,14 @@ class Lsdb:
         self.max_entries = max_entries
         self.entries: dict[bytes, Entry] = {}
         self.seq = 0
+        #: every origin's links as it lists them: neighbour -> cost
+        self.links: dict[bytes, dict[bytes, int]] = {}
+        #: links (the two names, smaller first) some origin stopped listing,
+        #: or whose origin aged out, since the router last cleared this
+        self.lost: set[tuple[bytes, bytes]] = set()
+        #: (expiry, origin) of the others' LSPs; an entry refreshed since
+        #: leaves a stale pair, skipped when it comes up
+        self._expiries: list[tuple[float, bytes]] = []
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -173,10 +211,26 @@ class Lsdb:
         lsp = Lsp(self.me, self.seq, self.lifetime, tuple(sorted(neighbours.items())), endpoint)
         if sign is not None:
             lsp = replace(lsp, signature=sign(signed_part(lsp)))
-        self.entries[self.me] = Entry(lsp, now + self.lifetime)
+        self._install(lsp, now + self.lifetime, encode(lsp))
         return lsp
 
-    def receive(self, lsp: Lsp, now: float) -> Verdict:
+    def duplicate(self, data: bytes) -> bool:
+        """Whether an LSP payload is, byte for byte but its lifetime, the one
+        held for its origin: then it needs no decoding, no signature check
+        and no flooding (what :meth:`receive` would say of it, but for its
+        origin's remaining lifetime, which a copy does not extend)."""
+        head = peek(data)
+        if head is None:
+            return False
+        held = self.entries.get(head[0])
+        if held is None or held.lsp.seq != head[1]:
+            return False
+        wire, at = held.wire, 1 + len(head[0]) + _SEQ.size
+        return (len(wire) == len(data) and wire[:at] == data[:at]
+                and wire[at + _LIFE.size:] == data[at + _LIFE.size:])
+
+    def receive(self, lsp: Lsp, now: float, wire: bytes | None = None) -> Verdict:
+        """Install ``lsp`` (as it came: ``wire``) if it is newer than the one held."""
         held = self.entries.get(lsp.origin)
         if lsp.origin == self.me:
             if lsp.seq > self.seq or (
@@ -184,15 +238,30 @@ class Lsdb:
                 return Verdict.OURS_NEWER  # a former life of ours is still about
             return Verdict.DUPLICATE if lsp.seq == self.seq else Verdict.STALE
         if held is not None:
-            new, old = _rank(lsp), _rank(held.lsp)
-            if new == old:
-                return Verdict.DUPLICATE
-            if new < old:
+            # the sequence decides; only at equal sequences is the content hashed
+            if lsp.seq < held.lsp.seq:
                 return Verdict.STALE
+            if lsp.seq == held.lsp.seq:
+                new, old = _rank(lsp), _rank(held.lsp)
+                if new == old:
+                    return Verdict.DUPLICATE
+                if new < old:
+                    return Verdict.STALE
         elif len(self.entries) >= self.max_entries:
             return Verdict.FULL
-        self.entries[lsp.origin] = Entry(lsp, now + lsp.lifetime)
+        expires = now + lsp.lifetime
+        self._install(lsp, expires, encode(lsp) if wire is None else wire)
+        heapq.heappush(self._expiries, (expires, lsp.origin))
         return Verdict.NEW
+
+    def _install(self, lsp: Lsp, expires: float, wire: bytes) -> None:
+        origin = lsp.origin
+        self.entries[origin] = Entry(lsp, expires, wire)
+        links = dict(lsp.neighbours)
+        old = self.links.get(origin)
+        if old is not None:
+            self._lose(origin, (n for n in old if n not in links))
+        self.links[origin] = links
 
     def remaining(self, origin: bytes, now: float) -> float:
         return max(0.0, self.entries[origin].expires - now)
@@ -212,16 +281,37 @@ class Lsdb:
         return send, behind or theirs.get(self.me, 0) > self.seq
 
     def expire(self, now: float) -> list[bytes]:
-        """Drop the LSPs nobody refreshed; ours is never dropped."""
-        gone = [o for o, e in self.entries.items() if e.expires <= now and o != self.me]
-        for origin in gone:
+        """Drop the LSPs nobody refreshed (in the order they came); ours is
+        never dropped."""
+        due = self._expiries
+        gone: set[bytes] = set()
+        while due and due[0][0] <= now:
+            _, origin = heapq.heappop(due)
+            entry = self.entries.get(origin)
+            if entry is not None and entry.expires <= now and origin != self.me:
+                gone.add(origin)
+        if not gone:
+            return []
+        ordered = [o for o in self.entries if o in gone]
+        for origin in ordered:
             del self.entries[origin]
-        return gone
+            self._lose(origin, self.links.pop(origin, ()))
+        return ordered
 
     def deadline(self) -> float:
         """When the next LSP of another origin expires."""
-        return min((e.expires for o, e in self.entries.items() if o != self.me),
-                   default=float("inf"))
+        due, entries = self._expiries, self.entries
+        while due:
+            at, origin = due[0]
+            entry = entries.get(origin)
+            if entry is not None and entry.expires == at and origin != self.me:
+                return at
+            heapq.heappop(due)  # refreshed or gone since: stale
+        return float("inf")
+
+    def _lose(self, origin: bytes, names: Iterable[bytes]) -> None:
+        for name in names:
+            self.lost.add((origin, name) if origin < name else (name, origin))
 
 
 def _rank(lsp: Lsp) -> tuple[int, bytes]:

@@ -454,14 +454,19 @@ class Node:
         BEAM which nodes it can reach, move channels to their new next hop
         (opening there those not yet opened), and send again what may have
         been lost on a path that lost a link; only a channel to a node no
-        path reaches any more is closed."""
+        path reaches any more is closed. The router may put a recomputation
+        off (see :mod:`pydist.core.backoff`): the node's deadline then
+        includes it."""
         router, links, delivery = self.router, self.neighbours.links, self.delivery
         for key, kind, payload in router.out:
             link = links.get(key)
             if link is not None and link.up:
                 self.framer.send(link, kind, None, payload, now)
         router.out.clear()
-        change = router.settle()
+        change = router.settle(now)
+        if self.name is not None:
+            # a recomputation the back-off put off is due then: wake for it
+            self._router_due = router.deadline()
         if change is None:
             return
         if change.reachable or change.unreachable or change.broken:
