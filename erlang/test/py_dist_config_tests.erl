@@ -4,7 +4,7 @@
 
 defaults_work_with_no_configuration_test() ->
     Config = py_dist_config:all(),
-    ?assertEqual(100, maps:get(heartbeat_interval, Config)),
+    ?assertEqual(200, maps:get(heartbeat_interval, Config)),
     ?assertEqual(600, maps:get(heartbeat_timeout, Config)),
     ?assert(is_list(maps:get(python, Config))).
 
@@ -37,7 +37,7 @@ parse_test_() ->
 
 python_command_passes_python_keys_only_test() ->
     {_Exe, Args} = py_dist_config:python_command(),
-    ?assert(lists:member("heartbeat_interval=100", Args)),
+    ?assert(lists:member("heartbeat_interval=200", Args)),
     ?assert(lists:member("link_cost=10", Args)),
     ?assertNot(lists:any(fun(A) -> lists:prefix("neighbours=", A) end, Args)),
     ?assertNot(lists:any(fun(A) -> lists:prefix("max_batch=", A) end, Args)),

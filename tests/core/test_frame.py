@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pydist.core import frame
 from pydist.core.frame import FrameError, Header
-from pydist.core.wire import HEADER_SIZE, VERSION, Kind
+from pydist.core.wire import DEFAULT_HOPS, HEADER_SIZE, VERSION, Kind
 
 FAST = settings(max_examples=200, deadline=None)
 
@@ -66,12 +66,12 @@ def test_fast_path_equals_header_encode(
 
 def test_fast_path_defaults() -> None:
     got = frame.decode(frame.encode(Kind.HEARTBEAT, 1, 2))
-    assert (got.epoch, got.seq, got.flags, got.hops) == (0, 0, 0, 16)
+    assert (got.epoch, got.seq, got.flags, got.hops) == (0, 0, 0, DEFAULT_HOPS)
 
 
 def _raw(version: int = VERSION, kind: int = int(Kind.DATA), index: int = 0,
          count: int = 1) -> bytes:
-    return LAYOUT.pack(version, kind, 0, 16, 0, 7, 1, 2, 3, index, count)
+    return LAYOUT.pack(version, kind, 0, DEFAULT_HOPS, 0, 7, 1, 2, 3, index, count)
 
 
 def test_raw_helper_is_accepted() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import struct
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -513,11 +514,17 @@ def test_a_silent_link_is_declared_dead() -> None:
 
 
 def test_a_link_that_stuttered_is_given_room_and_one_that_dies_is_not() -> None:
-    """A silence of 0.4 s (an overloaded peer) stretches a's bound for that
-    link to 1.6 s, so the next, longer silence is suspected, not fatal; a
-    silence longer than the stretched bound still ends the link."""
-    net, _ = connected()
-    step = 0.05
+    """A silence of two thirds of the timeout (an overloaded peer) stretches
+    a's bound for that link by the factor that exceeds a clean link's gap
+    (1.5 intervals), so the next, longer silence is suspected, not fatal;
+    a silence longer than the stretched bound still ends the link."""
+    # beats of a tenth of the timeout: room to stutter below it
+    interval = TIMEOUT / 10
+    net = Net("a", "b", config=replace(Config(), heartbeat_interval=interval))
+    handshake(net, "a", "b", 1)
+    step = interval / 4
+    a = net.nodes["a"]
+    (link,) = a.links.values()
 
     def run(until: float) -> None:
         while net.now + step <= until + 1e-9:
@@ -525,14 +532,18 @@ def test_a_link_that_stuttered_is_given_room_and_one_that_dies_is_not() -> None:
 
     run(1.0)
     net.blocked.add(("b", "a"))
-    run(1.4)  # 0.4 s and more without a frame from b: not fatal at 0.6 s
+    # not fatal: with the beat after it, still below the timeout
+    run(1.0 + TIMEOUT - 1.5 * interval)
     net.blocked.clear()
     run(2.0)
+    assert net.closed("a") == [] and link.gap > 1.5 * interval
+    stretched = a.neighbours.liveness.silence_bound(link.gap)
+    assert stretched > TIMEOUT + 2 * interval
     net.blocked.add(("b", "a"))
-    run(2.9)  # past 0.6 s of silence: suspected only
+    run(2.0 + TIMEOUT + interval)  # past the timeout: suspected only
     assert net.closed("a") == []
-    assert net.nodes["a"].stats["links_suspected"] == 1
-    run(4.0)  # past 4 x the longest gap: dead
+    assert a.stats["links_suspected"] == 1
+    run(2.0 + stretched + 2 * interval)  # past the stretched bound: dead
     assert net.closed("a") == [(1, "heartbeat_timeout")]
 
 

@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 class Config:
     listen_address: str = "0.0.0.0"
     listen_port: int = 0
-    heartbeat_interval: float = 0.100
+    heartbeat_interval: float = 0.200
     heartbeat_timeout: float = 0.600
     heartbeat_timeout_max: float = 3.0
     max_frame: int = 64 * 1024 * 1024
@@ -29,8 +29,8 @@ class Config:
     max_channels: int = 65536
     max_hops: int = 32
     link_cost: int = 10
-    lsp_lifetime: float = 60.0
-    lsdb_sync_interval: float = 5.0
+    lsp_lifetime: float = 1800.0
+    lsdb_sync_interval: float = 60.0
     max_nodes: int = 4096
     window_bytes: int = 32 * 1024 * 1024
     window_frames: int = 4096

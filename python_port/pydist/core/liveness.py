@@ -16,15 +16,16 @@ heartbeat comes up to one and a half intervals after it, still far inside
 the timeout.
 
 The silence bound of a link stretches with what the link has shown
-(:meth:`Liveness.silence_bound`): ``STRETCH`` times the longest recent gap
-between two frames on it, never less than ``timeout`` and never more than
-``max_timeout``. A clean link, whose frames come every interval, is
-judged by ``timeout``; a link (or a pair of nodes) that has been slow,
-an overloaded machine or a lossy line whose TCP resends hold frames up,
-gets the room it showed it needs, at once, and gives it back slowly (the
-gap remembered halves every ``GAP_HALF_LIFE``): a link that stutters is
-not declared dead over and over, each time a reroute and maybe a
-nodedown, while one that dies outright is still found in ``timeout``.
+(:meth:`Liveness.silence_bound`): ``timeout`` grows by the factor the
+longest recent gap between two frames on it exceeds the longest a clean
+link shows (one and a half intervals), up to ``max_timeout``. A clean
+link, whose frames come at least every beat, is judged by ``timeout``; a
+link (or a pair of nodes) that has been slow, an overloaded machine or a
+lossy line whose TCP resends hold frames up, gets the room it showed it
+needs, at once, and gives it back slowly (the gap remembered halves every
+``GAP_HALF_LIFE``): a link that stutters is not declared dead over and
+over, each time a reroute and maybe a nodedown, while one that dies
+outright is still found in ``timeout``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-#: how many times its longest recent gap a link may stay silent
-STRETCH = 4.0
+#: the longest gap between two frames on a clean idle link, in intervals:
+#: a heartbeat skipped after traffic half an interval before a beat
+CLEAN_GAP = 1.5
 #: seconds in which the longest gap a link showed is half forgotten
 GAP_HALF_LIFE = 10.0
 
@@ -49,7 +51,8 @@ class Verdict(enum.Enum):
 class Liveness:
     interval: float
     timeout: float
-    #: the longest a stretched silence bound gets (default: no stretch)
+    #: the longest a stretched silence bound gets; at or below ``timeout``
+    #: (a user who raised only ``heartbeat_timeout``): no stretch
     max_timeout: float = 0.0
     #: what the gap remembered is multiplied by at each beat
     decay: float = field(init=False)
@@ -57,13 +60,12 @@ class Liveness:
     def __post_init__(self) -> None:
         if not 0 < self.interval < self.timeout:
             raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
-        if self.max_timeout and self.max_timeout < self.timeout:
-            raise ValueError("need heartbeat_timeout <= heartbeat_timeout_max")
         object.__setattr__(self, "decay", 0.5 ** (self.interval / GAP_HALF_LIFE))
 
     def silence_bound(self, gap: float) -> float:
         """How long a link whose longest recent gap is ``gap`` may be silent."""
-        return min(max(self.timeout, STRETCH * gap), max(self.max_timeout, self.timeout))
+        stretched = self.timeout * gap / (CLEAN_GAP * self.interval)
+        return min(max(self.timeout, stretched), max(self.max_timeout, self.timeout))
 
     def next_beat(self, now: float) -> float:
         """The first beat strictly after ``now``."""
