@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydist_tools.cluster import HOST, Cluster, ErlNode
+from pydist_tools.cluster import HOST, Cluster, ErlNode, NodeError
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 #: how long each stage may take before it counts as not reached
@@ -122,14 +122,17 @@ def _seen(nodes: list[ErlNode], size: int, connect_all: bool) -> float | None:
         members = size if connect_all or i == 0 else 2
         name = "global:whereis_name(pd_scale)" if connect_all else "self()"
         left = max(1, int((WAIT_S - (time.monotonic() - start)) / 0.02))
-        found = node.eval(f"""
-            Wait = fun W(0) -> timeout;
-                       W(N) -> case {{{name}, length(pg:get_members(pd_scale_group))}} of
-                                   {{P, {members}}} when is_pid(P) -> ok;
-                                   _ -> timer:sleep(20), W(N - 1)
-                               end
-                   end,
-            Wait({left}).""", timeout=WAIT_S + 60)
+        try:
+            found = node.eval(f"""
+                Wait = fun W(0) -> timeout;
+                           W(N) -> case {{{name}, length(pg:get_members(pd_scale_group))}} of
+                                       {{P, {members}}} when is_pid(P) -> ok;
+                                       _ -> timer:sleep(20), W(N - 1)
+                                   end
+                       end,
+                Wait({left}).""", timeout=WAIT_S + 60)
+        except NodeError:  # global:whereis_name/1 waits while global is locked
+            found = "timeout"
         if found != "ok":
             _progress(f"{node.node}: the global name or pg group not seen in {WAIT_S} s")
             return None

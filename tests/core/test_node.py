@@ -452,6 +452,23 @@ def test_a_tick_is_delivered_and_neither_acked_nor_kept() -> None:
     assert net.received("b", b1) == [b"", b"after"]
 
 
+def test_a_tick_waits_for_a_congested_link_and_ticks_do_not_pile_up() -> None:
+    net, (b1,) = connected()
+    a = net.nodes["a"]
+    key = net.key("a", "b")
+    a.congestion(key, True, net.now)
+    body = tick_packet(1)
+    for _ in range(3):
+        net._pipe_in("a", struct.pack("!I", len(body)) + body)
+    net.pump()
+    assert net.sent("a", "b", Kind.TICK) == []
+    a.congestion(key, False, net.now)
+    net.collect("a")
+    net.pump()
+    assert len(net.sent("a", "b", Kind.TICK)) == 1
+    assert net.received("b", b1) == [b""]
+
+
 def test_a_tick_for_a_channel_the_far_end_forgot_is_dropped() -> None:
     net, (b1,) = connected()
     table = net.nodes["b"].channels

@@ -83,6 +83,9 @@ class Channel:
     #: OPEN went to the far end (a channel this node opens waits for an
     #: admitted link: no frame of it may go before its OPEN)
     opened: bool = True
+    #: a tick from the controller waits for the link (congested, or the
+    #: channel not opened yet): it goes out with the next pump
+    tick_pending: bool = False
     #: the distribution handshake over it completed (the BEAM said so): the
     #: peer proved the cookie end to end, and its lane messages are delivered
     live: bool = False

@@ -173,6 +173,8 @@ class Delivery:
         the flow scheduling done here decides what waits, not a FIFO."""
         box, sender, link = ch.outbox, ch.sender, ch.link
         assert box is not None and sender is not None
+        if ch.tick_pending:
+            self._tick(ch, now)
         if link.up and ch.opened and not link.congested and len(box):
             framer = self.framer
             limit = self.config.inflight_bytes
@@ -202,14 +204,16 @@ class Delivery:
         connection lives, so it goes at once, outside the sequence, and
         nobody acknowledges it or sends it again. An idle connection then
         costs one frame per tick, not two (a tick and its ack), along
-        every hop of its path. A tick lost (or not sent: the channel not
-        open yet, or paused) costs nothing: erts sends the next one a
-        quarter of ``net_ticktime`` later, and only four missed in a row
-        end the connection."""
+        every hop of its path. A tick lost costs nothing: erts sends the
+        next one a quarter of ``net_ticktime`` later, and only four missed
+        in a row end the connection. One that cannot go yet (the link
+        congested, the channel not opened) waits for the next pump, as
+        stock's would wait in the socket's buffer; ticks do not pile up."""
         link = ch.link
         if not (link.up and ch.opened and not link.congested):
-            self.stats["ticks_skipped"] += 1
+            ch.tick_pending = True
             return
+        ch.tick_pending = False
         framer = self.framer
         header = HEADER.pack(VERSION, _TICK, ch.flags | framer.sealed, self.config.max_hops, 0,
                              ch.epoch, framer.id, ch.peer_id, 0, 0, 1)
