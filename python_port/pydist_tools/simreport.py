@@ -53,6 +53,8 @@ class Result:
     wall: float = 0.0
     #: CPU seconds of this process: about the wall time on an idle machine
     cpu: float = 0.0
+    #: convergence times (simulated s) of repeated events, by kind
+    percentiles: dict[str, list[float]] = field(default_factory=dict)
 
     def simulated(self) -> dict[str, Any]:
         """Everything but the machine's times: equal for equal seeds."""
@@ -69,13 +71,13 @@ class Result:
         n = self.nodes
         lines = [f"{self.nodes} nodes, {self.topology}, {self.links} links, seed {self.seed}",
                  "",
-                 f"{'event':<13}{'converged':>10}{'detected':>13}{'then':>8}{'route comps':>12}"
+                 f"{'event':<16}{'converged':>10}{'detected':>13}{'then':>8}{'route comps':>12}"
                  f"{'/node':>7}{'ms/comp':>8}{'comp s':>8}{'LSP msgs':>10}{'/node':>7}"
                  f"{'kB/node':>8}{'inputs':>10}{'wall s':>8}"]
         for e in self.episodes:
             comps = e.route_computations
             lines.append(
-                f"{e.what:<13}{ms(e.converged):>10}"
+                f"{e.what:<16}{ms(e.converged):>10}"
                 f"{_span(e.detected, e.detected_last):>13}{_after(e):>8}"
                 f"{comps:>12,}{comps / n:>7.1f}"
                 f"{1000 * e.route_wall / max(comps, 1):>8.2f}{e.route_wall:>8.1f}"
@@ -93,6 +95,13 @@ class Result:
                          f"{self.rest_bytes[kind]:>10,.0f}")
         lines.append(f"  {'all':<10}{sum(self.rest_messages.values()):>10.2f}"
                      f"{sum(self.rest_bytes.values()):>10,.0f}")
+        for what, times in self.percentiles.items():
+            if times:
+                ordered = sorted(times)
+                p50 = ordered[len(ordered) // 2]
+                p99 = ordered[min(len(ordered) - 1, (99 * len(ordered)) // 100)]
+                lines.append(f"{what}, {len(ordered)} events: p50 {ms(p50)}, "
+                             f"p99 {ms(p99)}, worst {ms(ordered[-1])}")
         low, high = self.lsps_per_node
         lines += ["", f"link-state database per node: {low}..{high} LSPs, "
                   f"{self.lsdb_bytes:,} bytes encoded; a summary is {self.summary_bytes:,} bytes",
@@ -120,10 +129,15 @@ def _span(first: float | None, last: float | None) -> str:
     return f"{1000 * first:,.0f}..{ms(last)}"
 
 
+def _converged(episodes: dict[str, Episode], what: str) -> str:
+    return ms(episodes[what].converged) if what in episodes else "-"
+
+
 def sweep_table(results: list[Result]) -> str:
     """One line per size: what the issue asks to see against cluster size."""
     head = (f"{'nodes':>6}{'links':>7}{'cold start':>11}{'link fail':>10}{'detect':>8}"
-            f"{'link back':>10}{'node fail':>10}{'ms/comp':>8}{'comps/node':>11}"
+            f"{'link back':>10}{'node fail':>10}{'split':>8}{'healed':>8}{'ms/comp':>8}"
+            f"{'comps/node':>11}"
             f"{'rest msg/s':>11}{'rest B/s':>9}{'churn B/s':>10}{'LSDB kB':>8}{'wall s':>8}")
     lines = [head]
     for r in results:
@@ -137,6 +151,7 @@ def sweep_table(results: list[Result]) -> str:
             f"{r.nodes:>6,}{r.links:>7,}{ms(e['cold start'].converged):>11}"
             f"{ms(e['link failure'].converged):>10}{ms(e['link failure'].detected_last):>8}"
             f"{ms(e['link back'].converged):>10}{ms(e['node failure'].converged):>10}"
+            f"{_converged(e, 'partition'):>8}{_converged(e, 'partition heals'):>8}"
             f"{1000 * wall / max(comps, 1):>8.2f}{comps / r.nodes:>11.1f}"
             f"{sum(r.rest_messages.values()):>11.1f}{sum(r.rest_bytes.values()):>9,.0f}"
             f"{churn_bytes:>10,.0f}{r.lsdb_bytes / 1000:>8.1f}{r.wall:>8.0f}")

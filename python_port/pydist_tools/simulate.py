@@ -165,6 +165,58 @@ class Simulation:
             return {}
         return self.episode("link back", heal)
 
+    def partition(self) -> list[Edge]:
+        """The links across a cut of the live network into two halves: the
+        first half of a breadth-first walk from a node drawn from the seed,
+        and the rest."""
+        net = self.net
+        alive = [i for i in range(len(self.graph)) if net.alive[i]]
+        start = alive[self.rng.randrange(len(alive))]
+        order, seen = [start], {start}
+        for u in order:
+            for v in sorted(self.graph[u]):
+                if v not in seen and net.alive[v] and (u, v) not in net.cut:
+                    seen.add(v)
+                    order.append(v)
+        half = set(order[: len(order) // 2])
+        return [(u, v) for u, v in self.edges if (u in half) != (v in half)
+                and net.alive[u] and net.alive[v] and (u, v) not in net.cut]
+
+    def split(self, across: list[Edge]) -> Episode:
+        """Every link of ``across`` fails at once: a partition."""
+        def cut() -> dict[int, bytes]:
+            watch: dict[int, bytes] = {}
+            for u, v in across:
+                self.net.fail_link(u, v)
+                watch.setdefault(u, self.net.names[v])
+                watch.setdefault(v, self.net.names[u])
+            return watch
+        return self.episode("partition", cut)
+
+    def rejoin(self, across: list[Edge]) -> Episode:
+        """The partition heals: every link of ``across`` is back at once."""
+        def heal() -> dict[int, bytes]:
+            for u, v in across:
+                self.net.heal_link(u, v)
+                self.net.link(u, v, self.cost)
+            return {}
+        return self.episode("partition heals", heal)
+
+    def flaps(self, count: int) -> dict[str, list[float]]:
+        """``count`` links drawn from the seed, each failing and coming back
+        in turn: the convergence times of each kind of event, for
+        percentiles (one event tells little)."""
+        times: dict[str, list[float]] = {"link failure": [], "link back": []}
+        net = self.net
+        for _ in range(count):
+            u, v = self.edges[self.rng.randrange(len(self.edges))]
+            if not (net.alive[u] and net.alive[v]) or (u, v) in net.cut:
+                continue
+            for e in (self.fail_link(u, v), self.heal_link(u, v)):
+                if e.converged is not None:
+                    times[e.what].append(e.converged)
+        return times
+
     def fail_node(self, x: int) -> Episode:
         def stop() -> dict[int, bytes]:
             self.net.fail_node(x)
@@ -206,9 +258,11 @@ def _by_name(counts: Counter[Kind]) -> dict[str, int]:
     return {kind.name: n for kind, n in sorted(counts.items())}
 
 
-def run(s: Scenario, progress: Callable[[str], None] | None = None) -> Result:
+def run(s: Scenario, progress: Callable[[str], None] | None = None, events: int = 0) -> Result:
     """A cold start, a while at rest, a link failure, the link back, a
-    node failure; the link and the node drawn from the seed."""
+    node failure, a partition in two halves and its healing; then
+    ``events`` more link failures and recoveries for percentiles. Links,
+    node and cut drawn from the seed."""
     wall, cpu = time.perf_counter(), time.process_time()
     sim = Simulation(s, progress)
     result = Result(s.nodes, s.topology, len(sim.edges), s.seed)
@@ -220,6 +274,11 @@ def run(s: Scenario, progress: Callable[[str], None] | None = None) -> Result:
     result.episodes.append(sim.fail_link(u, v))
     result.episodes.append(sim.heal_link(u, v))
     result.episodes.append(sim.fail_node(sim.rng.randrange(s.nodes)))
+    across = sim.partition()
+    result.episodes.append(sim.split(across))
+    result.episodes.append(sim.rejoin(across))
+    if events:
+        result.percentiles = sim.flaps(events)
     result.timer_spins = sim.net.spins
     result.wall = time.perf_counter() - wall
     result.cpu = time.process_time() - cpu
@@ -248,11 +307,13 @@ def run(s: Scenario, progress: Callable[[str], None] | None = None) -> Result:
               help="simulated seconds tables must stay right")
 @click.option("--limit", default=120.0, show_default=True,
               help="simulated seconds to wait for convergence")
+@click.option("--events", default=0, show_default=True,
+              help="links that fail and come back after the rest, for p50/p99")
 @click.option("--log-level", default="error", show_default=True,
               help="of the core's own log (a link down is a warning)")
 def main(nodes: int, sweep: str, plot_to: str, shape: str, degree: int, attach: int,
          clusters: int, seed: int, latency: float, jitter: float, loss: float, rest: float,
-         settle: float, limit: float, log_level: str) -> None:
+         settle: float, limit: float, events: int, log_level: str) -> None:
     """Simulate NODES nodes of py_dist's routing core and print how it converges."""
     started = time.perf_counter()
     logging.basicConfig(level=log_level.upper(), format="%(name)s: %(message)s")
@@ -265,7 +326,7 @@ def main(nodes: int, sweep: str, plot_to: str, shape: str, degree: int, attach: 
     for size in sizes:
         scenario = Scenario(size, shape, degree, attach, clusters, seed, latency / 1000,
                             jitter / 1000, loss, rest, settle, limit)
-        results.append(run(scenario, progress))
+        results.append(run(scenario, progress, events))
         click.echo(results[-1].table() + "\n")
         sys.stdout.flush()
     if sweep:

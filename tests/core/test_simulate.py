@@ -106,13 +106,37 @@ def test_after_a_node_fails_the_routes_go_around_it() -> None:
                    for i, node in enumerate(sim.net.nodes) if sim.net.alive[i])
 
 
+def test_a_partition_and_its_healing() -> None:
+    """Every link across a cut into two halves fails at once: each half
+    routes to itself only; then they all come back: every node again."""
+    sim = started()
+    across = sim.partition()
+    assert across and len(across) < len(sim.edges)
+    assert sim.split(across).converged is not None
+    graph = live_graph(sim)
+    assert len(hops_from(graph, 0)) < SIZE  # split indeed
+    assert_shortest_routes(sim)
+    assert sim.rejoin(across).converged is not None
+    assert len(hops_from(live_graph(sim), 0)) == SIZE
+    assert_shortest_routes(sim)
+
+
+def test_repeated_failures_give_percentiles() -> None:
+    sim = started(seed=4)
+    times = sim.flaps(4)
+    assert len(times["link failure"]) == len(times["link back"]) >= 1
+    assert_shortest_routes(sim)
+
+
 def test_the_same_seed_gives_the_same_run() -> None:
     """Everything simulated (times, counts, messages by kind) is equal for
     equal seeds, and differs for another seed."""
     scenario = Scenario(nodes=24, topology="ba", rest=20.0, settle=0.5)
-    first, second = run(scenario), run(scenario)
+    first, second = run(scenario, events=2), run(scenario, events=2)
     assert first.simulated() == second.simulated()
     assert all(e.converged is not None for e in first.episodes)
+    assert {e.what for e in first.episodes} >= {"partition", "partition heals"}
+    assert first.percentiles["link failure"]
     other = run(Scenario(nodes=24, topology="ba", rest=20.0, settle=0.5, seed=2))
     assert other.simulated() != first.simulated()
 
