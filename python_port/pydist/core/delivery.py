@@ -42,7 +42,6 @@ from pydist.core.wire import (
 log = logging.getLogger("pydist.node")
 
 _DATA = int(Kind.DATA)
-_TICK = int(Kind.TICK)
 #: a run of one distribution packet of no bytes: what a tick is to erts
 _EMPTY_PACKET = FRAME_LEN.pack(0)
 #: bytes a flow sends at its turn: an erts fragment is 64 KiB
@@ -214,11 +213,7 @@ class Delivery:
             ch.tick_pending = True
             return
         ch.tick_pending = False
-        framer = self.framer
-        header = HEADER.pack(VERSION, _TICK, ch.flags | framer.sealed, self.config.max_hops, 0,
-                             ch.epoch, framer.id, ch.peer_id, 0, 0, 1)
-        link.last_tx = now
-        self.out.links.append((link.key, framer.routed(header, ch.peer_id, b"")))
+        self.framer.send(link, Kind.TICK, ch, b"", now)
 
     def receive_tick(self, hdr: frame.Header) -> None:
         """The far end's tick: an empty packet for the controller, which
