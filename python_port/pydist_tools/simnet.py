@@ -110,6 +110,9 @@ class SimNet:
         self.spins = 0
         #: called with a node's index after a call that recomputed its routes
         self.on_routes: Callable[[int], None] | None = None
+        #: called with the current time when the clock is about to move on:
+        #: every node's state is then final for that instant
+        self.on_advance: Callable[[float], None] | None = None
         self._decoder = PortDecoder(1 << 16, scratch=1 << 16)
         for i, name in enumerate(self.names):
             self.beam(i, (Atom("set_node"), name))
@@ -168,6 +171,8 @@ class SimNet:
             at, _, i, key, parts, src = heapq.heappop(events)
             if not alive[i]:
                 continue
+            if at != self.now and self.on_advance is not None:
+                self.on_advance(self.now)
             self.now = at
             node = nodes[i]
             if key is None:

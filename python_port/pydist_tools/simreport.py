@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydist_tools import simplot
+from pydist_tools.simtruth import DEAD, HOLE, LOOP, Transients
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Episode:
     bytes: dict[str, int]
     inputs: int
     wall: float
+    #: loops and holes seen while the tables settled
+    transients: Transients = field(default_factory=Transients)
 
 
 @dataclass
@@ -87,6 +90,17 @@ class Result:
                   "and the last end noticing); then: from the last",
                   "detection to convergence (flooding, the back-off, route computation); "
                   "ms/comp, comp s: wall time of the node calls that recomputed routes"]
+        lines += ["", "while the tables settled, frames followed from every node to a sample "
+                  "of destinations (pairs at most at once, and for how long any was so):",
+                  f"  {'event':<16}{'loops':>16}{'holes':>16}{'into a failure':>18}"]
+        for e in self.episodes:
+            t = e.transients
+            lines.append(f"  {e.what:<16}" + "".join(
+                f"{_transient(t, state):>{width}}"
+                for state, width in ((LOOP, 16), (HOLE, 16), (DEAD, 18))))
+        lines += ["  holes: a node on the way has no route though the destination is "
+                  "reachable; into a failure: sent into a link or node that failed, "
+                  "before the sender noticed"]
         lines += ["", f"at rest, {self.rest_seconds:g} simulated s, per node per second "
                   f"({self.rest_route_computations} route computations in all):",
                   f"  {'kind':<10}{'messages':>10}{'bytes':>10}"]
@@ -109,6 +123,11 @@ class Result:
                   f"timer runs that left the node due again at once: {self.timer_spins:,}",
                   f"wall time of the run: {self.wall:.1f} s ({self.cpu:.1f} s CPU)"]
         return "\n".join(lines)
+
+
+def _transient(t: Transients, state: str) -> str:
+    most = t.most[state]
+    return "none" if not most else f"{most:,} for {ms(t.lasted[state])}"
 
 
 def ms(seconds: float | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from dataclasses import dataclass, field
 
 from pydist_tools.simnet import Graph, SimNet
 
@@ -87,7 +88,6 @@ class Tracker:
         self.watch: dict[int, bytes] = {}
         self.detected: list[float] = []
         self.reset(truth)
-        net.on_routes = self.check
 
     def reset(self, truth: Truth) -> None:
         self.truth = truth
@@ -113,3 +113,141 @@ class Tracker:
             self.detected.append(net.now)
 
 
+
+
+#: what a frame sent from a node towards a destination meets, following
+#: every node's table: it arrives, comes back to a node it crossed (a
+#: loop), finds a node with no route though the destination is reachable
+#: (a hole: dropped, or on the first node a nodedown), or is sent into a
+#: link or node that failed and that the sender has not noticed yet
+ARRIVES, LOOP, HOLE, DEAD = "arrives", "loop", "hole", "dead"
+
+
+def walk(dest: int, graph: Graph, hop: list[int | None]) -> list[str | None]:
+    """Per node: what a frame to ``dest`` meets from there, or None where
+    it meets a node with no route (a hole if the destination is reachable
+    from there; for ``dest`` itself, None too). ``graph`` is the live
+    graph, ``hop[x]`` the neighbour node ``x`` sends to ``dest`` through
+    (None: no route). One pass for all sources:
+    each node is walked from once, and a walk stops at a node already
+    judged, so the cost is linear in the nodes."""
+    count = len(graph)
+    fate: list[str | None] = [None] * count
+    judged = [False] * count
+    judged[dest] = True
+    for start in range(count):
+        if judged[start]:
+            continue
+        path: list[int] = []
+        on_path: set[int] = set()
+        x, verdict = start, None
+        while True:
+            if judged[x]:
+                verdict = ARRIVES if x == dest else fate[x]
+                break
+            if x in on_path:
+                verdict = LOOP
+                break
+            path.append(x)
+            on_path.add(x)
+            n = hop[x]
+            if n is None:
+                verdict = None  # judged below: a hole, or nothing to reach
+                break
+            if n not in graph[x]:
+                verdict = DEAD
+                break
+            x = n
+        for y in path:
+            judged[y] = True
+            fate[y] = verdict
+    return fate
+
+
+@dataclass
+class Transients:
+    """Over one episode: the most (source, destination) pairs seen in each
+    state but ``arrives`` at once, and for how long (simulated seconds) any
+    pair was in it; sampled whenever routes changed, at most once per
+    ``resolution`` seconds."""
+
+    most: dict[str, int] = field(default_factory=lambda: {LOOP: 0, HOLE: 0, DEAD: 0})
+    lasted: dict[str, float] = field(default_factory=lambda: {LOOP: 0.0, HOLE: 0.0, DEAD: 0.0})
+
+
+class Forwarding:
+    """Follows frames through every node's table to a sample of
+    destinations while the network settles, to see the loops and holes
+    that a link-state protocol has while a change floods (microloops)."""
+
+    def __init__(self, net: SimNet, graph: Graph, dests: list[int],
+                 resolution: float = 0.001) -> None:
+        self.net, self.graph, self.dests, self.resolution = net, graph, dests, resolution
+        self.seen = Transients()
+        #: the pairs in each state at the last sample, and when it was taken
+        self.current: dict[str, int] = {}
+        self._sampled: float | None = None
+        self._changed = False
+
+    def start(self, graph: Graph, now: float) -> None:
+        """An event happened at ``now``; ``graph`` is the live graph after it."""
+        self.graph, self.seen, self._sampled = graph, Transients(), None
+        self.sample(now)
+
+    def changed(self) -> None:
+        self._changed = True
+
+    def advance(self, now: float) -> None:
+        """The clock is about to move past ``now``: sample the tables as
+        they stand if they changed and the last sample is old enough."""
+        if self._changed and (self._sampled is None or now - self._sampled >= self.resolution):
+            self.sample(now)
+
+    def finish(self, now: float) -> Transients:
+        self._account(now)
+        return self.seen
+
+    def sample(self, now: float) -> None:
+        self._changed = False
+        self._account(now)
+        net, graph = self.net, self.graph
+        index, alive = net.index, net.alive
+        vias = [node.router.via for node in net.nodes]
+        reach = _reach(graph)
+        counts = {LOOP: 0, HOLE: 0, DEAD: 0}
+        for dest in self.dests:
+            if not alive[dest]:
+                continue
+            name = net.names[dest]
+            hop = [None if not alive[x] or (nbr := via.get(name)) is None else index[nbr]
+                   for x, via in enumerate(vias)]
+            for x, verdict in enumerate(walk(dest, graph, hop)):
+                if verdict is None:
+                    if net.alive[x] and x != dest and reach[x] == reach[dest]:
+                        counts[HOLE] += 1
+                elif verdict != ARRIVES:
+                    counts[verdict] += 1
+        for state, n in counts.items():
+            self.seen.most[state] = max(self.seen.most[state], n)
+        self.current, self._sampled = counts, now
+
+    def _account(self, now: float) -> None:
+        """The state of the last sample lasted until ``now``."""
+        if self._sampled is not None:
+            for state, n in self.current.items():
+                if n:
+                    self.seen.lasted[state] += now - self._sampled
+
+
+def _reach(graph: Graph) -> list[int]:
+    """Per node, a label of its connected component."""
+    label = [-1] * len(graph)
+    for s in range(len(graph)):
+        if label[s] < 0:
+            label[s], todo = s, [s]
+            while todo:
+                for v in graph[todo.pop()]:
+                    if label[v] < 0:
+                        label[v] = s
+                        todo.append(v)
+    return label

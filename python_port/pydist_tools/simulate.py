@@ -35,9 +35,11 @@ from pydist.core import lsdb, spf
 from pydist.core.wire import Kind
 from pydist_tools.simnet import Edge, Graph, SimNet, barabasi_albert, regular, ring_of_clusters
 from pydist_tools.simreport import Episode, Result, ms, plot, sweep_table
-from pydist_tools.simtruth import Tracker, Truth
+from pydist_tools.simtruth import Forwarding, Tracker, Truth
 
 TOPOLOGIES = ("regular", "ba", "clusters")
+#: destinations frames are followed to while the network settles
+SAMPLED = 32
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,26 @@ class Simulation:
         for u, v in self.edges:
             self.graph[u][v] = self.graph[v][u] = self.cost
         self.tracker = Tracker(self.net, self.truth())
+        # frames are followed to a sample of destinations drawn from a
+        # generator of their own, so the scenario's draws stay as they were
+        sample = random.Random(f"{s.seed}-destinations").sample(range(s.nodes),
+                                                               min(s.nodes, SAMPLED))
+        self.forwarding = Forwarding(self.net, self.live_graph(), sorted(sample))
+        self.net.on_routes = self._routes_changed
+        self.net.on_advance = self.forwarding.advance
+
+    def _routes_changed(self, i: int) -> None:
+        self.tracker.check(i)
+        self.forwarding.changed()
+
+    def live_graph(self) -> Graph:
+        net = self.net
+        return [{v: c for v, c in nbrs.items() if (u, v) not in net.cut and net.alive[v]}
+                if net.alive[u] else {} for u, nbrs in enumerate(self.graph)]
 
     def truth(self) -> Truth:
         net = self.net
-        graph = [{v: c for v, c in nbrs.items() if (u, v) not in net.cut}
-                 for u, nbrs in enumerate(self.graph)]
-        return Truth(graph, net.alive, net.config.max_hops)
+        return Truth(self.live_graph(), net.alive, net.config.max_hops)
 
     def episode(self, what: str, event: Callable[[], dict[int, bytes]]) -> Episode:
         """Make the event happen (it says which nodes should drop which
@@ -106,6 +122,7 @@ class Simulation:
         watch = event()
         tracker.reset(self.truth())
         tracker.watch = watch
+        self.forwarding.start(self.live_graph(), net.now)
         self.say(f"{what}: {len(tracker.wrong)} of {sum(net.alive)} nodes route wrongly")
         converged = self._converge(start + s.limit, wall)
         found = [t - start for t in tracker.detected]
@@ -113,7 +130,8 @@ class Simulation:
                     min(found, default=None), max(found, default=None),
                     sum(net.computations) - comps, net.route_wall - route_wall,
                     _by_name(net.sent - sent), _by_name(net.sent_bytes - sent_bytes),
-                    net.handled - inputs, time.perf_counter() - wall)
+                    net.handled - inputs, time.perf_counter() - wall,
+                    self.forwarding.finish(net.now))
         self.say(f"{what}: converged after {ms(e.converged)} simulated, "
                  f"{e.route_computations:,} route computations, {e.wall:.1f} s wall")
         return e

@@ -19,6 +19,7 @@ from collections import deque
 import pytest
 
 from pydist_tools.simnet import barabasi_albert, regular, ring_of_clusters
+from pydist_tools.simtruth import ARRIVES, DEAD, HOLE, LOOP, walk
 from pydist_tools.simulate import Scenario, Simulation, run
 
 SIZE = 100
@@ -161,3 +162,28 @@ def test_topologies(seed: int) -> None:
     for x in range(60):  # no single node splits the ring
         rest = [g - {x} if y != x else set() for y, g in enumerate(graph)]
         assert len(hops_from(rest, (x + 1) % 60)) == 59
+
+
+def test_walk_tells_arrival_loop_hole_and_failure() -> None:
+    """Frames followed through tables on a line 0-1-2-3, to node 3."""
+    line: list[dict[int, int]] = [{1: 1}, {0: 1, 2: 1}, {1: 1, 3: 1}, {2: 1}]
+    assert walk(3, line, [1, 2, 3, None]) == [ARRIVES, ARRIVES, ARRIVES, None]
+    assert walk(3, line, [1, 0, 3, None]) == [LOOP, LOOP, ARRIVES, None]
+    assert walk(3, line, [1, 2, None, None]) == [None, None, None, None]
+    cut = [{1: 1}, {0: 1, 2: 1}, {1: 1}, {}]  # 2-3 failed, 2 has not noticed
+    assert walk(3, cut, [1, 2, 3, None]) == [DEAD, DEAD, DEAD, None]
+    assert walk(0, line, [None, 2, 1, 2]) == [None, LOOP, LOOP, LOOP]
+
+
+def test_transients_while_a_link_failure_floods() -> None:
+    """Until its ends notice, frames over a failed link go into it; once
+    the tables settle no pair loops, falls into a hole or into the failure."""
+    sim = started()
+    u, v = sim.edges[7]
+    failure = sim.fail_link(u, v)
+    seen = failure.transients
+    assert seen.most[DEAD] > 0 and failure.detected is not None
+    assert seen.lasted[DEAD] == pytest.approx(failure.detected_last, abs=0.002)
+    assert seen.most[HOLE] == 0  # the rest of the graph still reaches everyone
+    sim.forwarding.sample(sim.net.now)
+    assert sim.forwarding.current == {LOOP: 0, HOLE: 0, DEAD: 0}
