@@ -47,6 +47,7 @@
 %% Only the first fragment of a message names its sender: seqs keeps the
 %% flow of each fragmented message whose later fragments are still to come.
 -record(out, {dhandle :: erlang:dist_handle(),
+              node :: node(),
               port :: port(),
               chan :: non_neg_integer(),
               max :: pos_integer(),
@@ -138,7 +139,7 @@ handshake(#hs{} = S) ->
           when S#hs.closed =/= undefined ->
             From ! {Ref, {error, closed}},
             exit(exit_reason(S#hs.closed));
-        {Ref, From, {handshake_complete, _Node, DHandle}} ->
+        {Ref, From, {handshake_complete, Node, DHandle}} ->
             Max = py_dist_config:get(max_batch),
             hand_over_input(DHandle, S),
             tell_up(S),
@@ -146,7 +147,7 @@ handshake(#hs{} = S) ->
             From ! {Ref, ok},
             process_flag(priority, normal),
             erlang:dist_ctrl_get_data_notification(DHandle),
-            output(#out{dhandle = DHandle, port = S#hs.port, chan = S#hs.chan,
+            output(#out{dhandle = DHandle, node = Node, port = S#hs.port, chan = S#hs.chan,
                         max = Max, paused = S#hs.paused});
         py_dist_pause ->
             handshake(S#hs{paused = true});
@@ -217,10 +218,16 @@ tell_up(#hs{port = Port, chan = Chan}) ->
 hand_over_input(DHandle, #hs{chan = Chan, queue = Q}) ->
     ok = py_dist_port:hold(Chan),
     Late = collect_forwarded([]),
-    [erlang:dist_ctrl_put_data(DHandle, P) || P <- queue:to_list(Q)],
-    [ok = py_dist_packet:put_frames(DHandle, F) || F <- Late],
+    Put = [py_dist_packet:put_packet(DHandle, P) || P <- queue:to_list(Q)]
+        ++ [py_dist_packet:put_frames(DHandle, F) || F <- Late],
     ok = erlang:dist_ctrl_input_handler(DHandle, whereis(py_dist_port)),
-    ok = py_dist_port:up(Chan, DHandle).
+    ok = py_dist_port:up(Chan, DHandle),
+    %% malformed input: the connection goes down from the output loop, as
+    %% when the port owner finds it
+    case [E || {error, E} <- Put] of
+        [Error | _] -> self() ! {py_dist_closed, Error}, ok;
+        [] -> ok
+    end.
 
 collect_forwarded(Acc) ->
     receive
@@ -250,6 +257,8 @@ output(#out{} = O) ->
             output(hold_flow(Flow, O));
         {py_dist_release_flow, Flow} ->
             output(release_flow(Flow, O));
+        {py_dist_closed, {corrupted_header, Header}} ->
+            corrupted_header(Header, O);
         {py_dist_closed, Reason} ->
             exit(exit_reason(Reason));
         {'EXIT', Pid, normal} when is_pid(Pid) ->
@@ -460,6 +469,15 @@ flow({fragment, SeqId, FragId}, Seqs) ->
     end;
 flow(barrier, Seqs) ->
     {?PY_DIST_FLOW_BARRIER, Seqs}.
+
+%% Input whose header erts must not see (py_dist_packet:put_packet/2):
+%% reported in erts's words for a corrupt header, and the connection
+%% killed, the reason erts gives when it kills one for corrupt input.
+-spec corrupted_header(binary(), #out{}) -> no_return().
+corrupted_header(Header, #out{node = Node, chan = Chan}) ->
+    ?LOG_WARNING("~tw got a corrupted distribution header from ~tw on "
+                 "distribution channel ~w~n~tw", [node(), Node, Chan, Header]),
+    exit(killed).
 
 %% A peer that closed its end is what stock distribution calls
 %% connection_closed; everything else names the py_dist cause.

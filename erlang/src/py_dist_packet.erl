@@ -21,7 +21,7 @@
 -include("py_dist.hrl").
 
 -export([ctrl/1, data/2, flows/2, tick/1, lane/5, flow_pid/1, decode/1, split_frames/1,
-         put_frames/2, classify/1, classify_packet/1]).
+         put_frames/2, put_packet/2, classify/1, classify_packet/1]).
 
 -export_type([decoded/0, flow/0, class/0, packet/0, lane/0]).
 
@@ -166,14 +166,41 @@ split_frames(_, _) ->
 %% @doc Hand every frame to the runtime, one dist_ctrl_put_data/2 per
 %% distribution packet.  Frames before a malformed tail are delivered: they
 %% were whole, and the caller takes the connection down on the error.
--spec put_frames(erlang:dist_handle(), binary()) -> ok | {error, truncated_frame}.
+-spec put_frames(erlang:dist_handle(), binary()) ->
+          ok | {error, truncated_frame | {corrupted_header, binary()}}.
 put_frames(DHandle, <<Len:32, Packet:Len/binary, Rest/binary>>) ->
-    erlang:dist_ctrl_put_data(DHandle, Packet),
-    put_frames(DHandle, Rest);
+    case put_packet(DHandle, Packet) of
+        ok -> put_frames(DHandle, Rest);
+        {error, _} = Error -> Error
+    end;
 put_frames(_DHandle, <<>>) ->
     ok;
 put_frames(_DHandle, _) ->
     {error, truncated_frame}.
+
+%% @doc Hand one distribution packet to the runtime, unless its header
+%% refers to the atom cache.  Erts keeps no atom cache for a connection
+%% whose controller is a process (it never sends such references on one),
+%% and OTP 25's decoder then writes through the missing cache, a
+%% segmentation fault of the whole VM, where a port connection would
+%% report a corrupt header.  A peer that sends one is broken or hostile:
+%% the caller takes its connection down as erts would (see
+%% py_dist_ctrl's corrupted_header).  The header's first bytes are kept for
+%% the report, as erts prints them.
+-spec put_packet(erlang:dist_handle(), binary()) ->
+          ok | {error, {corrupted_header, binary()}}.
+put_packet(DHandle, Packet) ->
+    case cache_refs(Packet) of
+        0 ->
+            erlang:dist_ctrl_put_data(DHandle, Packet),
+            ok;
+        _ ->
+            {error, {corrupted_header, binary:part(Packet, 0, min(byte_size(Packet), 64))}}
+    end.
+
+cache_refs(<<?VERSION_MAGIC, ?DIST_HEADER, Refs, _/binary>>) -> Refs;
+cache_refs(<<?VERSION_MAGIC, ?DIST_FRAG_HEADER, _:16/binary, Refs, _/binary>>) -> Refs;
+cache_refs(_) -> 0.
 
 %%% Flows
 

@@ -454,7 +454,13 @@ put_held(Chan, DHandle, [Frames | Rest], S) ->
         error -> S1  % malformed data took the connection down: the rest goes with it
     end.
 
-%% Malformed data takes down the one connection it came on.
+%% Malformed data takes down the one connection it came on.  A corrupt
+%% header the controller reports itself, as erts would.
+fail_channel(Chan, {corrupted_header, _} = Reason, #state{chans = Chans} = S) ->
+    {ok, Ctrl} = py_dist_chans:ctrl_of(Chan, Chans),
+    Ctrl ! {py_dist_closed, Reason},
+    send_ctrl(S, {close, Chan, protocol_error}),
+    forget(Ctrl, S);
 fail_channel(Chan, Reason, #state{chans = Chans} = S) ->
     ?LOG_ERROR("py_dist: channel ~w: ~0p; closing the connection",
                [Chan, Reason]),

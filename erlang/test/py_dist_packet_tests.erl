@@ -402,3 +402,21 @@ deliver_decode_test_() ->
 parse_lane(<<?PY_DIST_OP_LANE, Lane, Deadline:32, NodeLen:16, Node:NodeLen/binary,
              NotifyLen:16, Notify:NotifyLen/binary, Payload/binary>>) ->
     {Lane, Deadline, Node, Notify, Payload}.
+
+%% A header that refers to the atom cache never reaches erts (which has
+%% none for a process controller): the handle is not even touched, so a
+%% fake one shows it; the frames before it were handed over first.
+atom_cache_refs_test_() ->
+    NoHandle = make_ref(),
+    Frame = fun(P) -> <<(byte_size(P)):32, P/binary>> end,
+    Plain = <<131, 68, 3, 16#88, 16#08, 0, 1, "a", 1, 1, "b", 2, 1, "c">>,
+    Frag = <<131, 69, 1:64, 2:64, 1, 16#08, 0, 1, "a">>,
+    [?_assertEqual({error, {corrupted_header, Plain}},
+                   py_dist_packet:put_frames(NoHandle, Frame(Plain))),
+     ?_assertEqual({error, {corrupted_header, Frag}},
+                   py_dist_packet:put_packet(NoHandle, Frag)),
+     ?_assertMatch({error, {corrupted_header, <<131, 68, 255>>}},
+                   py_dist_packet:put_packet(NoHandle, <<131, 68, 255>>)),
+     %% no references: it goes to erts (which refuses the fake handle)
+     ?_assertError(badarg, py_dist_packet:put_packet(NoHandle, <<131, 68, 0, 131, 106>>)),
+     ?_assertEqual(ok, py_dist_packet:put_frames(NoHandle, <<>>))].

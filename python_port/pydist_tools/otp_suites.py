@@ -94,7 +94,7 @@ class Result:
 
 
 def run_suite(suite_dir: Path, suite: str, carrier: str, logs: Path,
-              timeout: float) -> Result:
+              timeout: float, cases: list[str] | None = None) -> Result:
     """One suite under ct_run, the whole VM (and every peer it starts, which
     inherit the environment) on ``carrier``."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -102,6 +102,8 @@ def run_suite(suite_dir: Path, suite: str, carrier: str, logs: Path,
     env["ERL_FLAGS"] = " ".join(erl_flags()) if carrier == "py" else ""
     cmd = ["ct_run", "-noshell", "-sname", f"ct_{carrier}", "-dir", str(suite_dir),
            "-suite", suite, "-logdir", str(logs)]
+    if cases:
+        cmd += ["-case", *cases]
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
                               encoding="utf-8", errors="replace")
@@ -159,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", action="append", choices=sorted(SUITES),
                         help="a suite to run (default: all)")
+    parser.add_argument("--case", action="append",
+                        help="only this case of the suite (repeat for more)")
     parser.add_argument("--carrier", action="append", choices=CARRIERS,
                         help="a carrier (default: both)")
     parser.add_argument("--work", type=Path, default=cache_dir() / "otp-suites",
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {suite} on {carrier}", file=sys.stderr, flush=True)
             logs = args.work / "logs" / suite / carrier
             shutil.rmtree(logs, ignore_errors=True)
-            res = run_suite(suite_dir, suite, carrier, logs, args.timeout)
+            res = run_suite(suite_dir, suite, carrier, logs, args.timeout, args.case)
             print(f"  {res.summary}", file=sys.stderr, flush=True)
             results.setdefault(suite, {})[carrier] = res
     print(table(results))

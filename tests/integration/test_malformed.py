@@ -81,3 +81,65 @@ def test_malformed_data_takes_down_only_its_connection_as_stock_does(
     # erts reports a corrupt term; a stray fragment it drops without a word
     assert bool(seen["inet_tcp"]) == (case != "orphan_fragment"), seen
     assert seen["py"] == seen["inet_tcp"]
+
+
+#: a header that installs three atoms in the receiver's atom cache, then a
+#: control message that refers to an entry never installed (OTP's
+#: distribution_SUITE, bad_dist_ext_control)
+ATOM_CACHE_HEADER = """begin
+    <<131, Replace/binary>> = term_to_binary(replace),
+    <<131, Ctl/binary>> = term_to_binary({6, self(), '', replace}),
+    S = byte_size(Ctl) - byte_size(Replace),
+    <<Begin:S/binary, Replace/binary>> = Ctl,
+    A1 = <<"fake header atom 1">>, A2 = <<"atom 2">>, A3 = <<"atom 3">>,
+    <<131, Msg/binary>> = term_to_binary({a, message}),
+    [[131, $D, 3, 16#88, 16#08, 0, byte_size(A1), A1, 1, byte_size(A2), A2,
+      2, byte_size(A3), A3], Begin, [$R, 137], Msg]
+end"""
+
+WATCH_REASONS = """spawn(fun() ->
+    net_kernel:monitor_nodes(true, [nodedown_reason]),
+    register(pd_downs, self()),
+    Loop = fun L(Acc) ->
+               receive
+                   {nodedown, N, Info} ->
+                       L([{N, proplists:get_value(nodedown_reason, Info)} | Acc]);
+                   {get, From} -> From ! {downs, lists:reverse(Acc)}, L(Acc);
+                   _ -> L(Acc)
+               end
+           end,
+    Loop([]) end), ok."""
+
+
+def _downs(node: ErlNode) -> object:
+    return node.eval("pd_downs ! {get, self()}, receive {downs, D} -> D after 5000 -> none end.")
+
+
+def test_atom_cache_references_kill_the_connection_not_the_vm(cluster: Cluster) -> None:
+    """A py_dist connection has no atom cache (erts keeps none for a
+    process controller), and OTP 25 would crash the whole VM writing
+    through it: such a header takes down its connection with the reasons
+    stock gives (killed here, connection_closed there), in erts's words,
+    and the node and its other connections live on."""
+    reasons = {}
+    for proto in ("inet_tcp", "py"):
+        tag = proto.replace("_", "")
+        a, b, c = (cluster.start(f"{n}_cache_{tag}", proto=proto) for n in "abc")
+        for node in (a, b):
+            node.eval(WATCH_REASONS)
+        assert b.eval(f"net_adm:ping('{c.node}').") == "pong"
+        assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+        since = len(b.log_text())
+        _, down = _inject(a, b, ATOM_CACHE_HEADER)
+        assert down == "down", proto
+        time.sleep(0.5)
+        assert b.alive(), proto
+        reasons[proto] = (_downs(a), _downs(b))
+        assert b.eval(f"rpc:call('{c.node}', erlang, node, []).") == c.node
+        assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+        if proto == "py":
+            assert any("got a corrupted distribution header from" in r
+                       for r in _reports(b, since, {}))
+    generic = {proto: ([r for _, r in seen_a], [r for _, r in seen_b])
+               for proto, (seen_a, seen_b) in reasons.items()}
+    assert generic["py"] == generic["inet_tcp"] == (["connection_closed"], ["killed"])
