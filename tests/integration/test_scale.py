@@ -1,11 +1,12 @@
 """The small version of the scale benchmark: 30 real nodes in a sparse
-topology (a ring with a chord from every third node), each with at most
-four neighbours, form the full logical mesh, and ``global`` and ``pg`` see
-every node, while each port program holds no more sockets than its links
-and its listener."""
+topology (the benchmark's random 4-regular graph), four neighbours each,
+form the full logical mesh, and ``global`` and ``pg`` see every node,
+while each port program holds no more sockets than its links and its
+listener."""
 
 from __future__ import annotations
 
+from pydist_tools.bench_scale import dialled as dialled_by
 from pydist_tools.bench_scale import tcp_sockets
 from pydist_tools.cluster import Cluster, ErlNode, wait_routes
 
@@ -14,17 +15,8 @@ from .test_routing import HOST, wait_for_mesh
 SIZE = 30
 
 
-def neighbours(i: int) -> list[int]:
-    """Whom node i dials: the next one round the ring, and from every third
-    node a chord across (so nobody has more than four links)."""
-    out = [(i + 1) % SIZE]
-    if i % 3 == 0:
-        out.append((i + SIZE // 2) % SIZE)
-    return out
-
-
 def test_thirty_nodes_in_a_sparse_topology(cluster: Cluster) -> None:
-    dialled = {i: neighbours(i) for i in range(SIZE)}
+    dialled = dialled_by(SIZE)
     linked = {i: {j for j in range(SIZE) if j in dialled[i] or i in dialled[j]}
               for i in range(SIZE)}
     assert max(len(v) for v in linked.values()) <= 4
