@@ -19,6 +19,7 @@
              | max_batch | max_frame | link_hwm | pipe_size
              | log_level | start_timeout | restart_delay
              | neighbours | neighbour_retry | link_cost | max_hops
+             | flap_half_life | flap_suppress_max
              | max_links | max_channels
              | lsp_lifetime | lsdb_sync_interval | max_nodes
              | window_bytes | window_frames | gap_timeout | ack_every | ack_delay
@@ -48,6 +49,9 @@ keys() ->
      {neighbours,         term,    [],             false},
      {neighbour_retry,    integer, 1000,           false},
      {link_cost,          integer, 10,             true},
+     %% a link that keeps failing is kept out of the routes: see Damping
+     {flap_half_life,     integer, 5000,           true},
+     {flap_suppress_max,  integer, 20000,          true},
      {max_hops,           integer, 32,             true},
      {max_links,          integer, 1024,           true},
      {max_channels,       integer, 65536,          true},

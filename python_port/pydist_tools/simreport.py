@@ -58,6 +58,8 @@ class Result:
     cpu: float = 0.0
     #: convergence times (simulated s) of repeated events, by kind
     percentiles: dict[str, list[float]] = field(default_factory=dict)
+    #: (source, destination) pairs whose frames were followed while tables settled
+    sampled_pairs: int = 0
 
     def simulated(self) -> dict[str, Any]:
         """Everything but the machine's times: equal for equal seeds."""
@@ -75,8 +77,8 @@ class Result:
         lines = [f"{self.nodes} nodes, {self.topology}, {self.links} links, seed {self.seed}",
                  "",
                  f"{'event':<16}{'converged':>10}{'detected':>13}{'then':>8}{'route comps':>12}"
-                 f"{'/node':>7}{'ms/comp':>8}{'comp s':>8}{'LSP msgs':>10}{'/node':>7}"
-                 f"{'kB/node':>8}{'inputs':>10}{'wall s':>8}"]
+                 f"{'/node':>7}{'ms/comp':>8}{'comp s':>8}{'LSP msgs':>12}{'/node':>8}"
+                 f"{'kB/node':>8}{'inputs':>12}{'wall s':>8}"]
         for e in self.episodes:
             comps = e.route_computations
             lines.append(
@@ -84,20 +86,20 @@ class Result:
                 f"{_span(e.detected, e.detected_last):>13}{_after(e):>8}"
                 f"{comps:>12,}{comps / n:>7.1f}"
                 f"{1000 * e.route_wall / max(comps, 1):>8.2f}{e.route_wall:>8.1f}"
-                f"{e.messages.get('LSP', 0):>10,}{e.messages.get('LSP', 0) / n:>7.1f}"
-                f"{sum(e.bytes.values()) / n / 1000:>8.1f}{e.inputs:>10,}{e.wall:>8.1f}")
+                f"{e.messages.get('LSP', 0):>12,}{e.messages.get('LSP', 0) / n:>8.1f}"
+                f"{sum(e.bytes.values()) / n / 1000:>8.1f}{e.inputs:>12,}{e.wall:>8.1f}")
         lines += ["", "converged, detected: simulated, from the event (detected: the first "
                   "and the last end noticing); then: from the last",
                   "detection to convergence (flooding, the back-off, route computation); "
                   "ms/comp, comp s: wall time of the node calls that recomputed routes"]
-        lines += ["", "while the tables settled, frames followed from every node to a sample "
-                  "of destinations (pairs at most at once, and for how long any was so):",
-                  f"  {'event':<16}{'loops':>16}{'holes':>16}{'into a failure':>18}"]
+        lines += ["", f"while the tables settled, frames followed from every node to a sample "
+                  f"of destinations ({self.sampled_pairs:,} pairs; at most at once, and for "
+                  "how long any was so):",
+                  f"  {'event':<16}{'loops':>20}{'holes':>20}{'into a failure':>20}"]
         for e in self.episodes:
             t = e.transients
             lines.append(f"  {e.what:<16}" + "".join(
-                f"{_transient(t, state):>{width}}"
-                for state, width in ((LOOP, 16), (HOLE, 16), (DEAD, 18))))
+                f"{_transient(t, state):>20}" for state in (LOOP, HOLE, DEAD)))
         lines += ["  holes: a node on the way has no route though the destination is "
                   "reachable; into a failure: sent into a link or node that failed, "
                   "before the sender noticed"]

@@ -298,6 +298,7 @@ def run(s: Scenario, progress: Callable[[str], None] | None = None, events: int 
     if events:
         result.percentiles = sim.flaps(events)
     result.timer_spins = sim.net.spins
+    result.sampled_pairs = len(sim.forwarding.dests) * (s.nodes - 1)
     result.wall = time.perf_counter() - wall
     result.cpu = time.process_time() - cpu
     return result

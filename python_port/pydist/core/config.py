@@ -29,6 +29,8 @@ class Config:
     max_channels: int = 65536
     max_hops: int = 32
     link_cost: int = 10
+    flap_half_life: float = 5.0
+    flap_suppress_max: float = 20.0
     lsp_lifetime: float = 1800.0
     lsdb_sync_interval: float = 60.0
     max_nodes: int = 4096

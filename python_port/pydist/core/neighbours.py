@@ -394,7 +394,7 @@ class Neighbours:
                 router.neighbour_up(link.peer, other.key,
                                     self.wanted.get(link.peer, self.config.link_cost), now)
             elif link.up:
-                router.neighbour_down(link.peer, now)
+                router.neighbour_down(link.peer, now, failed=reason != "unlinked")
         if link.channels or link.up:
             log.warning("link to %s down: %s (%d channels)",
                         (link.peer or b"?").decode(errors="replace"), reason, len(link.channels))

@@ -36,6 +36,7 @@ from pydist.core import admission, frame, port_codec, report
 from pydist.core.admission import Cookies
 from pydist.core.channels import Channel, ChannelTable, Link, LinkKey
 from pydist.core.config import Config
+from pydist.core.damping import Damping
 from pydist.core.delivery import Delivery
 from pydist.core.etf import Atom, EtfError
 from pydist.core.framer import Framer
@@ -99,7 +100,8 @@ class Node:
         c = self.config
         return Router(name, now, lifetime=c.lsp_lifetime, sync_interval=c.lsdb_sync_interval,
                       max_nodes=c.max_nodes, max_neighbours=c.max_links, stats=self.stats,
-                      max_hops=c.max_hops, trust=self.framer.trust)
+                      max_hops=c.max_hops, trust=self.framer.trust,
+                      damping=Damping(c.flap_half_life, c.flap_suppress_max))
 
     def _next_hop(self, dst: int) -> LinkKey | None:
         """The routing table, for the parts: the router is replaced when

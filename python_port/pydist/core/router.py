@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pydist.core import lsdb, spf
 from pydist.core.backoff import Backoff
 from pydist.core.channels import LinkKey
+from pydist.core.damping import DAMPED_COST, Damping
 from pydist.core.lsdb import Lsdb, LspError, Verdict
 from pydist.core.trust import Trust
 from pydist.core.wire import Kind, node_id
@@ -73,7 +74,8 @@ class Router:
                  max_nodes: int, max_neighbours: int, stats: dict[str, int],
                  max_hops: int = 16, trust: Trust | None = None,
                  spf_delays: Backoff | None = None,
-                 origination_delays: Backoff | None = None) -> None:
+                 origination_delays: Backoff | None = None,
+                 damping: Damping | None = None) -> None:
         self.me = me
         #: a frame crosses at most this many links: a node farther away is
         #: unreachable, not a black hole
@@ -85,8 +87,12 @@ class Router:
         self.max_neighbours = max_neighbours
         self.sync_interval = sync_interval
         self.stats = stats
-        #: up neighbours: name -> (link key, cost)
+        #: up neighbours: name -> (link key, cost), the cost as advertised
+        #: and used: a flapping link's (see damping) is raised
         self.adjacent: dict[bytes, tuple[LinkKey, int]] = {}
+        #: the cost each up neighbour's link was configured with
+        self._configured: dict[bytes, int] = {}
+        self.damping = damping or Damping(5.0, 20.0)
         #: static routes from Erlang: destination -> neighbour to send through
         self.static: dict[bytes, bytes] = {}
         #: the forwarding table: destination node id -> link key
@@ -119,6 +125,9 @@ class Router:
     # adjacencies
 
     def neighbour_up(self, name: bytes, key: LinkKey, cost: int, now: float) -> None:
+        self._configured[name] = cost
+        if name in self.damping.suppressed:
+            cost = min(cost + DAMPED_COST, lsdb.MAX_COST)
         old = self.adjacent.get(name)
         self.adjacent[name] = (key, cost)
         if old is not None and old == (key, cost):
@@ -130,11 +139,27 @@ class Router:
         # knows nothing yet
         self.out.append((key, Kind.SUMMARY, lsdb.encode_summary(self.db.summary())))
 
-    def neighbour_down(self, name: bytes, now: float) -> None:
+    def neighbour_down(self, name: bytes, now: float, failed: bool = True) -> None:
+        """``failed``: the link failed, rather than being unlinked on purpose
+        (only failures count towards dampening)."""
         if self.adjacent.pop(name, None) is not None:
+            self._configured.pop(name, None)
             self._lost_neighbours.add(name)
             self.dirty = True
             self._originate_soon(now)
+            if failed and self.damping.failed(name, now):
+                self.stats["links_damped"] += 1
+                log.warning("link to %s flaps: kept out of the routes while there is "
+                            "another way, for %.0f s or more if it goes on",
+                            name.decode(errors="replace"), self.damping.reuse_at(name) - now)
+
+    def _undamp(self, now: float) -> None:
+        """Suppressed neighbours stable long enough: their links' own cost again."""
+        for name in self.damping.release(now):
+            if name in self.adjacent:
+                log.info("link to %s stable again: back in the routes",
+                         name.decode(errors="replace"))
+                self.neighbour_up(name, self.adjacent[name][0], self._configured[name], now)
 
     # ------------------------------------------------------------------
     # link-state frames
@@ -211,6 +236,8 @@ class Router:
     # time
 
     def timer(self, now: float) -> None:
+        if self.damping.suppressed:
+            self._undamp(now)
         if now >= self.refresh_at:
             self.refresh_at = _NEVER  # until the origination it asks for
             self._originate_soon(now)
@@ -227,7 +254,7 @@ class Router:
     def deadline(self) -> float:
         """The next refresh, sync, expiry, origination or recomputation due."""
         return min(self.refresh_at, self.sync_at, self.db.deadline(), self.origination.due,
-                   self.spf.due if self.dirty else _NEVER)
+                   self.spf.due if self.dirty else _NEVER, self.damping.deadline())
 
     # ------------------------------------------------------------------
     # the forwarding table
