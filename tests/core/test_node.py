@@ -887,3 +887,51 @@ def test_the_beam_can_hold_and_release_link_input() -> None:
     assert (a.stats["beam_holds"], a.stats["beam_releases"]) == (1, 1)
     net.beam("a", (Atom("input"), Atom("sideways")))
     assert a.beam_holds is False and a.stats["port_errors"] == 1
+
+
+class SlowAcks(Net):
+    """Acks from b take ``delay`` to reach a: a path slower than
+    ``resend_timeout`` (a long radio hop, or port programs queueing)."""
+
+    def __init__(self, delay: float, *labels: str) -> None:
+        super().__init__(*labels)
+        self.delay = delay
+        self.held: list[tuple[float, tuple[str, LinkKey, list[bytes]]]] = []
+
+    def pump(self) -> None:
+        while self.queue:
+            src, _, parts = self.queue[0]
+            if src == "b" and header_of(parts).kind == Kind.ACK:
+                self.held.append((self.now + self.delay, self.queue.pop(0)))
+            else:
+                self._deliver(0)
+
+    def advance_to(self, t: float) -> None:
+        due = [m for at, m in self.held if at <= t]
+        self.held = [(at, m) for at, m in self.held if at > t]
+        self.now = t
+        for message in due:
+            self.queue.insert(0, message)
+            self._deliver(0)
+        super().advance_to(t)
+
+
+def test_a_slow_path_is_measured_and_its_frames_go_once() -> None:
+    """Acks 700 ms late, resend_timeout 500 ms: the first frame is sent
+    again once; then the sender waits for the measured round trip, and
+    the next frames go once each."""
+    net = SlowAcks(0.7, "a", "b")
+    (b1,) = [handshake(net, "a", "b", 1)]
+    stats = net.nodes["a"].stats
+    t = net.now
+    for i in range(6):
+        net.send("a", 1, [b"frame %d" % i])
+        net.pump()
+        for step in range(1, 41):  # two seconds, in 50 ms steps
+            net.advance_to(t + step * 0.05)
+        t = net.now
+    assert net.received("b", b1) == [b"frame %d" % i for i in range(6)]
+    assert stats["resend_timeouts"] == 1
+    rto = net.nodes["a"].channels[1].rto
+    assert rto is not None and rto.srtt is not None and rto.srtt >= 0.7
+    assert net.closed("a") == net.closed("b") == []

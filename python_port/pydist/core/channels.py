@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pydist.core.outbox import Outbox
+from pydist.core.rto import Rto
 from pydist.core.sequencing import Receiver, Sender
 from pydist.core.wire import FLAG_INITIATOR, PY_CHAN_BASE
 
@@ -74,10 +75,12 @@ class Channel:
     receiver: Receiver | None = None
     #: what the BEAM handed over and is not sent yet, by flow
     outbox: Outbox | None = None
+    #: the wait for an ack before sending again, from the measured round trip
+    rto: Rto | None = None
     #: whether the BEAM was told to hold this channel's data (outbox full,
     #: link congested, or the retransmit window full)
     paused: bool = False
-    #: frames are out and none was acknowledged for ``resend_timeout``: the
+    #: frames are out and none was acknowledged for the ``rto``'s wait: the
     #: far end does not take what is sent (its BEAM frozen, say)
     stalled: bool = False
     #: OPEN went to the far end (a channel this node opens waits for an

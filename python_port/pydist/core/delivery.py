@@ -28,6 +28,7 @@ from pydist.core.framer import Framer
 from pydist.core.outbox import TICK, Outbox
 from pydist.core.output import Output
 from pydist.core.port_codec import Groups
+from pydist.core.rto import Rto
 from pydist.core.sequencing import Receiver, Sender, SequenceError
 from pydist.core.wire import (
     CLOSE_REASONS,
@@ -95,7 +96,10 @@ class Delivery:
                      sender=Sender(c.window_bytes, c.window_frames),
                      receiver=Receiver(c.window_bytes, c.window_frames, c.gap_timeout,
                                        c.ack_every, c.ack_delay, c.ack_bytes),
-                     outbox=Outbox(QUANTUM, c.flow_bytes))
+                     outbox=Outbox(QUANTUM, c.flow_bytes),
+                     # past half the gap timeout a loss would close the
+                     # connection at the far end before it is sent again
+                     rto=Rto(c.resend_timeout, max(c.resend_timeout, c.gap_timeout / 2)))
         self.channels.add(ch)
         if link.congested:
             self._refresh_pause(ch)
@@ -170,8 +174,8 @@ class Delivery:
         acknowledged) are under ``inflight_bytes``: that keeps the queues
         beyond this node (ZeroMQ's, the kernel's, the far end's) short, so
         the flow scheduling done here decides what waits, not a FIFO."""
-        box, sender, link = ch.outbox, ch.sender, ch.link
-        assert box is not None and sender is not None
+        box, sender, link, rto = ch.outbox, ch.sender, ch.link, ch.rto
+        assert box is not None and sender is not None and rto is not None
         if ch.tick_pending:
             self._tick(ch, now)
         if link.up and ch.opened and not link.congested and len(box):
@@ -187,13 +191,14 @@ class Delivery:
                 if body is None:
                     break
                 seq = sender.push(body)
+                rto.sent(seq, now)
                 header = HEADER.pack(VERSION, _DATA, flags, hops, 0, epoch, src, dst, seq, 0, 1)
                 out.append((link.key, framer.routed(header, dst, body)))
                 sent = True
             if sent:
                 link.last_tx = now
                 if ch.chan not in self.resend_at:
-                    self._resend_later(ch, now, self.config.resend_timeout)
+                    self._resend_later(ch, now, rto.timeout)
         if box.to_hold or box.to_release:
             self._tell_flows(ch, box)
         self._refresh_pause(ch)
@@ -282,6 +287,8 @@ class Delivery:
             return
         self.stats["rerouted_channels"] += 1
         self.stats["retransmitted"] += len(frames)
+        assert ch.rto is not None
+        ch.rto.resent()
         framer, link = self.framer, ch.link
         link.last_tx = now
         for seq, body in frames:
@@ -345,12 +352,14 @@ class Delivery:
             self.close(ch, exc.reason, now)
             return
         if freed:  # progress: the resend clock starts again, at its first wait
+            assert ch.rto is not None
+            ch.rto.acked(hdr.seq, now)
             if ch.stalled:
                 ch.stalled = False
                 assert ch.outbox is not None
                 ch.outbox.start_holding()
             if ch.sender.frames:
-                self._resend_later(ch, now, self.config.resend_timeout)
+                self._resend_later(ch, now, ch.rto.timeout)
             else:
                 self.resend_at.pop(ch.chan, None)
             self.pump(ch, now)
@@ -409,6 +418,8 @@ class Delivery:
                 # far end that is merely slow is not flooded.
                 self.stats["resend_timeouts"] += 1
                 ch = self.channels[chan]
+                assert ch.rto is not None
+                ch.rto.expired()
                 self.resend(ch, now)
                 self._resend_later(ch, now, min(wait * 2, _MAX_RESEND_WAIT))
                 if not ch.stalled:

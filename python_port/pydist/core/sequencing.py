@@ -12,7 +12,8 @@ of what it already has.
 
 The node resends at two moments. After a route change (which it hears of:
 :class:`pydist.core.router.Change`) it resends at once, over the new path.
-And when no ack has moved for ``resend_timeout`` (``resend_at``, set by
+And when no ack has moved for the channel's retransmission timeout (its
+measured round trip: :mod:`pydist.core.rto`; ``resend_at``, set by
 ``Delivery._resend_later``), since a drop in the middle tells the sender
 nothing; that timer also repairs a lost last frame, which leaves the
 receiver no gap to see. Each resend that brings no ack doubles the wait, up
