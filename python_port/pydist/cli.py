@@ -91,14 +91,15 @@ def demo(nodes: int) -> None:
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
 @click.option("--part",
               type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes",
-                                 "security", "scale"]),
+                                 "security", "scale", "hop"]),
               default="all", show_default=True,
               help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
               "direct link, and reroute times; sequencing: this build against the "
               "foundation's, and a stream's stall at a cut link; lanes: round trips "
               "behind 64 MiB streams (head-of-line), py_dist against inet_tcp; security: "
               "py_dist with CurveZMQ against inet_tls_dist; scale (not in all): --nodes "
-              "real nodes, py_dist sparse against a stock mesh.")
+              "real nodes, py_dist sparse against a stock mesh; hop (not in all): what "
+              "a forwarding node costs, against pyzmq alone and stock direct.")
 @click.option("--nodes", default=100, show_default=True, help="Cluster size for --part scale.")
 @click.option("--connect-all/--no-connect-all", default=True, show_default=True,
               help="--part scale: whether nodes run with -kernel connect_all (the logical mesh).")
@@ -107,6 +108,11 @@ def bench(seconds: float, rounds: int, part: str, nodes: int, connect_all: bool)
     from pydist_tools import bench as bench_module
     from pydist_tools import bench_lanes, bench_routing, bench_security, bench_sequencing
 
+    if part == "hop":
+        from pydist_tools import bench_hop
+
+        click.echo(bench_hop.run(max(seconds, 5.0)))
+        return
     if part == "scale":
         from pydist_tools import bench_scale
 
