@@ -165,25 +165,32 @@ def probe(ns: str, address: str, port: int, timeout: float = 2.0) -> str:
     return out.strip()
 
 
-class Line:
-    """Namespaces joined in a line by veth pairs; deletes them all on exit."""
+class Net:
+    """Namespaces joined by veth pairs, one per link of ``links`` (pairs of
+    names); link k (from 1) is the subnet ``{base}.k.0/24``, its first end
+    ``.1`` and its second ``.2``. Deletes them all on exit."""
 
-    def __init__(self, names: Sequence[str], base: str = BASE) -> None:
+    def __init__(self, names: Sequence[str], links: Sequence[tuple[str, str]],
+                 base: str = BASE) -> None:
         names = list(names)
         if len(set(names)) != len(names):
             raise ValueError(f"names must be distinct: {names}")
-        if not 1 <= len(names) <= 250:
-            raise ValueError("a line has 1 to 250 namespaces")
+        if not 1 <= len(names) <= 250 or len(links) > 250:
+            raise ValueError("a net has 1 to 250 namespaces and at most 250 links")
         for n in names:
             if not _NAME.match(n):
                 raise ValueError(f"bad namespace name {n!r}")
+        for left, right in links:
+            if left not in names or right not in names or left == right:
+                raise ValueError(f"bad link {left!r}-{right!r}")
         self.names = names
+        self.links = list(links)
         self.base = base
         with _seq_lock:
             seq = next(_seq)
         self._ns = {n: f"{prefix()}{seq}-{n}" for n in names}
         self._addresses: dict[str, list[str]] = {n: [] for n in names}
-        for k, (left, right) in enumerate(itertools.pairwise(names), start=1):
+        for k, (left, right) in enumerate(self.links, start=1):
             self._addresses[left].append(f"{base}.{k}.1")
             self._addresses[right].append(f"{base}.{k}.2")
         self._created: list[str] = []
@@ -201,11 +208,11 @@ class Line:
                 # net.core.devconf_inherit_init_net copies the host's setting.
                 _run(*exec_prefix(ns), "sh", "-c",
                      "echo 0 > /proc/sys/net/ipv4/ip_forward")
-            for k, (left, right) in enumerate(itertools.pairwise(self.names), start=1):
+            for k, (left, right) in enumerate(self.links, start=1):
                 lns, rns = self._ns[left], self._ns[right]
                 # both ends are made inside the namespaces: no host interface,
                 # so no clash with other runs' interface names
-                lif, rif = f"r{k}", f"l{k}"  # left's right link, right's left link
+                lif, rif = self.interfaces(k)
                 _run("ip", "-n", lns, "link", "add", lif, "type", "veth",
                      "peer", "name", rif, "netns", rns)
                 _run("ip", "-n", lns, "addr", "add", f"{self.base}.{k}.1/24", "dev", lif)
@@ -228,7 +235,7 @@ class Line:
         if errors:
             raise NetnsError("; ".join(errors))
 
-    def __enter__(self) -> Line:
+    def __enter__(self) -> Net:
         self.create()
         return self
 
@@ -260,6 +267,18 @@ class Line:
     def exec_prefix(self, name: str) -> list[str]:
         return exec_prefix(self._ns[name])
 
+    @staticmethod
+    def interfaces(k: int) -> tuple[str, str]:
+        """The veth names of link ``k`` at its first and its second end."""
+        return f"r{k}", f"l{k}"
+
+    def set_link(self, k: int, up: bool) -> None:
+        """Link ``k`` down at its first end (the cable pulled: no FIN, what
+        crosses it is lost) or up again."""
+        left, _ = self.links[k - 1]
+        _run("ip", "-n", self._ns[left], "link", "set", self.interfaces(k)[0],
+             "up" if up else "down")
+
     def probe(self, from_name: str, address: str, port: int, timeout: float = 2.0) -> str:
         return probe(self._ns[from_name], address, port, timeout)
 
@@ -271,3 +290,12 @@ class Line:
         if result.startswith("error"):
             raise NetnsError(f"connect from {from_name} to {address}:{port}: {result}")
         return result in ("connected", "refused")
+
+
+class Line(Net):
+    """Namespaces in a line: link k joins the k-th and the (k+1)-th, so each
+    has its address on the link to the left, then on the one to the right."""
+
+    def __init__(self, names: Sequence[str], base: str = BASE) -> None:
+        names = list(names)
+        super().__init__(names, list(itertools.pairwise(names)), base)
