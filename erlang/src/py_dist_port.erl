@@ -24,7 +24,7 @@
 -include("py_dist.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, listen/1, set_acceptor/1, register_channel/1,
+-export([start_link/0, listen/1, name_dynamic/1, set_acceptor/1, register_channel/1,
          hold/1, up/2, info/0, reachable/1, command/1, query/1, port/0,
          cookie/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -78,6 +78,16 @@ start_link() ->
 -spec listen(binary()) -> {ok, inet:port_number()} | {error, term()}.
 listen(NodeName) ->
     gen_server:call(?MODULE, {listen, NodeName}, infinity).
+
+%% @doc A node with a dynamic name (OTP 23's `-sname undefined', what
+%% `erl -remsh' uses) is named by the peer of its first connection, in
+%% that connection's handshake, and never listens.  Python's links need a
+%% name before that: a random one on Host, kept for the port program's
+%% life (the node's name, once given, is for distribution only: links,
+%% routes and lanes know it by this one).  Nothing if it has a name.
+-spec name_dynamic(string()) -> ok.
+name_dynamic(Host) ->
+    gen_server:call(?MODULE, {name_dynamic, Host}, infinity).
 
 -spec set_acceptor(pid()) -> ok.
 set_acceptor(Pid) ->
@@ -203,6 +213,14 @@ handle_call({listen, Node}, _From, #state{listen_port = ListenPort} = S) ->
     S#state.node =:= undefined andalso
         erlang:send_after(?COOKIE_CHECK_MS, self(), check_cookie),
     {reply, {ok, ListenPort}, give_cookie(S#state{node = Node})};
+handle_call({name_dynamic, _Host}, _From, #state{node = Node} = S) when Node =/= undefined ->
+    {reply, ok, S};
+handle_call({name_dynamic, Host}, From, S) ->
+    Tag = binary:encode_hex(crypto:strong_rand_bytes(8)),
+    Node = iolist_to_binary(["pydist_dynamic_", string:lowercase(Tag), $@, Host]),
+    ?LOG_INFO("py_dist: a dynamic node name; this node's links call it ~ts", [Node]),
+    {reply, {ok, _}, S1} = handle_call({listen, Node}, From, S),
+    {reply, ok, S1};
 handle_call({set_acceptor, Pid}, _From, S) ->
     {reply, ok, S#state{acceptor = Pid}};
 handle_call({register_channel, _Ctrl}, _From, #state{port = undefined} = S) ->

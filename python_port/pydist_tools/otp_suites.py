@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydist.launch import erl_flags
+from pydist_tools.cluster import free_port
 
 #: the installed OTP (Debian bookworm's erlang 1:25.2.3+dfsg)
 OTP = "25.2.3"
@@ -100,6 +101,11 @@ def run_suite(suite_dir: Path, suite: str, carrier: str, logs: Path,
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["ERL_FLAGS"] = " ".join(erl_flags()) if carrier == "py" else ""
+    # an epmd of our own, stopped after: the suite's nodes would otherwise
+    # start the machine's, and leave it running
+    port = free_port()
+    epmd = subprocess.Popen(["epmd", "-port", str(port)])
+    env["ERL_EPMD_PORT"] = str(port)
     cmd = ["ct_run", "-noshell", "-sname", f"ct_{carrier}", "-dir", str(suite_dir),
            "-suite", suite, "-logdir", str(logs)]
     if cases:
@@ -112,6 +118,9 @@ def run_suite(suite_dir: Path, suite: str, carrier: str, logs: Path,
         got = exc.stdout or b""  # bytes even with text=True, on some versions
         partial = got.decode(errors="replace") if isinstance(got, bytes) else got
         output = f"{partial}\ntimed out after {timeout:.0f} s"
+    finally:
+        epmd.terminate()
+        epmd.wait(10)
     summary = next((line.strip() for line in output.splitlines()
                     if "TEST COMPLETE" in line or "timed out" in line), output[-300:])
     return Result(_cases(logs), summary)
