@@ -218,16 +218,26 @@ tell_up(#hs{port = Port, chan = Chan}) ->
 hand_over_input(DHandle, #hs{chan = Chan, queue = Q}) ->
     ok = py_dist_port:hold(Chan),
     Late = collect_forwarded([]),
-    Put = [py_dist_packet:put_packet(DHandle, P) || P <- queue:to_list(Q)]
-        ++ [py_dist_packet:put_frames(DHandle, F) || F <- Late],
+    Put = put_in_order([{packet, P} || P <- queue:to_list(Q)]
+                       ++ [{frames, F} || F <- Late], DHandle),
     ok = erlang:dist_ctrl_input_handler(DHandle, whereis(py_dist_port)),
     ok = py_dist_port:up(Chan, DHandle),
-    %% malformed input: the connection goes down from the output loop, as
-    %% when the port owner finds it
-    case [E || {error, E} <- Put] of
-        [Error | _] -> self() ! {py_dist_closed, Error}, ok;
-        [] -> ok
+    %% malformed input: nothing after it reached erts, and the connection
+    %% goes down from the output loop, as when the port owner finds it
+    case Put of
+        ok -> ok;
+        {error, Error} -> self() ! {py_dist_closed, Error}, ok
     end.
+
+put_in_order([{packet, P} | Rest], DHandle) ->
+    put_next(py_dist_packet:put_packet(DHandle, P), Rest, DHandle);
+put_in_order([{frames, F} | Rest], DHandle) ->
+    put_next(py_dist_packet:put_frames(DHandle, F), Rest, DHandle);
+put_in_order([], _DHandle) ->
+    ok.
+
+put_next(ok, Rest, DHandle) -> put_in_order(Rest, DHandle);
+put_next({error, _} = Error, _Rest, _DHandle) -> Error.
 
 collect_forwarded(Acc) ->
     receive
