@@ -136,3 +136,13 @@ def test_unlinking_on_purpose_is_no_flap() -> None:
 def _unlink(name: bytes) -> object:
     from pydist.core.etf import Atom
     return (Atom("unlink"), name)
+
+
+def test_the_table_forgets_neighbours_that_failed_long_ago() -> None:
+    """Bounded: one failure each of many neighbours over a long uptime
+    leaves only the recent ones, with nothing suppressed to release."""
+    d = Damping(5.0, 20.0)
+    for i in range(1000):
+        d.failed(b"n%d@h" % i, i * 10.0)
+    assert not d.suppressed
+    assert len(d) <= 5  # a penalty of 1 falls below FORGET in 22 s

@@ -45,6 +45,10 @@ class Damping:
         self._penalty: dict[bytes, tuple[float, float]] = {}
         self.suppressed: set[bytes] = set()
 
+    def __len__(self) -> int:
+        """How many neighbours it remembers a penalty of."""
+        return len(self._penalty)
+
     def penalty(self, name: bytes, now: float) -> float:
         value, at = self._penalty.get(name, (0.0, now))
         return value * 2 ** (-(now - at) / self.half_life) if value else 0.0
@@ -54,6 +58,7 @@ class Damping:
         that suppresses it."""
         if self.half_life <= 0:
             return False
+        self._forget(now)
         value = min(self.penalty(name, now) + 1.0, self.ceiling)
         self._penalty[name] = (value, now)
         if value >= SUPPRESS and name not in self.suppressed:
@@ -66,10 +71,15 @@ class Damping:
         ``now``: no longer suppressed. Forgets penalties that decayed."""
         released = sorted(n for n in self.suppressed if self.reuse_at(n) <= now)
         self.suppressed.difference_update(released)
+        self._forget(now)
+        return released
+
+    def _forget(self, now: float) -> None:
+        # every failure and every release: so the table holds the
+        # neighbours that failed lately, whatever came and went before
         for name in [n for n in self._penalty
                      if n not in self.suppressed and self.penalty(n, now) < FORGET]:
             del self._penalty[name]
-        return released
 
     def deadline(self) -> float:
         """When the next suppressed neighbour is used again."""
