@@ -58,23 +58,55 @@ def routes(node: str, cookie: str | None) -> None:
     click.echo(describe_topology(_ask(node, cookie, "topology")))
 
 
+@main.command()
+@click.argument("node")
+@click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
+@click.option("--format", "fmt", type=click.Choice(["dot", "svg", "png"]), default="svg",
+              show_default=True, help="dot: Graphviz's text; svg, png: drawn by Graphviz.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Where to write it (default: NODE's name and the format, here).")
+def topology(node: str, cookie: str | None, fmt: str, out: str | None) -> None:
+    """Draw the cluster as a running NODE sees it: links, costs, its routes."""
+    from pydist_tools.picture import PictureError, render, to_dot
+
+    answers = _ask_all(node, cookie, ["topology", "info"])
+    port = answers["info"].get("port") or {}
+    try:
+        picture = render(to_dot(answers["topology"], port.get("links")), fmt)
+    except PictureError as exc:
+        raise click.ClickException(str(exc)) from exc
+    path = out or f"{node.replace('@', '_')}.{fmt}"
+    with open(path, "wb") as f:
+        f.write(picture)
+    click.echo(path)
+
+
 def _ask(node: str, cookie: str | None, function: str) -> dict[str, Any]:
-    """py_dist:FUNCTION() on NODE, asked from a short-lived hidden node that
-    joins over py_dist through the machine's epmd."""
+    return _ask_all(node, cookie, [function])[function]
+
+
+def _ask_all(node: str, cookie: str | None, functions: list[str]) -> dict[str, dict[str, Any]]:
+    """py_dist:FUNCTION() on NODE for each function, asked from a
+    short-lived hidden node that joins over py_dist through the machine's
+    epmd."""
     from pydist_tools.cluster import Cluster, NodeError
 
     if "@" not in node:
         raise click.BadParameter("a node name looks like name@host", param_hint="NODE")
     host = node.split("@", 1)[1]
+    answers: dict[str, dict[str, Any]] = {}
     with Cluster(cookie=cookie, private_epmd=False) as cluster:
-        me = cluster.start(f"pydist_{function}_{os.getpid()}", "-hidden", host=host)
-        try:
-            result = me.eval(f"rpc:call('{node}', py_dist, {function}, [], 15000).", timeout=30)
-        except NodeError as exc:
-            raise click.ClickException(str(exc)) from exc
-        if not isinstance(result, dict):
-            raise click.ClickException(f"{node} did not answer: {result!r}")
-        return result
+        me = cluster.start(f"pydist_{functions[0]}_{os.getpid()}", "-hidden", host=host)
+        for function in functions:
+            try:
+                result = me.eval(f"rpc:call('{node}', py_dist, {function}, [], 15000).",
+                                 timeout=30)
+            except NodeError as exc:
+                raise click.ClickException(str(exc)) from exc
+            if not isinstance(result, dict) or "error" in result:
+                raise click.ClickException(f"{node} did not answer: {result!r}")
+            answers[function] = result
+    return answers
 
 
 @main.command()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
 from pydist_tools.cluster import HOST, Cluster, wait_routes
+from pydist_tools.picture import PictureError, render, to_dot
 
 
 def run(count: int = 5) -> None:
@@ -69,11 +71,27 @@ def run(count: int = 5) -> None:
 
         click.echo(f"\nthe topology as {first.node} sees it (py_dist:topology/0, "
                    f"also: pydist routes NODE):")
-        click.echo(describe_topology(first.eval("py_dist:topology().")))
+        topology = first.eval("py_dist:topology().")
+        click.echo(describe_topology(topology))
+        click.echo(f"  drawn: {picture(topology, first.eval('py_dist:info().'))} "
+                   f"(also: pydist topology NODE)")
         click.echo("\nwhat each node's carrier holds (py_dist:info/0):")
         for node in nodes:
             click.echo(describe(node.node, node.eval("py_dist:info().")))
         click.echo(f"\nstopping the nodes ({time.monotonic() - t0:.1f}s in all)")
+
+
+def picture(topology: dict[str, Any], info: dict[str, Any]) -> Path:
+    """The topology drawn by Graphviz into the working directory (its DOT
+    text where Graphviz is missing)."""
+    dot = to_dot(topology, (info.get("port") or {}).get("links"))
+    try:
+        path = Path("pydist-demo-topology.svg").resolve()
+        path.write_bytes(render(dot, "svg"))
+    except PictureError:
+        path = Path("pydist-demo-topology.dot").resolve()
+        path.write_text(dot)
+    return path
 
 
 def overtake(src: Any, dst: Any) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 from pydist_tools.cluster import Cluster, wait_routes
 
@@ -58,3 +61,35 @@ def test_pydist_erl_runs_a_node_on_py_dist(cluster: Cluster) -> None:
                           "halt().", env=cluster.env)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) > 0
+
+
+def test_topology_draws_what_the_node_sees(cluster: Cluster, tmp_path: Path) -> None:
+    """A line of five: the SVG's nodes and links are py_dist:topology()'s,
+    and the link a's routes take is the one drawn as carrying them."""
+    names = [f"t{i}" for i in range(5)]
+    nodes = [cluster.start(n, "-py_dist", "neighbours",
+                           f"['{names[i + 1]}@127.0.0.1']" if i + 1 < 5 else "[]")
+             for i, n in enumerate(names)]
+    a = nodes[0]
+    wait_routes(a, 4, degree=1)
+    svg = tmp_path / "line.svg"
+    out = pydist("topology", a.node, "--cookie", cluster.cookie or "", "--out", str(svg),
+                 env=cluster.env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(svg)
+    titles = {html.unescape(t) for t in re.findall(r"<title>([^<]*)</title>", svg.read_text())}
+    topo = a.eval("py_dist:topology().")
+    ours = {n.node for n in nodes}
+    want_links = {"--".join(sorted((lsp["origin"].decode(), n.decode())))
+                  for lsp in topo["lsdb"] for n, _ in lsp["neighbours"]
+                  if lsp["origin"].decode() in ours and n.decode() in ours}
+    assert want_links == {f"{x.node}--{y.node}" for x, y in zip(nodes, nodes[1:])}
+    # the CLI's own hidden node linked to a to ask: drawn too, and nothing else
+    extra = titles - {"cluster"} - ours - want_links
+    assert all("pydist_topology_" in t for t in extra), extra
+    dot = pydist("topology", a.node, "--cookie", cluster.cookie or "", "--format", "dot",
+                 "--out", str(tmp_path / "line.dot"), env=cluster.env)
+    assert dot.returncode == 0, dot.stderr
+    edge = next(line for line in (tmp_path / "line.dot").read_text().splitlines()
+                if f'"{a.node}" -- "{nodes[1].node}"' in line)
+    assert "penwidth" in edge and "(4 routes" in edge  # every route of a goes through t1
