@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def test_topology_draws_what_the_node_sees(cluster: Cluster, tmp_path: Path) -> 
     want_links = {"--".join(sorted((lsp["origin"].decode(), n.decode())))
                   for lsp in topo["lsdb"] for n, _ in lsp["neighbours"]
                   if lsp["origin"].decode() in ours and n.decode() in ours}
-    assert want_links == {f"{x.node}--{y.node}" for x, y in zip(nodes, nodes[1:])}
+    assert want_links == {f"{x.node}--{y.node}" for x, y in itertools.pairwise(nodes)}
     # the CLI's own hidden node linked to a to ask: drawn too, and nothing else
     extra = titles - {"cluster"} - ours - want_links
     assert all("pydist_topology_" in t for t in extra), extra
