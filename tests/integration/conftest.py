@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pydist_tools.cluster import Cluster
+from pydist_tools.cluster import Cluster, netns
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +28,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture
+def need_netns() -> None:
+    """Network namespaces can be made here (else the test is skipped, with
+    the reason); those of runs killed before they could clean up go."""
+    reason = netns.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    netns.reap_stale()

@@ -15,14 +15,6 @@ from pydist_tools.cluster import Cluster, ErlNode, netns, wait_routes
 PORT = 9200
 
 
-@pytest.fixture
-def need_netns() -> None:
-    reason = netns.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    netns.reap_stale()
-
-
 def via(node: ErlNode, dest: ErlNode) -> str:
     routes = node.eval(f"[V || #{{dest := D, via := V}} <- py_dist:routes(), "
                        f"D =:= <<\"{dest.node}\">>].")

@@ -14,14 +14,6 @@ import pytest
 from pydist_tools.cluster import Cluster, netns, pid_alive
 
 
-@pytest.fixture
-def need_netns() -> None:
-    reason = netns.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    netns.reap_stale()  # namespaces of runs killed before they could clean up
-
-
 @pytest.mark.usefixtures("need_netns")
 def test_line_addresses_and_reachability(tmp_path: Path) -> None:
     started = time.monotonic()

@@ -131,14 +131,6 @@ def test_cutting_a_link_of_a_ring(cluster: Cluster) -> None:
     wait_for_mesh(nodes)
 
 
-@pytest.fixture
-def need_netns() -> None:
-    reason = netns.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    netns.reap_stale()
-
-
 @pytest.mark.usefixtures("need_netns")
 def test_line_in_namespaces(tmp_path: Path) -> None:
     """a - b - c, where a cannot reach c's address: a reaches c through b."""
