@@ -45,7 +45,11 @@ SUITES = {
     "distribution_SUITE": ["erts/emulator/test/distribution_SUITE.erl",
                            "erts/emulator/test/distribution_SUITE_data",
                            "erts/emulator/test/erts_test_utils.erl"],
-    "erl_distribution_SUITE": ["lib/kernel/test/erl_distribution_SUITE.erl"],
+    # its cases run once per distribution module, two of them the kernel's
+    # examples, which OTP's test tree builds beside the suite
+    "erl_distribution_SUITE": ["lib/kernel/test/erl_distribution_SUITE.erl",
+                               "lib/kernel/examples/gen_tcp_dist/src/gen_tcp_dist.erl",
+                               "lib/kernel/examples/erl_uds_dist/src/erl_uds_dist.erl"],
 }
 
 CARRIERS = ("inet_tcp", "py")
