@@ -489,9 +489,12 @@ corrupted_header(Header, #out{node = Node, chan = Chan}) ->
                  "distribution channel ~w~n~tw", [node(), Node, Chan, Header]),
     exit(killed).
 
-%% A peer that closed its end is what stock distribution calls
-%% connection_closed; everything else names the py_dist cause.
+%% A peer that closed its end, or whose node went away (its port program
+%% said goodbye), is what stock distribution calls connection_closed: its
+%% TCP connection closed (kernel's erl_distribution_SUITE checks it);
+%% everything else names the py_dist cause.
 exit_reason(peer_closed) -> connection_closed;
+exit_reason(peer_exit) -> connection_closed;
 exit_reason(Reason) -> {py_dist, Reason}.
 
 %% @doc The close reasons Python may send; listing them here makes the

@@ -36,6 +36,8 @@ def test_kill9_of_a_peer_is_seen_within_a_second(cluster: Cluster) -> None:
         assert result != "timeout"
         seen_us, reason = result
         assert seen_us / 1e6 - killed_at < 1.0, (x.node, reason)
+        # its port program said goodbye: what stock says of a closed TCP connection
+        assert reason == "connection_closed", (x.node, reason)
     # the same name started again is reachable again
     a2 = cluster.start("a")
     assert b.eval(f"net_adm:ping('{a2.node}').") == "pong"
