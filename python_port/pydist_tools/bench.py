@@ -80,7 +80,9 @@ def table(rows: Rows) -> str:
     return compare(rows, "inet_tcp", "py", ("inet_tcp", "py_dist", "py vs inet_tcp"))
 
 
-_ECHO = """
+#: a ZeroMQ echo in a process of its own: prints its port, answers each
+#: message with itself
+ECHO = """
 import sys, zmq
 sock = zmq.Context().socket(zmq.ROUTER)
 port = sock.bind_to_random_port("tcp://127.0.0.1")
@@ -95,7 +97,7 @@ def zmq_floor(count: int = 5000) -> tuple[float, float]:
     Python processes on loopback, nothing else: the least a round trip
     through two port programs costs on this machine, before any BEAM, pipe,
     protocol or encryption."""
-    echo = subprocess.Popen([sys.executable, "-c", _ECHO], stdout=subprocess.PIPE, text=True)
+    echo = subprocess.Popen([sys.executable, "-c", ECHO], stdout=subprocess.PIPE, text=True)
     ctx = zmq.Context()
     try:
         assert echo.stdout is not None

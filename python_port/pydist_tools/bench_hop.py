@@ -17,15 +17,14 @@ Not a test: the figures move with how idle the other core is.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
+from pydist_tools.bench import ECHO
+from pydist_tools.bench_scale import cpu_seconds
 from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
-
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 #: b: forwards a's messages to c and c's back to a (one client: a)
 _FORWARDER = """
@@ -45,13 +44,6 @@ while True:
             else:
                 front.send_multipart([client, *parts])
 """
-_ECHO = """
-import zmq
-sock = zmq.Context().socket(zmq.ROUTER)
-print(sock.bind_to_random_port("tcp://127.0.0.1"), flush=True)
-while True:
-    sock.send_multipart(sock.recv_multipart())
-"""
 
 
 @dataclass
@@ -62,16 +54,10 @@ class Hop:
     middle_us: float | None
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
 def floor(inflight: int, seconds: float) -> Hop:
     import zmq
 
-    echo = subprocess.Popen([sys.executable, "-c", _ECHO], stdout=subprocess.PIPE, text=True)
+    echo = subprocess.Popen([sys.executable, "-c", ECHO], stdout=subprocess.PIPE, text=True)
     assert echo.stdout is not None
     middle = subprocess.Popen([sys.executable, "-c", _FORWARDER, echo.stdout.readline().strip()],
                               stdout=subprocess.PIPE, text=True)

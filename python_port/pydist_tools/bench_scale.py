@@ -60,7 +60,8 @@ def _pids(node: ErlNode) -> list[int]:
     return [p for p in (node.pid, node.port_pid) if p is not None]
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) process ``pid`` has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
 
@@ -195,9 +196,9 @@ def measure(cluster: Cluster, size: int, proto: str, idle_seconds: float = 20.0,
     if proto == "py":
         _check_ports(nodes)
     pids = [p for n in nodes for p in _pids(n)]
-    before = sum(_cpu_seconds(p) for p in pids)
+    before = sum(cpu_seconds(p) for p in pids)
     time.sleep(idle_seconds)
-    idle = (sum(_cpu_seconds(p) for p in pids) - before) / idle_seconds
+    idle = (sum(cpu_seconds(p) for p in pids) - before) / idle_seconds
     after = _counters(nodes) if proto == "py" else Counter()
     rates = {k: (after[k] - counted[k]) / idle_seconds / size for k in after
              if after[k] != counted[k]}

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pydist.core import lsdb, spf
 from pydist.core.backoff import Backoff
 from pydist.core.channels import LinkKey
+from pydist.core.config import Config
 from pydist.core.damping import DAMPED_COST, Damping
 from pydist.core.lsdb import Lsdb, LspError, Verdict
 from pydist.core.trust import Trust
@@ -92,7 +93,7 @@ class Router:
         self.adjacent: dict[bytes, tuple[LinkKey, int]] = {}
         #: the cost each up neighbour's link was configured with
         self._configured: dict[bytes, int] = {}
-        self.damping = damping or Damping(5.0, 20.0)
+        self.damping = damping or Damping(Config.flap_half_life, Config.flap_suppress_max)
         #: static routes from Erlang: destination -> neighbour to send through
         self.static: dict[bytes, bytes] = {}
         #: the forwarding table: destination node id -> link key
