@@ -70,6 +70,9 @@ def topology(node: str, cookie: str | None, fmt: str, out: str | None) -> None:
     from pydist_tools.picture import PictureError, render, to_dot
 
     answers = _ask_all(node, cookie, ["topology", "info"])
+    if "error" in answers["topology"]:
+        raise click.ClickException(f"{node}'s port program did not answer: "
+                                   f"{answers['topology']['error']!r}")
     port = answers["info"].get("port") or {}
     try:
         picture = render(to_dot(answers["topology"], port.get("links")), fmt)
@@ -103,7 +106,7 @@ def _ask_all(node: str, cookie: str | None, functions: list[str]) -> dict[str, d
                                  timeout=30)
             except NodeError as exc:
                 raise click.ClickException(str(exc)) from exc
-            if not isinstance(result, dict) or "error" in result:
+            if not isinstance(result, dict):
                 raise click.ClickException(f"{node} did not answer: {result!r}")
             answers[function] = result
     return answers
