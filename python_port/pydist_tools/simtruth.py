@@ -182,7 +182,8 @@ class Forwarding:
 
     def __init__(self, net: SimNet, graph: Graph, dests: list[int],
                  resolution: float = 0.001) -> None:
-        self.net, self.graph, self.dests, self.resolution = net, graph, dests, resolution
+        self.net, self.dests, self.resolution = net, dests, resolution
+        self._use(graph)
         self.seen = Transients()
         #: the pairs in each state at the last sample, and when it was taken
         self.current: dict[str, int] = {}
@@ -191,8 +192,14 @@ class Forwarding:
 
     def start(self, graph: Graph, now: float) -> None:
         """An event happened at ``now``; ``graph`` is the live graph after it."""
-        self.graph, self.seen, self._sampled = graph, Transients(), None
+        self._use(graph)
+        self.seen, self._sampled = Transients(), None
         self.sample(now)
+
+    def _use(self, graph: Graph) -> None:
+        """The live graph until the next event, and its components (which
+        routes changing do not change)."""
+        self.graph, self._component = graph, _reach(graph)
 
     def changed(self) -> None:
         self._changed = True
@@ -210,10 +217,9 @@ class Forwarding:
     def sample(self, now: float) -> None:
         self._changed = False
         self._account(now)
-        net, graph = self.net, self.graph
+        net, graph, reach = self.net, self.graph, self._component
         index, alive = net.index, net.alive
         vias = [node.router.via for node in net.nodes]
-        reach = _reach(graph)
         counts = {LOOP: 0, HOLE: 0, DEAD: 0}
         for dest in self.dests:
             if not alive[dest]:
@@ -223,7 +229,7 @@ class Forwarding:
                    for x, via in enumerate(vias)]
             for x, verdict in enumerate(walk(dest, graph, hop)):
                 if verdict is None:
-                    if net.alive[x] and x != dest and reach[x] == reach[dest]:
+                    if alive[x] and x != dest and reach[x] == reach[dest]:
                         counts[HOLE] += 1
                 elif verdict != ARRIVES:
                     counts[verdict] += 1
