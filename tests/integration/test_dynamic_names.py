@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pydist.launch import erl_flags
-from pydist_tools.cluster import Cluster, pid_alive
+from pydist_tools.cluster import Cluster, reap
 
 HOSTNAME = socket.gethostname()
 
@@ -44,12 +44,8 @@ def _started(cmd: list[str], env: dict[str, str], **kwargs: object) -> Iterator[
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        deadline = time.monotonic() + 10
         for pid in ports:
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            reap(pid, 10)
 
 
 def _erl(cluster: Cluster, proto: str, *args: str) -> list[str]:

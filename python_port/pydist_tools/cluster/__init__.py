@@ -68,6 +68,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def reap(pid: int, grace: float) -> None:
+    """Give process ``pid`` (a port program, which ends when its VM's pipe
+    closes) ``grace`` seconds to end by itself, then kill it."""
+    deadline = time.monotonic() + grace
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 class ErlNode:
     """One ``erl`` OS process, driven through ``pd_agent``."""
 
@@ -198,12 +209,7 @@ class ErlNode:
                 self.proc.wait(10)
         port_pid = getattr(self, "port_pid", None)
         if port_pid is not None:
-            deadline = time.monotonic() + 5
-            while pid_alive(port_pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if pid_alive(port_pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(port_pid, signal.SIGKILL)
+            reap(port_pid, 5)
         self._reader.join(5)
         self._log.close()
 
