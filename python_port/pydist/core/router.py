@@ -136,9 +136,11 @@ class Router:
         self.dirty = True  # our own links come from here, not from our LSP
         if old is None or old[1] != cost:
             self._originate_soon(now)
-        # a new link: the far end may be a new life of the neighbour, which
-        # knows nothing yet
-        self.out.append((key, Kind.SUMMARY, lsdb.encode_summary(self.db.summary())))
+        if old is None or old[0] != key:
+            # a new link: the far end may be a new life of the neighbour,
+            # which knows nothing yet (a cost changed on the same link, by
+            # configuration or dampening, tells it nothing new)
+            self.out.append((key, Kind.SUMMARY, lsdb.encode_summary(self.db.summary())))
 
     def neighbour_down(self, name: bytes, now: float, failed: bool = True) -> None:
         """``failed``: the link failed, rather than being unlinked on purpose
