@@ -275,7 +275,7 @@ port_info_keys() ->
     [links, peer, up, dialled, channels, stats,
      chan, epoch, initiator, paused, unacked_bytes, reorder_bytes, next_seq, expected,
      queued_bytes, flows, hold_flow, release_flow,
-     reachable, unreachable, neighbour_up, neighbour_down, reply, loss,
+     reachable, unreachable, neighbour_up, neighbour_down, reply, loss, link_up, link_down,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
      endpoint,
      dropped, deliver, no_route, congested, deadline, overflow, link_refused].
@@ -387,27 +387,31 @@ inbound({ctrl, {resume, Chan}}, S) ->
     tell_ctrl(Chan, py_dist_resume, S);
 inbound({ctrl, {reachable, Peer}}, S) when is_binary(Peer) ->
     true = ets:insert(?REACHABLE, {Peer}),
+    py_dist_events:reachable(Peer),
     S;
 inbound({ctrl, {unreachable, Peer}}, S) when is_binary(Peer) ->
     true = ets:delete(?REACHABLE, Peer),
+    py_dist_events:unreachable(Peer),
     S;
 inbound({ctrl, {name_taken, Seed}}, S) when is_binary(Seed) ->
     %% As epmd refuses a second node of one name: this node's name belongs
     %% to another live node of the cluster, so it stops joining.  (Stock
     %% distribution fails the boot then; here the node was already up.)
-    ?LOG_ERROR("py_dist: ~ts refused this node: the name ~ts is taken by another "
-               "live node of the cluster; no more links to neighbours will be made",
-               [Seed, S#state.node]),
+    py_dist_events:name_taken(Seed, S#state.node),
     py_dist_neighbours:give_up(),
     S;
 inbound({ctrl, {loss, Peer, Reason, Unacked}}, S) when is_binary(Peer) ->
     py_dist_losses:report(Peer, Reason, Unacked),
+    py_dist_events:loss(Peer, Reason, Unacked),
     S;
-inbound({ctrl, {link_refused, Peer, Why}}, S) when is_binary(Peer) ->
-    %% As dist_util reports a handshake with a wrong digest: the peer
-    %% could not prove it holds the cookie, and got nothing.
-    ?LOG_ERROR("** Connection attempt from node ~ts rejected: its py_dist link "
-               "did not prove the cookie (~w) **", [printable(Peer), Why]),
+inbound({ctrl, {link_refused, Peer, Why}}, S) when is_binary(Peer), is_atom(Why) ->
+    py_dist_events:link_refused(Peer, Why),
+    S;
+inbound({ctrl, {link_up, Peer}}, S) when is_binary(Peer) ->
+    py_dist_events:link_up(Peer),
+    S;
+inbound({ctrl, {link_down, Peer, Reason}}, S) when is_binary(Peer), is_binary(Reason) ->
+    py_dist_events:link_down(Peer, Reason),
     S;
 inbound({ctrl, {neighbour_up, Peer}}, S) when is_binary(Peer) ->
     py_dist_neighbours:link_state(Peer, up),
@@ -436,13 +440,6 @@ deliver(Payload) ->
 dropped(Notify, Reason) ->
     py_dist_lanes:dropped(Notify, Reason).
 -endif.
-
-%% A name a peer claims, for a log line: whatever bytes it sent.
-printable(Name) ->
-    case unicode:characters_to_list(Name) of
-        Chars when is_list(Chars) -> Chars;
-        _ -> io_lib:format("~0p", [Name])
-    end.
 
 tell_ctrl(Chan, Msg, #state{chans = Chans} = S) ->
     case py_dist_chans:ctrl_of(Chan, Chans) of

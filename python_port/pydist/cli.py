@@ -9,7 +9,9 @@ time, so ``pydist port`` (what the BEAM starts) needs only this package.
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,38 +40,55 @@ def erl(args: tuple[str, ...]) -> None:
     os.execvp("erl", argv)
 
 
+def _joining(command: Callable[..., None]) -> Callable[..., None]:
+    """The options of a command that joins NODE's cluster as a hidden node:
+    the same credentials and the same way in as the cluster's own nodes."""
+    options = [
+        click.argument("node"),
+        click.option("--cookie", default=None,
+                     help="The cluster's cookie (default: ~/.erlang.cookie)."),
+        click.option("--node-key", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="A key pair's secret file (pydist keygen NAME@HOST); the asker "
+                          "joins under that NAME@HOST, which NODE's authorized keys list."),
+        click.option("--authorized-keys", type=click.Path(exists=True, dir_okay=False),
+                     default=None, help="The cluster's authorized-keys file (with --node-key)."),
+        click.option("--endpoint", default=None, metavar="HOST:PORT",
+                     help="Where NODE listens: join without epmd, NODE as the seed."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
-@click.argument("node")
-@click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
-def info(node: str, cookie: str | None) -> None:
+@_joining
+def info(node: str, **join: Any) -> None:
     """Show the py_dist carrier of a running NODE: its port program and links."""
     from pydist_tools.demo import describe
 
-    click.echo(describe(node, _ask(node, cookie, "info")))
+    click.echo(describe(node, _ask_all(node, ["info"], **join)["info"]))
 
 
 @main.command()
-@click.argument("node")
-@click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
-def routes(node: str, cookie: str | None) -> None:
+@_joining
+def routes(node: str, **join: Any) -> None:
     """Show the link-state database and routing table of a running NODE."""
     from pydist_tools.demo import describe_topology
 
-    click.echo(describe_topology(_ask(node, cookie, "topology")))
+    click.echo(describe_topology(_ask_all(node, ["topology"], **join)["topology"]))
 
 
 @main.command()
-@click.argument("node")
-@click.option("--cookie", default=None, help="The cluster's cookie (default: ~/.erlang.cookie).")
+@_joining
 @click.option("--format", "fmt", type=click.Choice(["dot", "svg", "png"]), default="svg",
               show_default=True, help="dot: Graphviz's text; svg, png: drawn by Graphviz.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Where to write it (default: NODE's name and the format, here).")
-def topology(node: str, cookie: str | None, fmt: str, out: str | None) -> None:
+def topology(node: str, fmt: str, out: str | None, **join: Any) -> None:
     """Draw the cluster as a running NODE sees it: links, costs, its routes."""
     from pydist_tools.picture import PictureError, render, to_dot
 
-    answers = _ask_all(node, cookie, ["topology", "info"])
+    answers = _ask_all(node, ["topology", "info"], **join)
     if "error" in answers["topology"]:
         raise click.ClickException(f"{node}'s port program did not answer: "
                                    f"{answers['topology']['error']!r}")
@@ -84,22 +103,37 @@ def topology(node: str, cookie: str | None, fmt: str, out: str | None) -> None:
     click.echo(path)
 
 
-def _ask(node: str, cookie: str | None, function: str) -> dict[str, Any]:
-    return _ask_all(node, cookie, [function])[function]
-
-
-def _ask_all(node: str, cookie: str | None, functions: list[str]) -> dict[str, dict[str, Any]]:
+def _ask_all(node: str, functions: list[str], cookie: str | None = None,
+             node_key: str | None = None, authorized_keys: str | None = None,
+             endpoint: str | None = None) -> dict[str, dict[str, Any]]:
     """py_dist:FUNCTION() on NODE for each function, asked from a
-    short-lived hidden node that joins over py_dist through the machine's
-    epmd."""
+    short-lived hidden node that joins over py_dist: through the machine's
+    epmd, or with ``endpoint`` straight to NODE with no epmd at all; with
+    ``node_key``, under the name that key is registered for."""
     from pydist_tools.cluster import Cluster, NodeError
 
-    if "@" not in node:
+    if not re.fullmatch(r"[^@'\\\s]+@[^@'\\\s]+", node):
         raise click.BadParameter("a node name looks like name@host", param_hint="NODE")
-    host = node.split("@", 1)[1]
+    name, host = f"pydist_{functions[0]}_{os.getpid()}", node.split("@", 1)[1]
+    args: list[str] = ["-hidden"]
+    if node_key is not None:
+        name, host = _key_owner(node_key)
+        if authorized_keys is None:
+            raise click.UsageError("--node-key needs --authorized-keys (NODE must be in it)")
+        args += ["-py_dist", "node_key", node_key, "-py_dist", "authorized_keys", authorized_keys]
+    elif authorized_keys is not None:
+        raise click.UsageError("--authorized-keys needs --node-key")
+    if endpoint is not None:
+        args += ["-no_epmd", "-py_dist", "neighbours", _seed(node, endpoint)]
     answers: dict[str, dict[str, Any]] = {}
     with Cluster(cookie=cookie, private_epmd=False) as cluster:
-        me = cluster.start(f"pydist_{functions[0]}_{os.getpid()}", "-hidden", host=host)
+        me = cluster.start(name, *args, host=host)
+        if endpoint is not None:
+            # without epmd, NODE's address comes with the seed link's link
+            # state: not known the moment the node is up
+            me.eval(f"Wait = fun W(0) -> pang; W(N) -> case net_adm:ping('{node}') of "
+                    "pong -> pong; pang -> timer:sleep(200), W(N - 1) end end, Wait(50).",
+                    timeout=30)
         for function in functions:
             try:
                 result = me.eval(f"rpc:call('{node}', py_dist, {function}, [], 15000).",
@@ -110,6 +144,27 @@ def _ask_all(node: str, cookie: str | None, functions: list[str]) -> dict[str, d
                 raise click.ClickException(f"{node} did not answer: {result!r}")
             answers[function] = result
     return answers
+
+
+def _key_owner(node_key: str) -> tuple[str, str]:
+    """The node name a secret key file is for: ``pydist keygen`` names it
+    ``NAME@HOST.key_secret``, and a key is bound to that one name."""
+    owner = Path(node_key).name.removesuffix(".key_secret")
+    name, _, host = owner.partition("@")
+    if not name or not host or not Path(node_key).name.endswith(".key_secret"):
+        raise click.BadParameter(f"{node_key} is not NAME@HOST.key_secret (pydist keygen "
+                                 "writes that)", param_hint="--node-key")
+    return name, host
+
+
+def _seed(node: str, endpoint: str) -> str:
+    """NODE as the one neighbour, in py_dist's neighbours syntax."""
+    host, _, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    if (not host or any(c in host for c in "\\\"'{}") or not port.isdigit()
+            or not 0 < int(port) < 65536):
+        raise click.BadParameter(f"{endpoint!r} is not HOST:PORT", param_hint="--endpoint")
+    return f"[{{'{node}', #{{endpoint => {{\"{host}\", {int(port)}}}}}}}]"
 
 
 @main.command()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pydist.core import admission, frame
 from pydist.core.wire import Kind, node_id
-from pydist_tools.cluster import ErlNode
+from pydist_tools.cluster import HOST, ErlNode
 
 
 def watch_nodedown(observer: ErlNode, target: ErlNode) -> None:
@@ -80,3 +83,15 @@ def port_stat(node: ErlNode, name: str) -> int:
                       "maps:get(stats, maps:get(port, py_dist:info())), 0).")
     assert isinstance(value, int)
     return value
+
+
+def keygen(directory: Path, node: str) -> str:
+    """``pydist keygen``; the node's authorized-keys line."""
+    out = subprocess.run([sys.executable, "-m", "pydist", "keygen", node, "--dir",
+                          str(directory)], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def keyed(directory: Path, name: str, authorized: Path) -> tuple[str, ...]:
+    secret = directory / f"{name}@{HOST}.key_secret"
+    return ("-py_dist", "node_key", str(secret), "-py_dist", "authorized_keys", str(authorized))

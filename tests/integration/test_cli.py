@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pydist_tools.cluster import Cluster, wait_routes
+from pydist_tools.cluster import HOST, Cluster, free_port, wait_routes
+
+from .helpers import keyed, keygen
 
 
 def pydist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -54,6 +56,57 @@ def test_routes_shows_the_link_state_and_the_table(cluster: Cluster) -> None:
     assert out.returncode == 0, out.stderr
     assert f"    {b.node} #" in out.stdout and f": {a.node}/10, {c.node}/10" in out.stdout
     assert f"    {c.node} -> {b.node} (20)" in out.stdout
+
+
+def test_info_and_routes_of_a_keyed_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """Every node keyed: the CLI joins under a key pair of its own, listed
+    in the cluster's authorized keys, and with no key it is refused."""
+    lines = [keygen(tmp_path, f"{n}@{HOST}") for n in ("a", "b", "ops")]
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text("\n".join(lines) + "\n")
+    a = cluster.start("a", *keyed(tmp_path, "a", authorized))
+    b = cluster.start("b", *keyed(tmp_path, "b", authorized),
+                      "-py_dist", "neighbours", f"['{a.node}']")
+    wait_routes(a, 1)
+    cookie = ["--cookie", cluster.cookie or ""]
+    credentials = [*cookie, "--node-key", str(tmp_path / f"ops@{HOST}.key_secret"),
+                   "--authorized-keys", str(authorized)]
+    out = pydist("info", a.node, *credentials, env=cluster.env)
+    assert out.returncode == 0, out.stderr
+    assert f"link to {b.node}: up" in out.stdout
+    assert f"link to ops@{HOST}: up" in out.stdout  # the CLI, under its key's name
+    out = pydist("routes", b.node, *credentials, env=cluster.env)
+    assert out.returncode == 0, out.stderr
+    assert f"    {a.node} -> {a.node} (10)" in out.stdout
+    unkeyed = pydist("info", a.node, *cookie, env=cluster.env)
+    assert unkeyed.returncode != 0
+    assert "did not answer" in unkeyed.stderr
+    half = pydist("info", a.node, *credentials[:4], env=cluster.env)
+    assert half.returncode != 0 and "--node-key needs --authorized-keys" in half.stderr
+
+
+def test_info_and_routes_without_epmd(tmp_path: Path) -> None:
+    """Nodes with -no_epmd and nothing on the epmd port: the CLI joins with
+    the node's endpoint as its seed, as the nodes themselves do."""
+    no_epmd = {"ERL_EPMD_PORT": str(free_port())}  # nothing listens there
+    with Cluster(tmp_path / "cluster", private_epmd=False) as cluster:
+        port = free_port()
+        a = cluster.start("a", "-no_epmd", "-py_dist", "listen_port", str(port), env=no_epmd)
+        seed = f"[{{'{a.node}', #{{endpoint => {{\"{HOST}\", {port}}}}}}}]"
+        b = cluster.start("b", "-no_epmd", "-py_dist", "neighbours", seed, env=no_epmd)
+        wait_routes(a, 1)
+        env = {**cluster.env, **no_epmd}
+        cookie = ["--cookie", cluster.cookie or ""]
+        out = pydist("info", a.node, *cookie, "--endpoint", f"{HOST}:{port}", env=env)
+        assert out.returncode == 0, out.stderr
+        assert f"link to {b.node}: up" in out.stdout
+        out = pydist("routes", a.node, *cookie, "--endpoint", f"{HOST}:{port}", env=env)
+        assert out.returncode == 0, out.stderr
+        assert f"    {b.node} -> {b.node} (10)" in out.stdout
+        lost = pydist("info", a.node, *cookie, env=env)  # no epmd to ask, no seed
+        assert lost.returncode != 0
+        bad = pydist("info", a.node, *cookie, "--endpoint", "nowhere", env=env)
+        assert bad.returncode != 0 and "is not HOST:PORT" in bad.stderr
 
 
 def test_pydist_erl_runs_a_node_on_py_dist(cluster: Cluster) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,21 +18,9 @@ from pydist.core.wire import FLAG_SEALED, Kind, node_id
 from pydist.shell.curve import load
 from pydist_tools.cluster import HOST, Cluster, ErlNode
 
-from .helpers import hand_admit, port_stat
+from .helpers import hand_admit, keyed, keygen, port_stat
 
 MARKER = "py_dist-plaintext-marker-0123456789"
-
-
-def keygen(directory: Path, node: str) -> str:
-    """``pydist keygen``; the node's authorized-keys line."""
-    out = subprocess.run([sys.executable, "-m", "pydist", "keygen", node, "--dir",
-                          str(directory)], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def keyed(directory: Path, name: str, authorized: Path) -> tuple[str, ...]:
-    secret = directory / f"{name}@{HOST}.key_secret"
-    return ("-py_dist", "node_key", str(secret), "-py_dist", "authorized_keys", str(authorized))
 
 
 class Relay:

@@ -254,6 +254,8 @@ class Neighbours:
         link.peer = peer
         link.claimed = None
         self.stats["links_admitted"] += 1
+        if peer not in self.by_peer:  # (a newer link to a linked neighbour is no news)
+            self.out.port.append(port_codec.encode_ctrl((Atom("link_up"), peer)))
         # The newest link to a neighbour carries its traffic: a neighbour
         # dials again when its old link died, maybe before we noticed.
         self.by_peer[peer] = link
@@ -395,6 +397,8 @@ class Neighbours:
                                     self.wanted.get(link.peer, self.config.link_cost), now)
             elif link.up:
                 router.neighbour_down(link.peer, now, failed=reason != "unlinked")
+                self.out.port.append(port_codec.encode_ctrl(
+                    (Atom("link_down"), link.peer, reason.encode())))
         if link.channels or link.up:
             log.warning("link to %s down: %s (%d channels)",
                         (link.peer or b"?").decode(errors="replace"), reason, len(link.channels))

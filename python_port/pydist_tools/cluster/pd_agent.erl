@@ -10,6 +10,7 @@
 -export([ordered_receiver/2, blast/3, sink/0, pinger/2, echo/0,
          throughput/4, rtt/2, head_of_line/4, checked_sink/0, checked_streams/4, collect_nodedown/1, wait_for_nodes/2,
          watch_nodes/0, nodedowns/1, ask/1, gap_receiver/2]).
+-export([watch_events/0, events/0, log/2]).
 
 start() ->
     io:setopts(standard_io, [binary, {encoding, latin1}]),
@@ -241,6 +242,29 @@ watch_loop(Downs) ->
 nodedowns(Watcher) ->
     Watcher ! {get, self()},
     receive {nodedowns, Downs} -> Downs after 5000 -> timeout end.
+
+%% From now on keep every logger event of py_dist_events (metadata
+%% `py_dist'), at any level; events/0 reads them.  (This module is the
+%% logger handler: log/2.)
+watch_events() ->
+    Parent = self(),
+    Owner = spawn(fun() ->
+                          ets:new(pd_events, [named_table, public, ordered_set]),
+                          Parent ! {keeping, self()},
+                          receive stop -> ok end
+                  end),
+    receive {keeping, Owner} -> ok end,
+    ok = logger:set_module_level(py_dist_events, all),
+    logger:add_handler(pd_events, ?MODULE, #{level => all}).
+
+log(#{level := Level, msg := {report, Report}, meta := #{py_dist := Category}}, _Config) ->
+    ets:insert(pd_events, {erlang:unique_integer([monotonic]), Level, Category, Report});
+log(_Event, _Config) ->
+    ok.
+
+%% [{Level, Category, Report}], oldest first.
+events() ->
+    [{Level, Category, Report} || {_, Level, Category, Report} <- ets:tab2list(pd_events)].
 
 %% Register Name, receive N messages {S, I} from one sender, I = 1..N in
 %% order; answer {ok, LongestStallMicros} (the longest wait between two

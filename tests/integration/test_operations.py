@@ -1,0 +1,87 @@
+"""What an operator gets: the overlay's events as OTP logger reports with
+structured metadata (see py_dist_events), and py_dist:info() in the shape
+the README documents."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import zmq
+
+from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
+
+from .helpers import hand_admit
+
+
+def events(node: ErlNode, event: str, timeout: float = 15.0) -> list[tuple[Any, ...]]:
+    """The logged py_dist events named ``event`` (waits for a first one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in node.eval("pd_agent:events().") if e[2]["event"] == event]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_links_routes_losses_and_refusals_are_logger_reports(cluster: Cluster) -> None:
+    """A line a-b-c; b stops, an outsider fails the cookie: a's logger
+    gets each as a report with the metadata py_dist => Category."""
+    a = cluster.start("a")
+    assert a.eval("pd_agent:watch_events().") == "ok"
+    b = cluster.start("b", "-py_dist", "neighbours", f"['{a.node}']")
+    c = cluster.start("c", "-py_dist", "neighbours", f"['{b.node}']")
+    wait_routes(a, 2)
+    up = events(a, "link_up")
+    assert [(level, category, report["peer"]) for level, category, report in up] == [
+        ("info", "link", b.node.encode())]
+    reachable = {r["node"] for _, category, r in events(a, "reachable")
+                 if category == "route"}
+    assert reachable == {b.node.encode(), c.node.encode()}
+
+    b.stop()
+    unreachable = events(a, "unreachable")
+    deadline = time.monotonic() + 15
+    while len(unreachable) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        unreachable = events(a, "unreachable")
+    assert {r["node"] for _, _, r in unreachable} == {b.node.encode(), c.node.encode()}
+    [(level, category, down)] = events(a, "link_down")
+    assert category == "link" and down["peer"] == b.node.encode()
+    assert isinstance(down["reason"], bytes) and down["reason"] != b"unlinked"
+    assert level == "notice"  # a link that ended without the node asking
+
+    ctx = zmq.Context()
+    try:
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://{HOST}:{a.eval('maps:get(listen_port, py_dist:info()).')}")
+        assert not hand_admit(sock, f"guess@{HOST}".encode(), "not-the-cookie")
+        sock.close()
+    finally:
+        ctx.destroy(linger=0)
+    [(level, category, refused)] = events(a, "link_refused")
+    assert (level, category) == ("error", "admission")
+    assert refused == {"event": "link_refused", "peer": f"guess@{HOST}".encode(),
+                       "reason": "wrong_cookie"}
+    # people still read one line, rendered by the report callback
+    assert a.logged(f"Connection attempt from node guess@{HOST} rejected")
+
+
+def test_info_has_the_documented_shape(cluster: Cluster) -> None:
+    a = cluster.start("a")
+    b = cluster.start("b", "-py_dist", "neighbours", f"['{a.node}']")
+    wait_routes(a, 1)
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    info = a.eval("py_dist:info().")
+    assert {"os_pid", "listen_port", "channels", "restarts", "port"} <= set(info)
+    port = info["port"]
+    assert set(port) == {"links", "channels", "stats"}
+    [link] = port["links"]
+    assert link == {"peer": b.node.encode(), "up": True, "dialled": False, "channels": 1}
+    [channel] = port["channels"]
+    assert {"chan", "peer", "epoch", "initiator", "paused", "unacked_bytes", "reorder_bytes",
+            "next_seq", "expected", "queued_bytes", "flows"} == set(channel)
+    assert channel["peer"] == b.node.encode()
+    assert port["stats"][b"links_admitted"] == 1
+    assert all(isinstance(k, bytes) and isinstance(v, int) for k, v in port["stats"].items())
