@@ -181,7 +181,7 @@ def demo(nodes: int) -> None:
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
 @click.option("--part",
               type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes",
-                                 "security", "scale", "hop"]),
+                                 "security", "scale", "hop", "ceilings"]),
               default="all", show_default=True,
               help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
               "direct link, and reroute times; sequencing: this build against the "
@@ -189,7 +189,9 @@ def demo(nodes: int) -> None:
               "behind 64 MiB streams (head-of-line), py_dist against inet_tcp; security: "
               "py_dist with CurveZMQ against inet_tls_dist; scale (not in all): --nodes "
               "real nodes, py_dist sparse against a stock mesh; hop (not in all): what "
-              "a forwarding node costs, against pyzmq alone and stock direct.")
+              "a forwarding node costs, against pyzmq alone and stock direct; ceilings "
+              "(not in all): each stage a large message crosses, alone, beside the "
+              "carriers' large-message figures.")
 @click.option("--nodes", default=100, show_default=True, help="Cluster size for --part scale.")
 @click.option("--connect-all/--no-connect-all", default=True, show_default=True,
               help="--part scale: whether nodes run with -kernel connect_all (the logical mesh).")
@@ -202,6 +204,13 @@ def bench(seconds: float, rounds: int, part: str, nodes: int, connect_all: bool)
         from pydist_tools import bench_hop
 
         click.echo(bench_hop.run(max(seconds, 5.0)))
+        return
+    if part == "ceilings":
+        from pydist_tools import bench_ceilings
+
+        ceilings, large = bench_ceilings.run(seconds, rounds)
+        click.echo(f"\nmedians of {rounds} rounds, one run\n")
+        click.echo(bench_ceilings.table(ceilings, large))
         return
     if part == "scale":
         from pydist_tools import bench_scale
