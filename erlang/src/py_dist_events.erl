@@ -14,8 +14,8 @@
 %%
 %% Levels follow what stock distribution says by itself: nothing about a
 %% connection that behaves (links, routes: `info', below the default
-%% `notice'), `notice' for a link that failed, `warning' for a loss, and
-%% `error' for a refusal, as dist_util reports a wrong cookie.
+%% `notice'), `notice' for a link that failed, `warning' for a loss (but
+%% for a node that stopped: `info'), and `error' for a refusal, as dist_util reports a wrong cookie.
 -module(py_dist_events).
 
 -export([link_up/1, link_down/2, reachable/1, unreachable/1, loss/3,
@@ -31,9 +31,11 @@
 link_up(Peer) ->
     ?LOG_INFO(#{event => link_up, peer => Peer}, meta(link)).
 
-%% A link the node dropped on purpose (`unlinked') is no failure.
+%% A link dropped on purpose (`unlinked') or by a neighbour that said
+%% goodbye as its node stopped (`peer_exit') is no failure: stock says
+%% nothing when a node stops.
 -spec link_down(binary(), binary()) -> ok.
-link_down(Peer, <<"unlinked">> = Reason) ->
+link_down(Peer, Reason) when Reason =:= <<"unlinked">>; Reason =:= <<"peer_exit">> ->
     ?LOG_INFO(#{event => link_down, peer => Peer, reason => Reason}, meta(link));
 link_down(Peer, Reason) ->
     ?LOG_NOTICE(#{event => link_down, peer => Peer, reason => Reason}, meta(link)).
@@ -46,7 +48,12 @@ reachable(Node) ->
 unreachable(Node) ->
     ?LOG_INFO(#{event => unreachable, node => Node}, meta(route)).
 
+%% Frames in flight to a node that stopped were lost with it, as with
+%% stock, which says nothing then.
 -spec loss(binary(), atom(), non_neg_integer()) -> ok.
+loss(Peer, peer_exit, Unacked) ->
+    ?LOG_INFO(#{event => loss, peer => Peer, reason => peer_exit, unacked => Unacked},
+              meta(loss));
 loss(Peer, Reason, Unacked) ->
     ?LOG_WARNING(#{event => loss, peer => Peer, reason => Reason, unacked => Unacked},
                  meta(loss)).
