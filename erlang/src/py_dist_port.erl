@@ -216,7 +216,10 @@ handle_call({listen, Node}, _From, #state{listen_port = ListenPort} = S) ->
 handle_call({name_dynamic, _Host}, _From, #state{node = Node} = S) when Node =/= undefined ->
     {reply, ok, S};
 handle_call({name_dynamic, Host}, From, S) ->
-    Tag = binary:encode_hex(crypto:strong_rand_bytes(8)),
+    %% rand, not crypto: py_dist depends on kernel and stdlib only, and a
+    %% release's remote shell (relx: -boot start_clean with the release's
+    %% applications) has no crypto to load
+    Tag = binary:encode_hex(rand:bytes(8)),
     Node = iolist_to_binary(["pydist_dynamic_", string:lowercase(Tag), $@, Host]),
     ?LOG_INFO("py_dist: a dynamic node name; this node's links call it ~ts", [Node]),
     {reply, {ok, _}, S1} = handle_call({listen, Node}, From, S),
