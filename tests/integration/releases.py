@@ -84,11 +84,12 @@ class Releases:
 
 class Terminal:
     """A program run on a pseudo-terminal, as a person runs a remote shell:
-    IEx and the Erlang shell attach to a remote node only on a terminal."""
+    IEx and the Erlang shell attach to a remote node only on a terminal (one
+    that termcap knows: on a "dumb" one IEx falls back to a local shell)."""
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.master, slave = os.openpty()
-        self.proc = subprocess.Popen(argv, env={**env, "TERM": "dumb"}, stdin=slave,
+        self.proc = subprocess.Popen(argv, env={**env, "TERM": "vt100"}, stdin=slave,
                                      stdout=slave, stderr=slave, start_new_session=True)
         os.close(slave)
         self.seen = b""
