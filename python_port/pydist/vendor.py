@@ -12,9 +12,10 @@ libzmq, PyNaCl's libsodium, cffi) are those of this platform and this
 Python's minor version.  Run it with the Python the nodes will use, or one
 of the same version on the same OS and architecture.
 
-Standard library only, and runnable from a release's ``priv/python`` alone
-(``PYTHONPATH=.../priv/python python3 -m pydist.vendor REL``): the build
-machine need not have ``pydist`` installed, only its dependencies.
+Standard library only, and nothing of ``pydist``: it runs from a release's
+own copy as a script (``python3 REL/lib/py_dist-*/priv/python/pydist/vendor.py
+REL``) or a module (``python3 -m pydist.vendor REL``), so the build machine
+needs the dependencies installed, not ``pydist``.
 """
 
 from __future__ import annotations
