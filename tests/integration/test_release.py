@@ -22,7 +22,7 @@ NO_EPMD = ("-start_epmd", "false", "-epmd_module", "py_dist_epmd")
 
 
 def build() -> Path:
-    """``rebar3 release``; its post-release hook copies the Python
+    """``rebar3 release``; its hook and overlay copy the Python
     dependencies of this interpreter into the release."""
     env = {**os.environ, "HOME": os.environ.get("HOME") or str(EXAMPLE),
            "PYDIST_PYTHON": sys.executable}
