@@ -74,12 +74,21 @@ lookup(Name, Host) ->
     Node = lists:flatten([to_list(Name), $@, host_text(Host)]),
     case [{EHost, Port} || {N, EHost, Port} <- endpoints(), N =:= Node] of
         [{EHost, Port} | _] ->
-            case inet:getaddr(EHost, inet) of
-                {ok, Ip} -> {ok, Ip, Port};
-                {error, _} -> error
-            end;
+            address(EHost, Port);
         [] ->
-            error
+            %% not in the link state (yet): a neighbour given with its
+            %% endpoint is there, as a node joining through its seed
+            %% must connect to the seed before the seed said anything
+            case py_dist_neighbours:given_endpoint(Node) of
+                {ok, SeedHost, Port} -> address(SeedHost, Port);
+                error -> error
+            end
+    end.
+
+address(Host, Port) ->
+    case inet:getaddr(Host, inet) of
+        {ok, Ip} -> {ok, Ip, Port};
+        {error, _} -> error
     end.
 
 %% {NodeName, Host, Port} of every LSP that advertises an endpoint.

@@ -13,7 +13,8 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([start_link/0, link/2, unlink/1, add_route/2, del_route/1,
-         static_routes/0, neighbours/0, port_restarted/0, link_state/2, give_up/0]).
+         static_routes/0, neighbours/0, given_endpoint/1, port_restarted/0, link_state/2,
+         give_up/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 -export_type([link_opts/0]).
 
@@ -62,6 +63,17 @@ static_routes() ->
 -spec neighbours() -> [{node(), down | dialling | up}].
 neighbours() ->
     gen_server:call(?MODULE, neighbours).
+
+%% @doc Where a neighbour given with an endpoint is (`"name@host"'), for
+%% py_dist_epmd: a node that joins through a seed can reach the seed before
+%% the link state has told it anything (a remote shell connects at once).
+%% `error' for any other node, and when this process cannot answer (it is
+%% the caller: it looks up the endpoints of neighbours given without one).
+-spec given_endpoint(string()) -> {ok, string(), inet:port_number()} | error.
+given_endpoint(Node) ->
+    try gen_server:call(?MODULE, {given_endpoint, Node})
+    catch exit:_ -> error
+    end.
 
 %% @doc The port program started again, knowing nothing: tell it all.
 -spec port_restarted() -> ok.
@@ -119,6 +131,13 @@ handle_call({del_route, Dest}, _From, #state{routes = Routes} = S) ->
     end;
 handle_call(static_routes, _From, S) ->
     {reply, lists:sort(maps:to_list(S#state.routes)), S};
+handle_call({given_endpoint, Name}, _From, #state{neighbours = Ns} = S) ->
+    Reply = case [E || {Node, #neighbour{endpoint = {_, _} = E}} <- maps:to_list(Ns),
+                       atom_to_list(Node) =:= Name] of
+                [{Host, Port}] -> {ok, Host, Port};
+                [] -> error
+            end,
+    {reply, Reply, S};
 handle_call(neighbours, _From, S) ->
     {reply, lists:sort([{Node, N#neighbour.state}
                         || {Node, N} <- maps:to_list(S#state.neighbours)]), S}.

@@ -216,7 +216,10 @@ handle_call({listen, Node}, _From, #state{listen_port = ListenPort} = S) ->
 handle_call({name_dynamic, _Host}, _From, #state{node = Node} = S) when Node =/= undefined ->
     {reply, ok, S};
 handle_call({name_dynamic, Host}, From, S) ->
-    Tag = binary:encode_hex(crypto:strong_rand_bytes(8)),
+    %% rand, not crypto: py_dist depends on kernel and stdlib only, and a
+    %% release's remote shell (relx: -boot start_clean with the release's
+    %% applications) has no crypto to load
+    Tag = binary:encode_hex(rand:bytes(8)),
     Node = iolist_to_binary(["pydist_dynamic_", string:lowercase(Tag), $@, Host]),
     ?LOG_INFO("py_dist: a dynamic node name; this node's links call it ~ts", [Node]),
     {reply, {ok, _}, S1} = handle_call({listen, Node}, From, S),
@@ -570,26 +573,35 @@ start_port() ->
 
 %% The port program's package travels in this application's priv/python
 %% (a release carries it): put it first on the Python path, so that only
-%% its dependencies need installing.  Read with prim_file: this runs before
-%% kernel's file server exists.
+%% its dependencies need installing.  A release may carry those too, in
+%% priv/python_deps (python -m pydist.vendor puts them there): next on the
+%% path, before whatever the environment had, so the target machine needs
+%% only python3.  Read with prim_file: this runs before kernel's file
+%% server exists.
 python_path() ->
     case code:priv_dir(py_dist) of
         {error, bad_name} ->
             [];
         Priv ->
-            Dir = filename:join(Priv, "python"),
-            case prim_file:read_file_info(filename:join([Dir, "pydist", "__main__.py"])) of
-                {ok, _} ->
-                    Path = case os:getenv("PYTHONPATH") of
-                               false -> Dir;
-                               "" -> Dir;
-                               Old -> Dir ++ ":" ++ Old
-                           end,
-                    [{"PYTHONPATH", Path}];
-                {error, _} ->
-                    []
+            Package = filename:join(Priv, "python"),
+            Deps = filename:join(Priv, "python_deps"),
+            Dirs = [Package || exists(filename:join([Package, "pydist", "__main__.py"]))]
+                ++ [Deps || exists(Deps)],
+            case Dirs of
+                [] ->
+                    [];
+                _ ->
+                    Old = case os:getenv("PYTHONPATH") of
+                              false -> [];
+                              "" -> [];
+                              Path -> [Path]
+                          end,
+                    [{"PYTHONPATH", lists:flatten(lists:join(":", Dirs ++ Old))}]
             end
     end.
+
+exists(Path) ->
+    element(1, prim_file:read_file_info(Path)) =:= ok.
 
 %% After a restart the listener binds the same port again, so the epmd
 %% registration made at listen stays true.
