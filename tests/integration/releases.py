@@ -5,13 +5,14 @@ attached to with their own remote shells through a terminal."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pydist_tools.cluster import ErlNode, reap
@@ -64,6 +65,19 @@ class Releases:
         assert ping_until_pong(observer, node) == "pong", self.logs()
         self.port_pids.append(observer.eval(
             f"maps:get(os_pid, rpc:call('{node}', py_dist, info, []))."))
+
+    def talk(self, observer: ErlNode, nodes: Sequence[str], module: str) -> None:
+        """Each node is up on py_dist's distribution (its own, from its
+        start script), and each calls the other's ``module:greet/1``."""
+        for node in nodes:
+            self.up(observer, node)
+            assert observer.eval(f"rpc:call('{node}', init, get_argument, "
+                                 f"[proto_dist]).") == ("ok", [[b"py"]])
+        for here, there in itertools.pairwise([*nodes, nodes[0]]):
+            greeting = observer.eval(
+                f"rpc:call('{here}', rpc, call, ['{there}', {module}, greet, [hi]]).")
+            assert greeting == ("hello", there, "hi")
+            assert there in observer.eval(f"rpc:call('{here}', erlang, nodes, []).")
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.tmp_path.glob("*.log"))

@@ -62,15 +62,7 @@ def check_pair(cluster: Cluster, tmp_path: Path, vm_args: dict[str, dict[str, st
                            {**env, **vm_args.get(node, {}), "RELEASE_NODE": node,
                             "RELEASE_TMP": str(tmp_path / short)})
         observer = cluster.start("observer", *observer_args, env=epmd)
-        for node in NODES:
-            releases.up(observer, node)
-            assert observer.eval(f"rpc:call('{node}', init, get_argument, "
-                                 f"[proto_dist]).") == ("ok", [[b"py"]])
-        for here, there in (NODES, NODES[::-1]):
-            greeting = observer.eval(
-                f"rpc:call('{here}', rpc, call, ['{there}', 'Elixir.HelloEx', greet, [hi]]).")
-            assert greeting == ("hello", there, "hi")
-            assert there in observer.eval(f"rpc:call('{here}', erlang, nodes, []).")
+        releases.talk(observer, NODES, "'Elixir.HelloEx'")
 
         tool_env = {**env, **vm_args.get(NODES[0], {}), "RELEASE_NODE": NODES[0]}
         rpc = subprocess.run(

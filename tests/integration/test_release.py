@@ -59,15 +59,7 @@ def check_releases(cluster: Cluster, tmp_path: Path, per_node: dict[str, dict[st
                            {**env, "NODE_NAME": node, "RELX_OUT_FILE_PATH": str(out),
                             **per_node.get(node, {})})
         observer = cluster.start("observer", *observer_args, env=epmd)
-        for node in NODES:
-            releases.up(observer, node)
-            # the release's own distribution is py_dist's
-            assert observer.eval(f"rpc:call('{node}', init, get_argument, "
-                                 f"[proto_dist]).") == ("ok", [[b"py"]])
-        for here, there in (NODES, NODES[::-1]):
-            greeting = observer.eval(
-                f"rpc:call('{here}', rpc, call, ['{there}', hello_app, greet, [hi]]).")
-            assert greeting == ("hello", there, "hi")
+        releases.talk(observer, NODES, "hello_app")
 
         out = tmp_path / "tools"
         out.mkdir()
