@@ -458,9 +458,12 @@ put_frames(Chan, DHandle, Frames, S) ->
         {error, Reason} ->
             fail_channel(Chan, Reason, S)
     catch
-        %% The connection is on its way down; its controller's exit
-        %% cleans the route up.
-        error:badarg -> S
+        %% The connection is on its way down, and its controller's exit
+        %% cleans the route up: erts refuses the handle (badarg), or, once
+        %% it has taken the connection down and cleared its input handler,
+        %% refuses us as the handler (notsup).
+        error:badarg -> S;
+        error:notsup -> S
     end.
 
 put_held(_Chan, _DHandle, [], S) ->

@@ -166,3 +166,39 @@ def test_a_port_owner_that_falls_behind_holds_its_links(cluster: Cluster) -> Non
     stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
     assert stats.get(b"beam_holds", 0) >= 1 and stats.get(b"beam_releases", 0) >= 1, stats
     assert nodedown(b, wait_ms=200) == "timeout"  # no nodedown
+
+
+def test_killing_a_connection_while_data_comes_in_costs_only_that_connection(
+        cluster: Cluster) -> None:
+    """b kills its connection to a (its controller, as OTP's yoyo tests
+    do) again and again while a streams to it: packets that reach the port
+    owner after erts took the connection down are dropped, the port owner and its port
+    program carry on, and the next connection works (found by kernel's
+    erl_distribution_SUITE:monitor_nodes_down_up)."""
+    a, b = cluster.start("a"), cluster.start("b")
+    assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+    owner = b.eval("whereis(py_dist_port).")
+    a.eval(f"""persistent_term:put(pd_spam, [spawn(fun S() ->
+        {{pd_nobody, '{b.node}'}} ! binary:copy(<<7>>, 1024), S() end) || _ <- [1, 2, 3, 4]]),
+        ok.""")
+    # the port owner busy elsewhere (suspended) while the connection dies:
+    # what comes for it meanwhile is put after erts took it down
+    killed = b.eval(f"""lists:sum([begin
+            R = case net_kernel:node_info('{a.node}', owner) of
+                    {{ok, Ctrl}} ->
+                        sys:suspend(py_dist_port),
+                        timer:sleep(50),
+                        exit(Ctrl, kill),
+                        timer:sleep(200),
+                        sys:resume(py_dist_port),
+                        1;
+                    _ -> 0
+                end,
+            timer:sleep(100),
+            R
+        end || _ <- lists:seq(1, 10)]).""", timeout=90)
+    a.eval("[exit(P, kill) || P <- persistent_term:get(pd_spam)].")
+    assert killed >= 5  # the stream kept bringing the connection back
+    assert b.eval("whereis(py_dist_port).") == owner
+    assert b.eval("maps:get(restarts, py_dist:info()).") == 0
+    assert b.eval(f"rpc:call('{a.node}', erlang, node, []).") == a.node
