@@ -126,3 +126,32 @@ def test_a_cut_link_is_found_within_the_detectors_bound(
     took = down_us / 1e6 - cut_at
     print(f"a saw c down {took:.2f} s after the cut (bound {bound:.2f} s)")
     assert 0 < took <= bound
+
+
+def test_a_long_fat_path_grows_the_in_flight_budget(tmp_path_factory: pytest.TempPathFactory
+                                                    ) -> None:
+    """A clean line of 400 ms round trip a -> c: a stream over it grows
+    the connection's in-flight budget past ``inflight_bytes`` (which
+    alone would cap it at 512 KiB per round trip), from the round trip
+    it measured; no frame is sent twice (the retransmission timeout
+    follows the round trip, and the budget does not queue past it)."""
+    reason = netns.unavailable() or impair.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    d = tmp_path_factory.mktemp("longpath")
+    with ImpairedLine(0.0, DELAY_MS, 0, log_dir=d) as ln, Cluster(d / "cluster") as cl:
+        a, _, c = ln.start_py(cl)
+        inflight = 512 * 1024  # the default inflight_bytes
+        got = a.eval(f"Sink = rpc:call('{c.node}', pd_agent, sink, []), "
+                     "pd_agent:throughput(Sink, 65536, 1, 8000).", timeout=120)
+        budget, min_rtt = a.eval(
+            f"[{{B, R}}] = [{{B, R}} || #{{peer := P, inflight_budget := B, min_rtt_us := R}} "
+            f"<- maps:get(channels, maps:get(port, py_dist:info())), P =:= <<\"{c.node}\">>], "
+            "{B, R}.")
+        print(f"a -> c over 4 x {DELAY_MS} ms: {got[1] / got[2]:.1f} MB/s, "
+              f"budget {budget} B, min rtt {min_rtt} us")
+        counts = stats(a)
+        assert min_rtt >= 4 * DELAY_MS * 1000
+        assert budget > inflight
+        assert counts.get(b"resend_timeouts", 0) == 0
+        assert counts.get(b"retransmitted", 0) == 0
