@@ -126,7 +126,7 @@ def demo(nodes: int) -> None:
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
 @click.option("--part",
               type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes",
-                                 "security", "scale", "hop"]),
+                                 "security", "scale", "hop", "edge"]),
               default="all", show_default=True,
               help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
               "direct link, and reroute times; sequencing: this build against the "
@@ -134,7 +134,9 @@ def demo(nodes: int) -> None:
               "behind 64 MiB streams (head-of-line), py_dist against inet_tcp; security: "
               "py_dist with CurveZMQ against inet_tls_dist; scale (not in all): --nodes "
               "real nodes, py_dist sparse against a stock mesh; hop (not in all): what "
-              "a forwarding node costs, against pyzmq alone and stock direct.")
+              "a forwarding node costs, against pyzmq alone and stock direct; edge (not in "
+              "all, root): py_dist a-b-c against stock a-c over lossy, delayed hops in "
+              "network namespaces, and the time to notice a dead link.")
 @click.option("--nodes", default=100, show_default=True, help="Cluster size for --part scale.")
 @click.option("--connect-all/--no-connect-all", default=True, show_default=True,
               help="--part scale: whether nodes run with -kernel connect_all (the logical mesh).")
@@ -147,6 +149,13 @@ def bench(seconds: float, rounds: int, part: str, nodes: int, connect_all: bool)
         from pydist_tools import bench_hop
 
         click.echo(bench_hop.run(max(seconds, 5.0)))
+        return
+    if part == "edge":
+        from pydist_tools import bench_edge
+
+        secs = max(seconds, 8.0)  # both carriers ramp up over long round trips
+        click.echo(bench_edge.table(bench_edge.run(secs), secs))
+        click.echo(bench_edge.detection_table(*bench_edge.detection()))
         return
     if part == "scale":
         from pydist_tools import bench_scale
