@@ -155,3 +155,32 @@ def test_a_long_fat_path_grows_the_in_flight_budget(tmp_path_factory: pytest.Tem
         assert budget > inflight
         assert counts.get(b"resend_timeouts", 0) == 0
         assert counts.get(b"retransmitted", 0) == 0
+
+
+def test_a_slow_link_keeps_the_budget_at_its_bandwidth_delay_product(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A line limited to 10 Mbit/s each way, 50 ms a hop: the budget
+    follows what the path delivers, not its delay alone (which would let
+    16 MiB, 13 s of this link, wait in queues ahead of every small
+    message and past the retransmission timeout); no frame goes twice."""
+    reason = netns.unavailable() or impair.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    mbit, delay_ms = 10, 50
+    d = tmp_path_factory.mktemp("slowlink")
+    with ImpairedLine(0.0, delay_ms, 0, rate_mbit=mbit, log_dir=d) as ln, \
+            Cluster(d / "cluster") as cl:
+        a, _, c = ln.start_py(cl, "-py_dist", "resend_timeout", "1000")
+        got = a.eval(f"Sink = rpc:call('{c.node}', pd_agent, sink, []), "
+                     "pd_agent:throughput(Sink, 65536, 1, 8000).", timeout=120)
+        budget, min_rtt = a.eval(
+            f"[{{B, R}}] = [{{B, R}} || #{{peer := P, inflight_budget := B, min_rtt_us := R}} "
+            f"<- maps:get(channels, maps:get(port, py_dist:info())), P =:= <<\"{c.node}\">>], "
+            "{B, R}.")
+        print(f"a -> c at {mbit} Mbit/s: {got[1] / got[2]:.2f} MB/s, budget {budget} B, "
+              f"min rtt {min_rtt} us")
+        product = mbit * 1e6 / 8 * min_rtt / 1e6
+        # twice the product (the budget's gain), with room for a rate
+        # sample over a burst; far below the 16 MiB a delay alone would give
+        assert budget <= max(512 * 1024, 4 * product)
+        assert stats(a).get(b"resend_timeouts", 0) == 0
