@@ -277,7 +277,7 @@ local_info(S) ->
 port_info_keys() ->
     [links, peer, up, dialled, channels, stats,
      chan, epoch, initiator, paused, unacked_bytes, reorder_bytes, next_seq, expected,
-     queued_bytes, flows, hold_flow, release_flow,
+     queued_bytes, flows, inflight_budget, min_rtt_us, hold_flow, release_flow,
      reachable, unreachable, neighbour_up, neighbour_down, reply, loss, link_up, link_down,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
      endpoint,

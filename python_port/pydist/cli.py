@@ -181,7 +181,7 @@ def demo(nodes: int) -> None:
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
 @click.option("--part",
               type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes",
-                                 "security", "scale", "hop", "ceilings"]),
+                                 "security", "scale", "hop", "ceilings", "edge"]),
               default="all", show_default=True,
               help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
               "direct link, and reroute times; sequencing: this build against the "
@@ -191,7 +191,9 @@ def demo(nodes: int) -> None:
               "real nodes, py_dist sparse against a stock mesh; hop (not in all): what "
               "a forwarding node costs, against pyzmq alone and stock direct; ceilings "
               "(not in all): each stage a large message crosses, alone, beside the "
-              "carriers' large-message figures.")
+              "carriers' large-message figures; edge (not in all, root): py_dist a-b-c "
+              "against stock a-c over lossy, delayed hops in network namespaces, and the "
+              "time to notice a dead link.")
 @click.option("--nodes", default=100, show_default=True, help="Cluster size for --part scale.")
 @click.option("--connect-all/--no-connect-all", default=True, show_default=True,
               help="--part scale: whether nodes run with -kernel connect_all (the logical mesh).")
@@ -211,6 +213,13 @@ def bench(seconds: float, rounds: int, part: str, nodes: int, connect_all: bool)
         ceilings, large = bench_ceilings.run(seconds, rounds)
         click.echo(f"\nmedians of {rounds} rounds, one run\n")
         click.echo(bench_ceilings.table(ceilings, large))
+        return
+    if part == "edge":
+        from pydist_tools import bench_edge
+
+        secs = max(seconds, 8.0)  # both carriers ramp up over long round trips
+        click.echo(bench_edge.table(bench_edge.run(secs), secs))
+        click.echo(bench_edge.detection_table(*bench_edge.detection()))
         return
     if part == "scale":
         from pydist_tools import bench_scale

@@ -133,7 +133,7 @@ def test_frames_before_the_proof_are_dropped_counted_and_logged_once(
     assert node.router.db.get(b"x@h") is None and node.router.db.get(b"z@h") is None
     assert not node.channels and not node.links[b"evil"].up
     # and the link is closed soon: the dropped frames did not keep it alive
-    node.timer(node.config.heartbeat_timeout + 0.01)
+    node.timer(node.config.heartbeat_timeout_max + 0.01)
     assert b"evil" not in node.links
 
 

@@ -95,7 +95,8 @@ def test_info_has_the_documented_shape(cluster: Cluster) -> None:
     assert link == {"peer": b.node.encode(), "up": True, "dialled": False, "channels": 1}
     [channel] = port["channels"]
     assert {"chan", "peer", "epoch", "initiator", "paused", "unacked_bytes", "reorder_bytes",
-            "next_seq", "expected", "queued_bytes", "flows"} == set(channel)
+            "next_seq", "expected", "queued_bytes", "flows", "inflight_budget",
+            "min_rtt_us"} == set(channel)
     assert channel["peer"] == b.node.encode()
     assert port["stats"][b"links_admitted"] == 1
     assert all(isinstance(k, bytes) and isinstance(v, int) for k, v in port["stats"].items())

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from pydist.core.budget import Budget
 from pydist.core.outbox import Outbox
 from pydist.core.rto import Rto
 from pydist.core.sequencing import Receiver, Sender
@@ -77,6 +78,9 @@ class Channel:
     outbox: Outbox | None = None
     #: the wait for an ack before sending again, from the measured round trip
     rto: Rto | None = None
+    #: the bytes it may have unacknowledged, from the path's measured
+    #: bandwidth and delay
+    budget: Budget | None = None
     #: whether the BEAM was told to hold this channel's data (outbox full,
     #: link congested, or the retransmit window full)
     paused: bool = False

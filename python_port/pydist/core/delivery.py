@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydist.core import frame, port_codec
+from pydist.core.budget import Budget
 from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_key
 from pydist.core.config import Config
 from pydist.core.etf import Atom
@@ -99,7 +100,9 @@ class Delivery:
                      outbox=Outbox(QUANTUM, c.flow_bytes),
                      # past half the gap timeout a loss would close the
                      # connection at the far end before it is sent again
-                     rto=Rto(c.resend_timeout, max(c.resend_timeout, c.gap_timeout / 2)))
+                     rto=Rto(c.resend_timeout, max(c.resend_timeout, c.gap_timeout / 2)),
+                     # up to where the sender pauses the channel anyway
+                     budget=Budget(c.inflight_bytes, c.window_bytes // 2))
         self.channels.add(ch)
         if link.congested:
             self._refresh_pause(ch)
@@ -171,16 +174,19 @@ class Delivery:
 
     def pump(self, ch: Channel, now: float) -> None:
         """Send from the outbox while the bytes in flight (sent, not yet
-        acknowledged) are under ``inflight_bytes``: that keeps the queues
-        beyond this node (ZeroMQ's, the kernel's, the far end's) short, so
-        the flow scheduling done here decides what waits, not a FIFO."""
+        acknowledged) are under the channel's budget (``inflight_bytes``,
+        more on a long fast path: :mod:`pydist.core.budget`): that keeps
+        the queues beyond this node (ZeroMQ's, the kernel's, the far
+        end's) short, so the flow scheduling done here decides what waits,
+        not a FIFO."""
         box, sender, link, rto = ch.outbox, ch.sender, ch.link, ch.rto
         assert box is not None and sender is not None and rto is not None
+        assert ch.budget is not None
         if ch.tick_pending:
             self._tick(ch, now)
         if link.up and ch.opened and not link.congested and len(box):
             framer = self.framer
-            limit = self.config.inflight_bytes
+            limit = ch.budget.limit
             epoch, dst, hops, flags = ch.epoch, ch.peer_id, self.config.max_hops, ch.flags
             flags |= framer.sealed
             src = framer.id
@@ -287,8 +293,9 @@ class Delivery:
             return
         self.stats["rerouted_channels"] += 1
         self.stats["retransmitted"] += len(frames)
-        assert ch.rto is not None
+        assert ch.rto is not None and ch.budget is not None
         ch.rto.resent()
+        ch.budget.reset()  # a new path, or one that lost frames
         framer, link = self.framer, ch.link
         link.last_tx = now
         for seq, body in frames:
@@ -352,8 +359,11 @@ class Delivery:
             self.close(ch, exc.reason, now)
             return
         if freed:  # progress: the resend clock starts again, at its first wait
-            assert ch.rto is not None
-            ch.rto.acked(hdr.seq, now)
+            assert ch.rto is not None and ch.budget is not None
+            sample = ch.rto.acked(hdr.seq, now)
+            if sample is not None:
+                ch.budget.rtt(sample)
+            ch.budget.acked(freed, now)
             if ch.stalled:
                 ch.stalled = False
                 assert ch.outbox is not None

@@ -62,6 +62,12 @@ class Liveness:
             raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
         object.__setattr__(self, "decay", 0.5 ** (self.interval / GAP_HALF_LIFE))
 
+    @property
+    def admit_silence(self) -> float:
+        """How long a link on its way may be silent: the longest bound a
+        link may stretch to, since nothing is known of it yet."""
+        return max(self.max_timeout, self.timeout)
+
     def silence_bound(self, gap: float) -> float:
         """How long a link whose longest recent gap is ``gap`` may be silent."""
         stretched = self.timeout * gap / (CLEAN_GAP * self.interval)

@@ -357,8 +357,12 @@ class Neighbours:
                 link.last_rx = now
             if not link.up:
                 # On its way: a proof must follow the HELLO as any frame
-                # follows another, and the whole admission has a bound.
-                bound = min(link.last_rx + liveness.timeout, link.born + ADMIT_TIMEOUT)
+                # follows another, and the whole admission has a bound. A
+                # link with no history gets the most silence the config
+                # allows: before its first frame come TCP's and ZeroMQ's
+                # handshakes, several round trips, which on a long or lossy
+                # hop (a 200 ms radio link) take more than the plain bound.
+                bound = min(link.last_rx + liveness.admit_silence, link.born + ADMIT_TIMEOUT)
                 if now >= bound:
                     self.link_down(link, "connect_timeout", now)
                 else:

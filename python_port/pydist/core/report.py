@@ -33,7 +33,11 @@ def info(links: Iterable[Link], channels: Iterable[Channel],
 
 def channel(ch: Channel) -> dict[Atom, Any]:
     assert ch.sender is not None and ch.receiver is not None and ch.outbox is not None
-    return {Atom("chan"): ch.chan, Atom("peer"): ch.peer, Atom("epoch"): ch.epoch,
+    assert ch.budget is not None
+    min_rtt = ch.budget.min_rtt
+    return {Atom("inflight_budget"): ch.budget.limit,
+            Atom("min_rtt_us"): -1 if min_rtt is None else int(min_rtt * 1e6),
+            Atom("chan"): ch.chan, Atom("peer"): ch.peer, Atom("epoch"): ch.epoch,
             Atom("initiator"): ch.initiator, Atom("paused"): ch.paused,
             Atom("unacked_bytes"): ch.sender.bytes,
             Atom("reorder_bytes"): ch.receiver.buffered_bytes,

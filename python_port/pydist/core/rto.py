@@ -44,11 +44,12 @@ class Rto:
         """No ack came within the wait: wait longer, until a sample says."""
         self.timeout = min(self.timeout * 2, self.ceiling)
 
-    def acked(self, upto: int, now: float) -> None:
-        """The far end has every frame below ``upto``."""
+    def acked(self, upto: int, now: float) -> float | None:
+        """The far end has every frame below ``upto``: the round trip this
+        measured, if it measured one."""
         timed = self._timed
         if timed is None or upto <= timed[0]:
-            return
+            return None
         self._timed = None
         sample = max(0.0, now - timed[1])
         if self.srtt is None:
@@ -57,3 +58,4 @@ class Rto:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - sample)
             self.srtt = 0.875 * self.srtt + 0.125 * sample
         self.timeout = min(max(self.srtt + 4 * self.rttvar, self.floor), self.ceiling)
+        return sample
