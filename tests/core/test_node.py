@@ -43,6 +43,9 @@ HOST = b"127.0.0.1"
 PORTS = {label: 4241 + i for i, label in enumerate("abcdefg")}
 INTERVAL = Config().heartbeat_interval  # 0.1 s
 TIMEOUT = Config().heartbeat_timeout  # 0.6 s
+#: the silence bound of a link that is the only way to its peer, as every
+#: link between two nodes is (see test_routing for one with a detour)
+SOLE = Config().heartbeat_timeout_max
 
 
 COOKIE = b"test-cookie"
@@ -508,21 +511,24 @@ def test_a_busy_link_carries_no_heartbeats() -> None:
 
 
 def test_a_silent_link_is_declared_dead() -> None:
+    """The only link between a and b: declared dead after the longest
+    silence the config allows (cutting it is a nodedown, not a reroute)."""
     net, (b1, b2) = connected(chans=(1, 2))
     key = net.key("a", "b")
     net.blocked.add(("b", "a"))  # a hears nothing more from b
     step = 0
-    while (step + 1) * 0.05 < TIMEOUT:
+    while (step + 1) * 0.05 < SOLE:
         step += 1
         net.advance_to(step * 0.05)
-    assert net.closed("a") == []  # not before heartbeat_timeout
-    net.advance_to(TIMEOUT + 0.05)
+    assert net.closed("a") == []  # not before heartbeat_timeout_max
+    assert net.nodes["a"].stats["links_suspected"] == 1
+    net.advance_to(SOLE + 0.05)
     assert sorted(net.closed("a")) == [(1, "heartbeat_timeout"), (2, "heartbeat_timeout")]
     assert HangUp(key) in net.commands["a"]
     assert net.nodes["a"].links == {} and net.nodes["a"].channels == {}
     # b kept hearing a's heartbeats until the hangup, then times out too
     assert net.closed("b") == []
-    for t in (0.8, 1.0, 1.2, 1.4):
+    for t in (SOLE + 0.4, SOLE + 0.8, SOLE + 1.6, 2 * SOLE + 0.4):
         net.advance_to(t)
     assert sorted(net.closed("b")) == sorted([(b1, "heartbeat_timeout"),
                                               (b2, "heartbeat_timeout")])
@@ -567,7 +573,7 @@ def test_a_link_that_stuttered_is_given_room_and_one_that_dies_is_not() -> None:
 def test_reconnect_after_a_dead_link() -> None:
     net, (b1,) = connected()
     net.blocked.add(("b", "a"))
-    net.advance_to(TIMEOUT + 0.05)
+    net.advance_to(SOLE + 0.05)
     assert net.closed("a") == [(1, "heartbeat_timeout")]
     net.blocked.clear()
     net.connect("a", 2, "b")
@@ -576,8 +582,8 @@ def test_reconnect_after_a_dead_link() -> None:
     (b2, peer) = net.accepted("b")[-1]
     assert peer == b"a@h" and b2 != b1
     # b's stale link times out on its own; the new one lives on
-    for step in range(1, 20):
-        net.advance_to(TIMEOUT + 0.05 + step * INTERVAL)
+    for step in range(1, 40):
+        net.advance_to(SOLE + 0.05 + step * INTERVAL)
     assert net.closed("b") == [(b1, "heartbeat_timeout")]
     net.send("a", 2, [b"again"])
     net.send("b", b2, [b"back"])
@@ -851,7 +857,7 @@ def test_silence_while_not_receiving_kills_no_link() -> None:
     net.pump()
     assert len(net.sent("a", "b", Kind.HEARTBEAT)) > sent_before
     a.set_receiving(True)
-    a.timer(net.now + 30 * INTERVAL + TIMEOUT + 0.01)
+    a.timer(net.now + 30 * INTERVAL + SOLE + 0.01)
     net.collect("a")
     assert net.closed("a") == [(1, "heartbeat_timeout")]
 

@@ -296,6 +296,24 @@ def test_a_failed_link_moves_the_channels_round_the_ring() -> None:
     assert net.received("a", 1) == [b"the other way"]
 
 
+def test_a_silent_link_with_a_detour_is_cut_sooner_than_the_only_way() -> None:
+    """Silence on a ring link is a cheap reroute: cut at heartbeat_timeout
+    (above). On a line the link is the only way to what lies behind it,
+    and cutting it a nodedown: b waits for heartbeat_timeout_max first."""
+    net = line()
+    c1 = net.open("a", 1, "c")
+    net.blocked |= {("b", "c"), ("c", "b")}
+    start = net.now
+    net.run_to(start + TIMEOUT + 0.2)
+    assert [net.closed(x) for x in "abc"] == [[], [], []]
+    assert net.nodes["b"].stats["links_suspected"] == 1
+    sole = Config().heartbeat_timeout_max
+    net.run_to(start + sole + INTERVAL)
+    assert net.nodes["b"].stats["links_down_heartbeat_timeout"] == 1
+    assert net.closed("a") == [(1, "no_route")]
+    assert net.closed("c") == [(c1, "no_route")]
+
+
 # --- 6. unreachable --------------------------------------------------------------------
 
 def test_losing_every_path_makes_a_node_unreachable() -> None:

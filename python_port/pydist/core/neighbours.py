@@ -371,6 +371,14 @@ class Neighbours:
             if beat:
                 link.gap *= liveness.decay
             bound = liveness.silence_bound(link.gap)
+            if (now >= link.last_rx + liveness.timeout and link.peer is not None
+                    and not self.owner.router.detour(link.peer)):
+                # The only way to the neighbour (and to whatever lies
+                # behind it): cutting it costs nodedowns, not a lossless
+                # reroute, so it gets all the room the config allows, as a
+                # lossy link's first TCP stall needs before it has shown
+                # any gap. A link with a detour is cut at its own bound.
+                bound = liveness.admit_silence
             verdict = liveness.verdict(now, link.last_rx, link.last_tx, bound)
             if verdict is Verdict.DEAD:
                 self.link_down(link, "heartbeat_timeout", now)

@@ -227,6 +227,25 @@ class Router:
             self.endpoint = endpoint
             self._originate_soon(now)
 
+    def detour(self, neighbour: bytes) -> bool:
+        """Whether ``neighbour`` can be reached without the direct link to
+        it: from another neighbour, over links the link state lists both
+        ways, never through this node."""
+        links = self.db.links
+        todo = [n for n in self.adjacent if n != neighbour]
+        seen = {self.me, neighbour, *todo}
+        while todo:
+            u = todo.pop()
+            for v in links.get(u, ()):
+                if u not in links.get(v, ()):
+                    continue  # listed one way only
+                if v == neighbour:
+                    return True
+                if v not in seen:
+                    seen.add(v)
+                    todo.append(v)
+        return False
+
     def add_route(self, dest: bytes, via: bytes) -> None:
         self.static[dest] = via
         self.dirty = True
