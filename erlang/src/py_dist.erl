@@ -417,10 +417,7 @@ setup(Node, Type, MyNode, LongOrShortNames, SetupTime) ->
 
 do_setup(Kernel, Node, Type, MyNode, LongOrShortNames, SetupTime) ->
     {Name, Host} = split_node(Node, LongOrShortNames),
-    case split_host(MyNode) of
-        {ok, "undefined", MyHost} -> ok = py_dist_port:name_dynamic(MyHost);
-        _ -> ok
-    end,
+    ok = py_dist_port:name_unlistened(MyNode),
     Timer = dist_util:start_timer(SetupTime),
     NodeBin = atom_to_binary(Node, utf8),
     %% A node the carrier reaches (over a link or a route) is up where the

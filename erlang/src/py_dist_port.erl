@@ -24,7 +24,7 @@
 -include("py_dist.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--export([start_link/0, listen/1, name_dynamic/1, set_acceptor/1, register_channel/1,
+-export([start_link/0, listen/1, name_unlistened/1, set_acceptor/1, register_channel/1,
          hold/1, up/2, info/0, reachable/1, command/1, query/1, port/0,
          cookie/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -79,15 +79,18 @@ start_link() ->
 listen(NodeName) ->
     gen_server:call(?MODULE, {listen, NodeName}, infinity).
 
-%% @doc A node with a dynamic name (OTP 23's `-sname undefined', what
-%% `erl -remsh' uses) is named by the peer of its first connection, in
-%% that connection's handshake, and never listens.  Python's links need a
-%% name before that: a random one on Host, kept for the port program's
-%% life (the node's name, once given, is for distribution only: links,
-%% routes and lanes know it by this one).  Nothing if it has a name.
--spec name_dynamic(string()) -> ok.
-name_dynamic(Host) ->
-    gen_server:call(?MODULE, {name_dynamic, Host}, infinity).
+%% @doc A node that never listens (`-dist_listen false', or a dynamic
+%% name) never called listen/1, and Python's links need a name before the
+%% first connection: the node's own, or, for a dynamic name (OTP 23's
+%% `-sname undefined', what `erl -remsh' uses: the peer of the first
+%% connection names the node in its handshake), a random one on its host,
+%% kept for the port program's life (the node's name, once given, is for
+%% distribution only: links, routes and lanes know it by this one).
+%% Nothing if the port program has a name.  Without an acceptor such a
+%% node refuses incoming connections, as stock does.
+-spec name_unlistened(node()) -> ok.
+name_unlistened(MyNode) ->
+    gen_server:call(?MODULE, {name_unlistened, MyNode}, infinity).
 
 -spec set_acceptor(pid()) -> ok.
 set_acceptor(Pid) ->
@@ -213,15 +216,25 @@ handle_call({listen, Node}, _From, #state{listen_port = ListenPort} = S) ->
     S#state.node =:= undefined andalso
         erlang:send_after(?COOKIE_CHECK_MS, self(), check_cookie),
     {reply, {ok, ListenPort}, give_cookie(S#state{node = Node})};
-handle_call({name_dynamic, _Host}, _From, #state{node = Node} = S) when Node =/= undefined ->
+handle_call({name_unlistened, _MyNode}, _From, #state{node = Node} = S)
+  when Node =/= undefined ->
     {reply, ok, S};
-handle_call({name_dynamic, Host}, From, S) ->
-    %% rand, not crypto: py_dist depends on kernel and stdlib only, and a
-    %% release's remote shell (relx: -boot start_clean with the release's
-    %% applications) has no crypto to load
-    Tag = binary:encode_hex(rand:bytes(8)),
-    Node = iolist_to_binary(["pydist_dynamic_", string:lowercase(Tag), $@, Host]),
-    ?LOG_INFO("py_dist: a dynamic node name; this node's links call it ~ts", [Node]),
+handle_call({name_unlistened, MyNode}, From, S) ->
+    Node = case string:split(atom_to_list(MyNode), "@") of
+               ["undefined", Host] ->
+                   %% rand, not crypto: py_dist depends on kernel and stdlib
+                   %% only, and a release's remote shell (relx: -boot
+                   %% start_clean with the release's applications) has no
+                   %% crypto to load
+                   Tag = binary:encode_hex(rand:bytes(8)),
+                   Dynamic = iolist_to_binary(["pydist_dynamic_", string:lowercase(Tag),
+                                               $@, Host]),
+                   ?LOG_INFO("py_dist: a dynamic node name; this node's links call it ~ts",
+                             [Dynamic]),
+                   Dynamic;
+               _ ->
+                   atom_to_binary(MyNode, utf8)
+           end,
     {reply, {ok, _}, S1} = handle_call({listen, Node}, From, S),
     {reply, ok, S1};
 handle_call({set_acceptor, Pid}, _From, S) ->

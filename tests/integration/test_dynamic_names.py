@@ -70,6 +70,25 @@ def test_a_node_named_by_its_peer_connects(cluster: Cluster, proto: str) -> None
     assert seen == "true", line  # the target knows the node by the name it gave
 
 
+@pytest.mark.parametrize("proto", ["inet_tcp", "py"])
+def test_a_node_that_does_not_listen_connects(cluster: Cluster, proto: str) -> None:
+    """``-dist_listen false``: the node keeps its name but never listens
+    (so it is hidden); its first connection names its port program."""
+    target = cluster.start(f"nl_{proto.replace('_', '')}", proto=proto, host=HOSTNAME)
+    expr = (f"true = net_kernel:connect_node('{target.node}'), "
+            f"Seen = rpc:call('{target.node}', erlang, nodes, [hidden]), "
+            f"io:format(\"LISTENLESS ~s ~p~n\", [node(), lists:member(node(), Seen)]), "
+            f"halt().")
+    name = f"nolisten_{proto.replace('_', '')}"
+    with _started(_erl(cluster, proto, "-sname", name, "-dist_listen", "false", "-noshell",
+                       "-eval", expr), cluster.env,
+                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        output, _ = proc.communicate(timeout=60)
+    text = output.decode(errors="replace")
+    line = next((ln for ln in text.splitlines() if ln.startswith("LISTENLESS ")), text[-2000:])
+    assert line == f"LISTENLESS {name}@{HOSTNAME} true", line
+
+
 def test_erl_remsh_attaches(cluster: Cluster) -> None:
     """``erl -remsh`` with py_dist's flags and no name of its own: the shell
     runs on the target (through a terminal, as a person would use it)."""
