@@ -19,7 +19,7 @@
 %% net_kernel callbacks
 -export([childspecs/0, listen/1, listen/2, accept/1, accept_connection/5,
          setup/5, close/1, select/1, address/0, is_node_name/1,
-         setopts/2, getopts/2]).
+         setopts/2, getopts/2, socket_opts/1, socket_opt/2]).
 %% public API
 -export([info/0, info/1, monitor_losses/0, demonitor_losses/0,
          link/1, link/2, unlink/1, neighbours/0,
@@ -507,11 +507,48 @@ is_node_name(Node) when is_atom(Node) ->
 is_node_name(_) ->
     false.
 
-setopts(_Listen, _Opts) ->
+%% Socket options, net_kernel:setopts/2 and getopts/2: the distribution's
+%% sockets are ZeroMQ's, in the port program, so of inet's options only
+%% `nodelay' means something, and is kept and reported (for `new'
+%% connections net_kernel keeps it in the kernel's
+%% inet_dist_connect_options).  py_dist never holds data back for Nagle:
+%% the controller hands over what erts has at once, and ZeroMQ sets
+%% TCP_NODELAY on its sockets, so `{nodelay, false}' is taken but changes
+%% nothing.  Any other option: {error, enotsup}.
+setopts(_Listen, Opts) ->
+    case socket_opts(Opts) of
+        {ok, _} -> ok;
+        {error, _} = Error -> Error
+    end.
+
+getopts(_Listen, Opts) ->
+    case lists:all(fun(Opt) -> Opt =:= nodelay end, Opts) of
+        true -> {ok, [{nodelay, socket_opt(nodelay, true)} || _ <- Opts]};
+        false -> {error, enotsup}
+    end.
+
+%% @private The options py_dist takes (see setopts/2), or enotsup.
+-spec socket_opts(term()) -> {ok, #{nodelay => boolean()}} | {error, enotsup}.
+socket_opts(Opts) when is_list(Opts) ->
+    lists:foldl(fun({nodelay, V}, {ok, Acc}) when is_boolean(V) -> {ok, Acc#{nodelay => V}};
+                   (_, _) -> {error, enotsup}
+                end, {ok, #{}}, Opts);
+socket_opts(_) ->
     {error, enotsup}.
 
-getopts(_Listen, _Opts) ->
-    {error, enotsup}.
+%% @private An option's value for new connections, as net_kernel keeps
+%% it (kernel's inet_dist_connect_options), else Default.
+-spec socket_opt(nodelay, boolean()) -> boolean().
+socket_opt(nodelay, Default) ->
+    case application:get_env(kernel, inet_dist_connect_options) of
+        {ok, Opts} when is_list(Opts) ->
+            case lists:keyfind(nodelay, 1, Opts) of
+                {nodelay, V} when is_boolean(V) -> V;
+                _ -> Default
+            end;
+        _ ->
+            Default
+    end.
 
 %%% Handshake data
 
@@ -534,8 +571,8 @@ hs_data(Ctrl) ->
              %% undefined: dist_util counts with dist_get_stat/1, i.e. the
              %% packets put and got, so ticks measure the whole path.
              mf_getstat = undefined,
-             mf_setopts = fun(_C, _Opts) -> {error, enotsup} end,
-             mf_getopts = fun(_C, _Opts) -> {error, enotsup} end,
+             mf_setopts = fun(C, Opts) -> py_dist_ctrl:call(C, {setopts, Opts}) end,
+             mf_getopts = fun(C, Opts) -> py_dist_ctrl:call(C, {getopts, Opts}) end,
              %% The header atom cache needs every packet of the connection
              %% in order.  Without it Erlang's order is per pair of sender
              %% and receiver, which lets py_dist schedule per sender: one

@@ -64,7 +64,9 @@
               next_replies = [] :: [{pid(), reference()}],
               writer_replies = [] :: [{pid(), reference()}],
               %% senders Python asked to hold, suspended by us
-              held = #{} :: #{py_dist_packet:flow() => pid()}}).
+              held = #{} :: #{py_dist_packet:flow() => pid()},
+              %% the connection's nodelay, as net_kernel:setopts/getopts see it
+              nodelay = true :: boolean()}).
 
 -type seqs() :: #{SeqId :: non_neg_integer() => py_dist_packet:flow()}.
 
@@ -148,7 +150,8 @@ handshake(#hs{} = S) ->
             process_flag(priority, normal),
             erlang:dist_ctrl_get_data_notification(DHandle),
             output(#out{dhandle = DHandle, node = Node, port = S#hs.port, chan = S#hs.chan,
-                        max = Max, paused = S#hs.paused});
+                        max = Max, paused = S#hs.paused,
+                        nodelay = py_dist:socket_opt(nodelay, true)});
         py_dist_pause ->
             handshake(S#hs{paused = true});
         py_dist_resume ->
@@ -278,6 +281,25 @@ output(#out{} = O) ->
             end;
         {'EXIT', _Pid, Reason} ->
             exit(Reason);
+        {Ref, From, {setopts, Opts}} ->
+            %% net_kernel:setopts(Node, Opts): see py_dist:setopts/2
+            case py_dist:socket_opts(Opts) of
+                {ok, #{nodelay := NoDelay}} ->
+                    From ! {Ref, ok},
+                    output(O#out{nodelay = NoDelay});
+                {ok, #{}} ->
+                    From ! {Ref, ok},
+                    output(O);
+                {error, _} = Error ->
+                    From ! {Ref, Error},
+                    output(O)
+            end;
+        {Ref, From, {getopts, Opts}} ->
+            From ! {Ref, case lists:all(fun(Opt) -> Opt =:= nodelay end, Opts) of
+                             true -> {ok, [{nodelay, O#out.nodelay} || _ <- Opts]};
+                             false -> {error, enotsup}
+                         end},
+            output(O);
         {send, From, Ref, Data} ->
             %% Raw distribution data for the connection, as gen_tcp_dist
             %% takes it "for testing only": OTP's distribution suites

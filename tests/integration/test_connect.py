@@ -91,3 +91,21 @@ def test_the_carriers_processes_answer_sys(cluster: Cluster) -> None:
         element(1, sys:get_state(Ctrl)).""") == "out"
     # and it still carries the connection
     assert a.eval(f"rpc:call('{b.node}', erlang, node, []).") == b.node
+
+
+def test_socket_options_as_net_kernel_sees_them(cluster: Cluster) -> None:
+    """net_kernel:setopts/getopts, new connections and one connection:
+    nodelay is kept and reported (OTP's erl_distribution_SUITE:setopts);
+    options of TCP sockets the BEAM does not have are refused."""
+    a, b = cluster.start("a"), cluster.start("b")
+    assert a.eval("net_kernel:setopts(new, [{nodelay, false}]).") == "ok"
+    assert a.eval(f"net_adm:ping('{b.node}').") == "pong"
+    get = f"net_kernel:getopts('{b.node}', [nodelay])."
+    assert a.eval(get) == ("ok", [("nodelay", False)])  # new connections took it
+    assert a.eval(f"net_kernel:setopts('{b.node}', [{{nodelay, true}}]).") == "ok"
+    assert a.eval(get) == ("ok", [("nodelay", True)])
+    assert a.eval(f"net_kernel:setopts('{b.node}', [{{sndbuf, 4096}}]).") == (
+        "error", "enotsup")
+    assert a.eval("net_kernel:setopts(new, [{priority, 1}]).") == ("error", "enotsup")
+    assert a.eval("net_kernel:getopts('nobody@127.0.0.1', [nodelay]).") == (
+        "error", "noconnection")
