@@ -77,6 +77,12 @@ def hand_admit(sock: Any, name: bytes, cookie: str | None) -> bool:
         key, admission.LISTENER, name, their_name, nonce, their_nonce, reply[1])
 
 
+def port_stats(node: ErlNode) -> dict[bytes, int]:
+    """Every counter of the node's port program."""
+    result: dict[bytes, int] = node.eval("maps:get(stats, maps:get(port, py_dist:info())).")
+    return result
+
+
 def port_stat(node: ErlNode, name: str) -> int:
     """One counter of the node's port program (0 if it never counted)."""
     value = node.eval(f"maps:get(<<\"{name}\">>, "

@@ -17,6 +17,8 @@ import pytest
 from pydist_tools.cluster import Cluster, ErlNode, impair, netns
 from pydist_tools.cluster.impaired_line import ImpairedLine
 
+from .helpers import port_stats
+
 LOSS, DELAY_MS, JITTER_MS = 0.05, 100, 20
 #: seconds of the stream a -> c, and messages a second in it
 STREAM_S, RATE = 60, 1000
@@ -33,11 +35,6 @@ HEARTBEAT_TIMEOUT_MAX_MS = 3000
 HEARTBEAT_INTERVAL_MS = 200
 
 
-def stats(node: ErlNode) -> dict[bytes, int]:
-    result: dict[bytes, int] = node.eval("maps:get(stats, maps:get(port, py_dist:info())).")
-    return result
-
-
 def via(node: ErlNode, dest: ErlNode) -> str:
     routes = node.eval(f"[V || #{{dest := D, via := V}} <- py_dist:routes(), "
                        f"D =:= <<\"{dest.node}\">>].")
@@ -45,7 +42,7 @@ def via(node: ErlNode, dest: ErlNode) -> str:
 
 
 def links_down(node: ErlNode) -> dict[bytes, int]:
-    return {k: v for k, v in stats(node).items() if k.startswith(b"links_down_")}
+    return {k: v for k, v in port_stats(node).items() if k.startswith(b"links_down_")}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +99,7 @@ def test_a_stream_over_a_lossy_slow_line(line: tuple[ImpairedLine, list[ErlNode]
     assert via(a, c) == b.node
     after = {n.name: links_down(n) for n in (a, b, c)}
     assert after == before, "a link went down on the lossy line"
-    report = {n.name: {k: v for k, v in stats(n).items() if k in (
+    report = {n.name: {k: v for k, v in port_stats(n).items() if k in (
         b"links_suspected", b"resend_timeouts", b"retransmitted", b"rerouted_channels")}
         for n in (a, b, c)}
     print(f"dropped by the loss rules: {impair.dropped(ln.net.ns('b'))} packets; {report}")
@@ -117,7 +114,7 @@ def test_a_cut_link_is_found_within_the_detectors_bound(
     ln, (a, b, c) = line
     assert a.eval(f"net_adm:ping('{c.node}').") == "pong"
     a.eval(f"persistent_term:put(pd_down, pd_agent:collect_nodedown('{c.node}')).")
-    b_before = stats(b).get(b"links_down_heartbeat_timeout", 0)
+    b_before = port_stats(b).get(b"links_down_heartbeat_timeout", 0)
     cut_at = time.time()
     ln.net.set_link(2, False)
     got: Any = a.eval("persistent_term:get(pd_down) ! {get, self()}, "
@@ -125,7 +122,7 @@ def test_a_cut_link_is_found_within_the_detectors_bound(
     assert got != "timeout"
     down_us, reason = got
     assert reason == ("py_dist", "no_route")
-    assert stats(b).get(b"links_down_heartbeat_timeout", 0) == b_before + 1
+    assert port_stats(b).get(b"links_down_heartbeat_timeout", 0) == b_before + 1
     # b's silence bound for the link, plus a beat (heartbeats and the
     # check run on beats), plus the link-state packet's way over hop 1:
     # its delay and jitter, and a second for TCP to repair a loss on it
@@ -157,7 +154,7 @@ def test_a_long_fat_path_grows_the_in_flight_budget(tmp_path_factory: pytest.Tem
             "{B, R}.")
         print(f"a -> c over 4 x {DELAY_MS} ms: {got[1] / got[2]:.1f} MB/s, "
               f"budget {budget} B, min rtt {min_rtt} us")
-        counts = stats(a)
+        counts = port_stats(a)
         assert min_rtt >= 4 * DELAY_MS * 1000
         assert budget > inflight
         assert counts.get(b"resend_timeouts", 0) == 0
@@ -190,4 +187,4 @@ def test_a_slow_link_keeps_the_budget_at_its_bandwidth_delay_product(
         # twice the product (the budget's gain), with room for a rate
         # sample over a burst; far below the 16 MiB a delay alone would give
         assert budget <= max(512 * 1024, 4 * product)
-        assert stats(a).get(b"resend_timeouts", 0) == 0
+        assert port_stats(a).get(b"resend_timeouts", 0) == 0

@@ -20,12 +20,9 @@ import pytest
 
 from pydist_tools.cluster import Cluster, ErlNode, impair, nat, netns, wait_routes
 
+from .helpers import port_stats
+
 PORT = 9200
-
-
-def stats(node: ErlNode) -> dict[bytes, int]:
-    result: dict[bytes, int] = node.eval("maps:get(stats, maps:get(port, py_dist:info())).")
-    return result
 
 
 def endpoint_of(node: ErlNode, origin: ErlNode) -> bytes:
@@ -87,7 +84,7 @@ def test_a_node_behind_nat_is_reached_through_its_gateway(tmp_path: Path) -> Non
         assert down != "timeout"
         time.sleep(3)
         for node in (gw, x):
-            counts = stats(node)
+            counts = port_stats(node)
             # each dialled one link at most (x to g), and none failed to connect
             assert counts.get(b"links_down_connect_timeout", 0) == 0, (node.node, counts)
             assert counts.get(b"sent_hello", 0) <= 2, (node.node, counts)

@@ -15,7 +15,7 @@ import pytest
 from pydist_tools.bench_scale import tcp_sockets
 from pydist_tools.cluster import Cluster, ErlNode, netns, wait_routes
 
-from .helpers import nodedown, watch_nodedown
+from .helpers import nodedown, port_stats, watch_nodedown
 
 HOST = "127.0.0.1"
 
@@ -32,11 +32,6 @@ def ring(cluster: Cluster, size: int, *args: str) -> list[ErlNode]:
 def route(node: ErlNode, dest: ErlNode) -> dict[str, Any]:
     (found,) = [r for r in node.eval("py_dist:routes().") if r["dest"] == dest.node.encode()]
     return found
-
-
-def stats(node: ErlNode) -> dict[bytes, int]:
-    result: dict[bytes, int] = node.eval("maps:get(stats, maps:get(port, py_dist:info())).")
-    return result
 
 
 def wait_for_mesh(nodes: list[ErlNode]) -> None:
@@ -65,7 +60,7 @@ def test_ring_of_ten(cluster: Cluster) -> None:
             n.node.encode() for n in nodes
             if abs(int(n.name[1:]) - int(node.name[1:])) in (1, 9))
         assert tcp_sockets(node.port_pid) <= 3
-    assert sum(stats(n).get(b"forwarded", 0) for n in nodes) > 0
+    assert sum(port_stats(n).get(b"forwarded", 0) for n in nodes) > 0
 
 
 def test_static_route_overrides_the_computed_one(cluster: Cluster) -> None:
@@ -76,12 +71,13 @@ def test_static_route_overrides_the_computed_one(cluster: Cluster) -> None:
     r3.eval("register(pd_sink, pd_agent:sink()).")
 
     def forwarded_by_way_of(count: int) -> tuple[int, int]:
-        before = stats(r1).get(b"forwarded_bytes", 0), stats(r5).get(b"forwarded_bytes", 0)
+        before = (port_stats(r1).get(b"forwarded_bytes", 0),
+                  port_stats(r5).get(b"forwarded_bytes", 0))
         sink = f"{{pd_sink, '{r3.node}'}}"
         r0.eval(f"[{sink} ! {{data, <<0:800>>}} || _ <- lists:seq(1, {count})], ok.")
         r0.eval(f"pd_agent:ask({sink}).")  # all arrived
-        return (stats(r1).get(b"forwarded_bytes", 0) - before[0],
-                stats(r5).get(b"forwarded_bytes", 0) - before[1])
+        return (port_stats(r1).get(b"forwarded_bytes", 0) - before[0],
+                port_stats(r5).get(b"forwarded_bytes", 0) - before[1])
 
     assert r0.eval(f"net_adm:ping('{r3.node}').") == "pong"
     via_r1, via_r5 = forwarded_by_way_of(2000)  # 100-byte messages: 200 kB
@@ -127,7 +123,7 @@ def test_cutting_a_link_of_a_ring(cluster: Cluster) -> None:
     time.sleep(0.5)
     downs = {n.name: n.eval("pd_agent:nodedowns(persistent_term:get(pd_watch)).") for n in nodes}
     assert downs == {n.name: [] for n in nodes}
-    assert stats(r0).get(b"channels_moved", 0) >= 2  # to r1 and r3 at least
+    assert port_stats(r0).get(b"channels_moved", 0) >= 2  # to r1 and r3 at least
     wait_for_mesh(nodes)
 
 
@@ -167,15 +163,18 @@ def test_line_in_namespaces(tmp_path: Path) -> None:
             receive {{md5, M, S}} -> {{M =:= erlang:md5(Bin), S}} after 60000 -> timeout end.""",
                         timeout=120)
         assert digest == (True, 64 * 1024 * 1024)
-        assert stats(b).get(b"forwarded", 0) > 64  # the binary went through b
+        assert port_stats(b).get(b"forwarded", 0) > 64  # the binary went through b
 
 
 def test_liveness_across_a_route(cluster: Cluster) -> None:
     """A node two hops away that stops answering is found out end to end:
     a frozen port program through the link state (its neighbour's
     heartbeats), a frozen BEAM through the Erlang ticks, which travel the
-    route. The node in the middle stays connected throughout."""
-    tick = ("-kernel", "net_ticktime", "2")
+    route. The node in the middle stays connected throughout. b-c is the
+    only way to c, which by default gets heartbeat_timeout_max (3 s,
+    longer than these ticks) before it is cut: here no more than
+    heartbeat_timeout, so that the link state is the first to tell."""
+    tick = ("-kernel", "net_ticktime", "2", "-py_dist", "heartbeat_timeout_max", "600")
     a = cluster.start("a", "-py_dist", "neighbours", f"['b@{HOST}']", *tick)
     b = cluster.start("b", "-py_dist", "neighbours", f"['c@{HOST}']", *tick)
     c = cluster.start("c", *tick)
