@@ -292,6 +292,7 @@ port_info_keys() ->
      chan, epoch, initiator, paused, unacked_bytes, reorder_bytes, next_seq, expected,
      queued_bytes, flows, inflight_budget, min_rtt_us, hold_flow, release_flow,
      reachable, unreachable, neighbour_up, neighbour_down, reply, loss, link_up, link_down,
+     cookie_please,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
      endpoint,
      dropped, deliver, no_route, congested, deadline, overflow, link_refused].
@@ -423,6 +424,18 @@ inbound({ctrl, {loss, Peer, Reason, Unacked}}, S) when is_binary(Peer) ->
 inbound({ctrl, {link_refused, Peer, Why}}, S) when is_binary(Peer), is_atom(Why) ->
     py_dist_events:link_refused(Peer, Why),
     S;
+inbound({ctrl, {cookie_please, Peer}}, S) when is_binary(Peer) ->
+    %% A link from Peer did not prove the cookie Python has: the one
+    %% dist_util would use with Peer, if erlang:set_cookie/2 set one (a
+    %% node whose name is no atom here has none), and the node's own
+    %% first, should it have changed since the last check.
+    S1 = give_cookie(S),
+    Cookie = try binary_to_existing_atom(Peer) of
+                 Node -> cookie(Node)
+             catch error:badarg -> cookie(own)
+             end,
+    send_ctrl(S1, {cookie_for, Peer, Cookie}),
+    S1;
 inbound({ctrl, {link_up, Peer}}, S) when is_binary(Peer) ->
     py_dist_events:link_up(Peer),
     S;

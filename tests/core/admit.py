@@ -52,5 +52,18 @@ def dial_in(node: Node, key: bytes, peer: bytes, cookie: bytes = COOKIE,
     their_nonce, their_name, _ = admission.decode_hello(reply)
     answer = admission.proof(cookie, admission.DIALLER, peer, their_name, nonce, their_nonce)
     node.link_message(key, frame.join(frame.encode(Kind.PROOF, node_id(peer), 0), answer), now)
+    no_cookie_of_its_own(node, peer, node.take_output(), now)
     link = node.links.get(key)
     return link is not None and link.up
+
+
+def no_cookie_of_its_own(node: Node, peer: bytes, out: Output, now: float = 0.0) -> Output:
+    """Play the BEAM that keeps no cookie of ``peer``'s own: if ``out``
+    asks for one (a proof that did not verify), answer with the node's own
+    cookie. The node's output after it (``out`` if nothing was asked)."""
+    asked = port_codec.encode_ctrl((Atom("cookie_please"), peer))
+    if not any(bytes(p) == asked for p in out.port):
+        return out
+    own = node.cookies.own or b""
+    node.port_packet(port_codec.encode_ctrl((Atom("cookie_for"), peer, own))[4:], now)
+    return node.take_output()

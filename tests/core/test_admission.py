@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from admit import COOKIE, answer_to, dial_in, hello, named_node
+from admit import COOKIE, answer_to, dial_in, hello, named_node, no_cookie_of_its_own
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_node import HOST, PORTS, Net, handshake, header_of, name
@@ -72,13 +72,19 @@ def test_a_wrong_cookie_is_refused_both_ways() -> None:
     net.connect("a", 1, "b")
     net.pump()
     a, b = net.nodes["a"], net.nodes["b"]
+    # b asks its BEAM for a cookie of a's own (erlang:set_cookie/2), once;
+    # the BEAM has none: its own cookie
+    assert ("cookie_please", b"a@h") in [(str(e[0]), e[1]) for e in net.ctrl("b")]
+    assert a.links and b.links and b.stats["links_refused_cookie"] == 0
+    net.beam("b", (Atom("cookie_for"), b"a@h", b"another"))
+    net.pump()
     assert not a.links and not b.links
     assert net.accepted("b") == []
     assert net.closed("a") == [(1, "wrong_cookie")]
     assert b.stats["links_refused_cookie"] == 1
     assert a.stats["links_refused_by_peer_cookie"] == 1
     assert ("link_refused", b"a@h", "wrong_cookie") in [
-        (str(e[0]), e[1], str(e[2])) for e in net.ctrl("b")]
+        (str(e[0]), e[1], str(e[2])) for e in net.ctrl("b") if len(e) == 3]
     # nothing but the admission crossed: no link state, no OPEN
     kinds = {header_of(parts).kind for _, _, parts in net.emitted}
     assert kinds == {Kind.HELLO, Kind.PROOF, Kind.BYE}
@@ -94,6 +100,26 @@ def test_a_per_node_cookie_admits_the_link_to_that_node() -> None:
     net.pump()
     assert [peer for _, peer in net.accepted("b")] == [b"a@h"]
     assert net.nodes["a"].cookies.for_peer(b"c@h") == b"test-cookie"
+
+
+def test_a_per_node_cookie_admits_a_link_from_that_node() -> None:
+    """erlang:set_cookie(a, C) on b, before a dials: b's BEAM knows C but
+    has not handed it over (no connect to a): b asks for it when a's proof
+    does not verify with b's own cookie, and admits a with it."""
+    net = Net("a", "b")
+    net.beam("a", (Atom("connect"), 1, name("b"), HOST, PORTS["b"], b"as-cookie"))
+    net.pump()
+    b = net.nodes["b"]
+    assert [(str(e[0]), e[1]) for e in net.ctrl("b")] == [("cookie_please", b"a@h")]
+    net.beam("b", (Atom("cookie_for"), b"a@h", b"as-cookie"))
+    net.pump()
+    assert [peer for _, peer in net.accepted("b")] == [b"a@h"]
+    assert b.stats["links_refused_cookie"] == 0 and b.stats["links_admitted"] == 1
+    assert b.cookies.for_peer(b"a@h") == b"as-cookie"
+    # a late or repeated answer for a link no longer waiting changes nothing
+    net.beam("b", (Atom("cookie_for"), b"a@h", b"as-cookie"))
+    net.pump()
+    assert b.stats["links_admitted"] == 1
 
 
 def test_a_node_without_a_cookie_admits_nobody() -> None:
@@ -166,6 +192,8 @@ def test_the_listener_does_not_prove_first() -> None:
     assert answer_to(node.take_output(), b"evil", Kind.PROOF) is None
     node.link_message(b"evil", frame.join(frame.encode(Kind.PROOF, 1, 0), bytes(32)), 0.0)
     out = node.take_output()
+    assert answer_to(out, b"evil", Kind.PROOF) is None
+    out = no_cookie_of_its_own(node, b"x@h", out)
     assert answer_to(out, b"evil", Kind.PROOF) is None
     assert answer_to(out, b"evil", Kind.BYE) == b"wrong_cookie"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from pydist_tools.cluster import Cluster
 
 
@@ -63,6 +65,23 @@ def test_wrong_cookie_is_refused_and_logged(cluster: Cluster) -> None:
     assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
     assert a.eval("maps:get(restarts, py_dist:info()).") == 0
     assert w.alive() and a.alive()
+
+
+@pytest.mark.parametrize("proto", ["inet_tcp", "py"])
+def test_a_per_node_cookie_admits_that_node(cluster: Cluster, proto: str) -> None:
+    """erlang:set_cookie(Node, C) on a before Node, whose own cookie is C,
+    dials a (OTP's differing_cookies): a admits it with C, as stock does,
+    and still refuses another node with C."""
+    a = cluster.start("a", proto=proto)
+    other = f"other_{proto.replace('_', '')}"
+    a.eval(f"true = erlang:set_cookie('{other}@127.0.0.1', its_own_cookie), ok.")
+    o = cluster.start(other, proto=proto)
+    o.eval("erlang:set_cookie(node(), its_own_cookie).")
+    assert o.eval(f"net_adm:ping('{a.node}').") == "pong"
+    assert o.eval(f"rpc:call('{a.node}', erlang, node, []).") == a.node
+    w = cluster.start(f"w_{proto.replace('_', '')}", proto=proto)
+    w.eval("erlang:set_cookie(node(), its_own_cookie).")
+    assert w.eval(f"net_adm:ping('{a.node}').") == "pang"
 
 
 def test_reconnect_over_a_live_link_needs_no_epmd(cluster: Cluster) -> None:

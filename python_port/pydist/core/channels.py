@@ -53,6 +53,11 @@ class Link:
     peer_nonce: bytes = b""
     #: the name the far end's HELLO gave, until admission makes it ``peer``
     claimed: bytes | None = None
+    #: a dialler's proof that did not verify with the cookie we had for it,
+    #: kept while the BEAM is asked for the one it uses with that peer
+    #: (asked once per link: ``cookie_asked``)
+    parked_proof: bytes | None = None
+    cookie_asked: bool = False
     #: when the link was made: admitted by ``born + ADMIT_TIMEOUT`` or closed
     born: float = 0.0
     #: frames that came before admission were logged once already

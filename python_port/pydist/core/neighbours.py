@@ -225,6 +225,16 @@ class Neighbours:
         role = admission.DIALLER if not link.dialled else admission.LISTENER
         cookie = self.cookies.for_peer(peer)
         if not admission.verify(cookie, role, dialler, listener, *nonces, answer):
+            if not link.dialled and not link.cookie_asked:
+                # The BEAM may use a cookie of its own with this peer
+                # (erlang:set_cookie/2), which it hands over only with the
+                # connections and links it asks for: ask it, and check this
+                # proof again with its answer (cookie_for), once.
+                link.cookie_asked = True
+                link.parked_proof = answer
+                self.out.port.append(port_codec.encode_ctrl(
+                    (Atom("cookie_please"), peer[:255])))
+                return
             self._refuse(link, peer, "wrong cookie", now)
             return
         if not link.dialled:
@@ -232,6 +242,16 @@ class Neighbours:
             self.framer.send(link, Kind.PROOF, None, admission.proof(
                 cookie, admission.LISTENER, dialler, listener, *nonces), now)
         self._admit(link, peer, now)
+
+    def cookie_for(self, peer: bytes, cookie: bytes, now: float) -> None:
+        """The BEAM's answer to a cookie_please: the cookie it uses with
+        ``peer``. The proofs parked for it are checked again, for good."""
+        self.cookies.use_with(peer, cookie)
+        for link in list(self.links.values()):
+            answer = link.parked_proof
+            if answer is not None and not link.up and link.claimed == peer:
+                link.parked_proof = None
+                self.proof(link, answer, now)
 
     def _refuse(self, link: Link, peer: bytes, why: str, now: float) -> None:
         """A peer that did not prove the cookie: told why (a BYE), logged,

@@ -195,6 +195,8 @@ class Node:
                 self.router = self._new_router(name, now)
             case (Atom("cookie"), bytes(cookie)):
                 self.cookies.set_own(cookie)
+            case (Atom("cookie_for"), bytes(peer), bytes(cookie)):
+                self.neighbours.cookie_for(peer, cookie, now)
             case (Atom("connect"), int(chan), bytes(peer), bytes(host), int(port),
                   bytes(cookie)) if not host or _endpoint(host, port):
                 self.cookies.use_with(peer, cookie)
