@@ -19,7 +19,7 @@
 %% net_kernel callbacks
 -export([childspecs/0, listen/1, listen/2, accept/1, accept_connection/5,
          setup/5, close/1, select/1, address/0, is_node_name/1,
-         setopts/2, getopts/2, socket_opts/1, socket_opt/2]).
+         setopts/2, getopts/2, socket_opts/1, socket_opt/2, socket_getopts/2]).
 %% public API
 -export([info/0, info/1, monitor_losses/0, demonitor_losses/0,
          link/1, link/2, unlink/1, neighbours/0,
@@ -522,10 +522,17 @@ setopts(_Listen, Opts) ->
     end.
 
 getopts(_Listen, Opts) ->
+    socket_getopts(Opts, socket_opt(nodelay, true)).
+
+%% @private What getopts answers, nodelay being NoDelay.
+-spec socket_getopts(term(), boolean()) -> {ok, [{nodelay, boolean()}]} | {error, enotsup}.
+socket_getopts(Opts, NoDelay) when is_list(Opts) ->
     case lists:all(fun(Opt) -> Opt =:= nodelay end, Opts) of
-        true -> {ok, [{nodelay, socket_opt(nodelay, true)} || _ <- Opts]};
+        true -> {ok, [{nodelay, NoDelay} || _ <- Opts]};
         false -> {error, enotsup}
-    end.
+    end;
+socket_getopts(_Opts, _NoDelay) ->
+    {error, enotsup}.
 
 %% @private The options py_dist takes (see setopts/2), or enotsup.
 -spec socket_opts(term()) -> {ok, #{nodelay => boolean()}} | {error, enotsup}.

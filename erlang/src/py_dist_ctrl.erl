@@ -295,10 +295,7 @@ output(#out{} = O) ->
                     output(O)
             end;
         {Ref, From, {getopts, Opts}} ->
-            From ! {Ref, case lists:all(fun(Opt) -> Opt =:= nodelay end, Opts) of
-                             true -> {ok, [{nodelay, O#out.nodelay} || _ <- Opts]};
-                             false -> {error, enotsup}
-                         end},
+            From ! {Ref, py_dist:socket_getopts(Opts, O#out.nodelay)},
             output(O);
         {send, From, Ref, Data} ->
             %% Raw distribution data for the connection, as gen_tcp_dist

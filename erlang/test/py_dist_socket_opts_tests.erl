@@ -13,7 +13,9 @@ takes_nodelay_only_test_() ->
      ?_assertEqual({error, enotsup}, py_dist:socket_opts(nodelay)),
      ?_assertEqual({error, enotsup}, py_dist:setopts(undefined, [{priority, 1}])),
      ?_assertEqual(ok, py_dist:setopts(undefined, [{nodelay, true}])),
-     ?_assertEqual({error, enotsup}, py_dist:getopts(undefined, [nodelay, tos]))].
+     ?_assertEqual({error, enotsup}, py_dist:getopts(undefined, [nodelay, tos])),
+     ?_assertEqual({error, enotsup}, py_dist:socket_getopts(nodelay, true)),
+     ?_assertEqual({ok, [{nodelay, false}]}, py_dist:socket_getopts([nodelay], false))].
 
 new_connections_take_what_net_kernel_kept_test() ->
     Old = application:get_env(kernel, inet_dist_connect_options),
