@@ -65,7 +65,7 @@ link_refused(Peer, Why) ->
     ?LOG_ERROR(#{event => link_refused, peer => Peer, reason => Why}, meta(admission)).
 
 %% As epmd refuses a second node of one name.
--spec name_taken(binary(), node()) -> ok.
+-spec name_taken(binary(), binary()) -> ok.
 name_taken(Seed, Node) ->
     ?LOG_ERROR(#{event => name_taken, seed => Seed, node => Node}, meta(admission)).
 
