@@ -115,7 +115,8 @@ def _ask_all(node: str, functions: list[str], cookie: str | None = None,
     if not re.fullmatch(r"[^@'\\\s]+@[^@'\\\s]+", node):
         raise click.BadParameter("a node name looks like name@host", param_hint="NODE")
     name, host = f"pydist_{functions[0]}_{os.getpid()}", node.split("@", 1)[1]
-    args: list[str] = ["-hidden"]
+    # never an epmd daemon left behind: the one the cluster uses, or none
+    args: list[str] = ["-hidden", "-start_epmd", "false"]
     if node_key is not None:
         name, host = _key_owner(node_key)
         if authorized_keys is None:
@@ -127,7 +128,12 @@ def _ask_all(node: str, functions: list[str], cookie: str | None = None,
         args += ["-no_epmd", "-py_dist", "neighbours", _seed(node, endpoint)]
     answers: dict[str, dict[str, Any]] = {}
     with Cluster(cookie=cookie, private_epmd=False) as cluster:
-        me = cluster.start(name, *args, host=host)
+        try:
+            me = cluster.start(name, *args, host=host)
+        except NodeError as exc:
+            raise click.ClickException(
+                f"cannot join {node}'s cluster ({exc}); without an epmd give "
+                "--endpoint HOST:PORT") from exc
         if endpoint is not None:
             # without epmd, NODE's address comes with the seed link's link
             # state: not known the moment the node is up

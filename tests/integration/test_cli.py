@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +105,9 @@ def test_info_and_routes_without_epmd(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr
         assert f"    {b.node} -> {b.node} (10)" in out.stdout
         lost = pydist("info", a.node, *cookie, env=env)  # no epmd to ask, no seed
-        assert lost.returncode != 0
+        assert lost.returncode != 0 and "--endpoint" in lost.stderr
+        with socket.socket() as s:  # and it started none (erl would have)
+            assert s.connect_ex((HOST, int(no_epmd["ERL_EPMD_PORT"]))) != 0
         bad = pydist("info", a.node, *cookie, "--endpoint", "nowhere", env=env)
         assert bad.returncode != 0 and "is not HOST:PORT" in bad.stderr
 
