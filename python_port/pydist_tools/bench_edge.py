@@ -48,12 +48,22 @@ class Row:
     budget: int
 
 
-def _throughput(a: ErlNode, c: ErlNode, seconds: float) -> float:
+def throughput(a: ErlNode, c: ErlNode, seconds: float) -> float:
+    """MB/s of 64 KiB messages a -> c for ``seconds``."""
     _, nbytes, micros = a.eval(
         f"Sink = rpc:call('{c.node}', pd_agent, sink, []), "
         f"pd_agent:throughput(Sink, 65536, 1, {int(seconds * 1000)}).",
         timeout=seconds + 180)
     return float(nbytes / micros)  # bytes per microsecond: MB/s
+
+
+def channel_budget(a: ErlNode, c: ErlNode) -> tuple[int, int]:
+    """The in-flight budget of a's connection to c and the least round
+    trip it measured (us): (0, -1) when there is no connection."""
+    found = a.eval(
+        f"[{{B, R}} || #{{peer := P, inflight_budget := B, min_rtt_us := R}} <- "
+        f"maps:get(channels, maps:get(port, py_dist:info())), P =:= <<\"{c.node}\">>].")
+    return found[0] if found else (0, -1)
 
 
 def _rtt_ms(a: ErlNode, c: ErlNode) -> float:
@@ -68,14 +78,11 @@ def point(loss: float, delay_ms: int, seconds: float, py_args: tuple[str, ...] =
         for x, y in ((pa, pc), (sa, sc)):
             if x.eval(f"net_adm:ping('{y.node}').") != "pong":
                 raise RuntimeError(f"{x.node} cannot reach {y.node}")
-        py_mbs = _throughput(pa, pc, seconds)
-        stock_mbs = _throughput(sa, sc, seconds)
+        py_mbs = throughput(pa, pc, seconds)
+        stock_mbs = throughput(sa, sc, seconds)
         stats = pa.eval("maps:get(stats, maps:get(port, py_dist:info())).")
-        budget = pa.eval(
-            f"[B || #{{peer := P, inflight_budget := B}} <- "
-            f"maps:get(channels, maps:get(port, py_dist:info())), P =:= <<\"{pc.node}\">>].")
         return Row(loss, delay_ms, py_mbs, stock_mbs, _rtt_ms(pa, pc), _rtt_ms(sa, sc),
-                   stats.get(b"resend_timeouts", 0), budget[0] if budget else 0)
+                   stats.get(b"resend_timeouts", 0), channel_budget(pa, pc)[0])
 
 
 def detection() -> tuple[float, float]:

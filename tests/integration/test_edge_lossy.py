@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pydist_tools.bench_edge import channel_budget, throughput
 from pydist_tools.cluster import Cluster, ErlNode, impair, netns
 from pydist_tools.cluster.impaired_line import ImpairedLine
 
@@ -146,13 +147,9 @@ def test_a_long_fat_path_grows_the_in_flight_budget(tmp_path_factory: pytest.Tem
     with ImpairedLine(0.0, DELAY_MS, 0, log_dir=d) as ln, Cluster(d / "cluster") as cl:
         a, _, c = ln.start_py(cl)
         inflight = 512 * 1024  # the default inflight_bytes
-        got = a.eval(f"Sink = rpc:call('{c.node}', pd_agent, sink, []), "
-                     "pd_agent:throughput(Sink, 65536, 1, 8000).", timeout=120)
-        budget, min_rtt = a.eval(
-            f"[{{B, R}}] = [{{B, R}} || #{{peer := P, inflight_budget := B, min_rtt_us := R}} "
-            f"<- maps:get(channels, maps:get(port, py_dist:info())), P =:= <<\"{c.node}\">>], "
-            "{B, R}.")
-        print(f"a -> c over 4 x {DELAY_MS} ms: {got[1] / got[2]:.1f} MB/s, "
+        mbs = throughput(a, c, 8.0)
+        budget, min_rtt = channel_budget(a, c)
+        print(f"a -> c over 4 x {DELAY_MS} ms: {mbs:.1f} MB/s, "
               f"budget {budget} B, min rtt {min_rtt} us")
         counts = port_stats(a)
         assert min_rtt >= 4 * DELAY_MS * 1000
@@ -175,13 +172,9 @@ def test_a_slow_link_keeps_the_budget_at_its_bandwidth_delay_product(
     with ImpairedLine(0.0, delay_ms, 0, rate_mbit=mbit, log_dir=d) as ln, \
             Cluster(d / "cluster") as cl:
         a, _, c = ln.start_py(cl, "-py_dist", "resend_timeout", "1000")
-        got = a.eval(f"Sink = rpc:call('{c.node}', pd_agent, sink, []), "
-                     "pd_agent:throughput(Sink, 65536, 1, 8000).", timeout=120)
-        budget, min_rtt = a.eval(
-            f"[{{B, R}}] = [{{B, R}} || #{{peer := P, inflight_budget := B, min_rtt_us := R}} "
-            f"<- maps:get(channels, maps:get(port, py_dist:info())), P =:= <<\"{c.node}\">>], "
-            "{B, R}.")
-        print(f"a -> c at {mbit} Mbit/s: {got[1] / got[2]:.2f} MB/s, budget {budget} B, "
+        mbs = throughput(a, c, 8.0)
+        budget, min_rtt = channel_budget(a, c)
+        print(f"a -> c at {mbit} Mbit/s: {mbs:.2f} MB/s, budget {budget} B, "
               f"min rtt {min_rtt} us")
         product = mbit * 1e6 / 8 * min_rtt / 1e6
         # twice the product (the budget's gain), with room for a rate
