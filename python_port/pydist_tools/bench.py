@@ -92,17 +92,25 @@ while True:
 """
 
 
+def bound_program(script: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """``python -c script args``, a program that binds a ZeroMQ socket on
+    loopback and prints its port first: the process, and that port."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
 def zmq_floor(count: int = 5000) -> tuple[float, float]:
     """Round trip p50 and p99 (us) of 100-byte ZeroMQ messages between two
     Python processes on loopback, nothing else: the least a round trip
     through two port programs costs on this machine, before any BEAM, pipe,
     protocol or encryption."""
-    echo = subprocess.Popen([sys.executable, "-c", ECHO], stdout=subprocess.PIPE, text=True)
+    echo, port = bound_program(ECHO)
     ctx = zmq.Context()
     try:
-        assert echo.stdout is not None
         sock = ctx.socket(zmq.DEALER)
-        sock.connect(f"tcp://127.0.0.1:{int(echo.stdout.readline())}")
+        sock.connect(f"tcp://127.0.0.1:{port}")
         samples = []
         for _ in range(count):
             start = time.perf_counter()

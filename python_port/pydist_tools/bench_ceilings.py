@@ -16,7 +16,6 @@ runs; compare the figures of one run.
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import zmq
 
 from pydist_tools.bench import CASES as CARRIER_CASES
+from pydist_tools.bench import bound_program
 from pydist_tools.cluster import Cluster, ErlNode
 from pydist_tools.measure import Rows, alternate, carrier_pairs
 
@@ -146,13 +146,11 @@ def _erlang_stage(node: ErlNode, function: str, size: int) -> float:
 
 def _zmq_stage(size: int) -> float:
     count = max(1, VOLUME // size)
-    sink = subprocess.Popen([sys.executable, "-c", ZMQ_SINK, str(count)],
-                            stdout=subprocess.PIPE, text=True)
+    sink, port = bound_program(ZMQ_SINK, str(count))
     ctx = zmq.Context()
     try:
-        assert sink.stdout is not None
         sock = ctx.socket(zmq.DEALER)
-        sock.connect(f"tcp://127.0.0.1:{int(sink.stdout.readline())}")
+        sock.connect(f"tcp://127.0.0.1:{port}")
         sock.send(b"hi")
         assert sock.recv() == b"start"
         payload = b"\x07" * size

@@ -17,12 +17,10 @@ Not a test: the figures move with how idle the other core is.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
-from pydist_tools.bench import ECHO
+from pydist_tools.bench import ECHO, bound_program
 from pydist_tools.bench_scale import cpu_seconds
 from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
 
@@ -57,15 +55,12 @@ class Hop:
 def floor(inflight: int, seconds: float) -> Hop:
     import zmq
 
-    echo = subprocess.Popen([sys.executable, "-c", ECHO], stdout=subprocess.PIPE, text=True)
-    assert echo.stdout is not None
-    middle = subprocess.Popen([sys.executable, "-c", _FORWARDER, echo.stdout.readline().strip()],
-                              stdout=subprocess.PIPE, text=True)
+    echo, echo_port = bound_program(ECHO)
+    middle, port = bound_program(_FORWARDER, str(echo_port))
     ctx = zmq.Context()
     try:
-        assert middle.stdout is not None
         sock = ctx.socket(zmq.DEALER)
-        sock.connect(f"tcp://127.0.0.1:{int(middle.stdout.readline())}")
+        sock.connect(f"tcp://127.0.0.1:{port}")
         for _ in range(inflight):
             sock.send(b"x" * 60)
         for _ in range(inflight * 50):  # warm up
