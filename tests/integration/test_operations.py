@@ -16,12 +16,14 @@ from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
 from .helpers import hand_admit
 
 
-def events(node: ErlNode, event: str, timeout: float = 15.0) -> list[tuple[Any, ...]]:
-    """The logged py_dist events named ``event`` (waits for a first one)."""
+def events(node: ErlNode, event: str, at_least: int = 1,
+           timeout: float = 15.0) -> list[tuple[Any, ...]]:
+    """The logged py_dist events named ``event``: once there are
+    ``at_least`` of them, or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         found = [e for e in node.eval("pd_agent:events().") if e[2]["event"] == event]
-        if found or time.monotonic() > deadline:
+        if len(found) >= at_least or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
 
@@ -44,11 +46,7 @@ def test_links_routes_losses_and_refusals_are_logger_reports(cluster: Cluster) -
     assert reachable == {b.node.encode(), c.node.encode(), d.node.encode()}
 
     b.stop()
-    unreachable = events(a, "unreachable")
-    deadline = time.monotonic() + 15
-    while len(unreachable) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        unreachable = events(a, "unreachable")
+    unreachable = events(a, "unreachable", at_least=2)
     assert {r["node"] for _, _, r in unreachable} == {b.node.encode(), c.node.encode()}
     [(level, category, down)] = events(a, "link_down")
     # b's port program said goodbye as its node stopped: no failure
@@ -56,9 +54,7 @@ def test_links_routes_losses_and_refusals_are_logger_reports(cluster: Cluster) -
         "event": "link_down", "peer": b.node.encode(), "reason": b"peer_exit"})
     os.kill(d.port_pid, signal.SIGSTOP)  # d's carrier falls silent: a failure
     try:
-        deadline = time.monotonic() + 15
-        while len(downs := events(a, "link_down")) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        downs = events(a, "link_down", at_least=2)
     finally:
         os.kill(d.port_pid, signal.SIGCONT)
     [(level, category, down)] = [e for e in downs if e[2]["peer"] == d.node.encode()]
