@@ -312,7 +312,7 @@ class Cluster:
                 if result == "connected":
                     return epmd
                 time.sleep(0.05)
-            _stop_proc(epmd)
+            stop_proc(epmd)
             raise NodeError(f"epmd in namespace {ns} did not start "
                             f"(exit {epmd.returncode}; last connect: {result or 'none'})")
 
@@ -321,15 +321,10 @@ class Cluster:
             node.stop()
         self.nodes.clear()
         for epmd in self.netns_epmds.values():
-            _stop_proc(epmd)
+            stop_proc(epmd)
         self.netns_epmds.clear()
-        if self.epmd is not None and self.epmd.poll() is None:
-            self.epmd.terminate()
-            try:
-                self.epmd.wait(5)
-            except subprocess.TimeoutExpired:
-                self.epmd.kill()
-                self.epmd.wait(5)
+        if self.epmd is not None:
+            stop_proc(self.epmd)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -350,7 +345,7 @@ def _raise_exit(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def _stop_proc(proc: subprocess.Popen[bytes]) -> None:
+def stop_proc(proc: subprocess.Popen[Any]) -> None:
     """Stop one process of ours by its pid: SIGTERM, then SIGKILL."""
     if proc.poll() is None:
         proc.terminate()

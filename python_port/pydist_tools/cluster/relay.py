@@ -35,6 +35,7 @@ import time
 from collections import deque
 from types import TracebackType
 
+from pydist_tools.cluster import stop_proc
 from pydist_tools.cluster.netns import exec_prefix
 
 CHUNK = 64 * 1024
@@ -177,13 +178,7 @@ class Relay:
         raise RuntimeError(f"relay {listen} -> {to} did not start ({line!r})")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_proc(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         if not isinstance(self._log, int):
