@@ -39,3 +39,22 @@ def test_eight_senders_keep_their_order(cluster: Cluster) -> None:
         receive {result, R} -> R after 90000 -> timeout end.
     """, timeout=120)
     assert result == ("ok", senders)
+
+
+def test_huge_messages_intact_among_small_ones(cluster: Cluster) -> None:
+    """64 MiB, 256 MiB and 64 MiB binaries from one process while four
+    others stream small messages to the same receiver: each big one
+    arrives whole (its checksum holds), and every sender's messages, the
+    big sender's too, arrive in the order sent, none lost."""
+    a, b = cluster.start("a"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{a.node}').") == "pong"
+    b.eval(f"persistent_term:put(sink, rpc:call('{a.node}', pd_agent, checked_sink, [])).")
+    sent = b.eval(f"pd_agent:checked_bulk(persistent_term:get(sink), "
+                  f"[{64 << 20}, {256 << 20}, {64 << 20}], 4).", timeout=300)
+    assert sent["big"] == 3
+    assert all(sent[s] >= 1 for s in range(1, 5)), sent
+    counts, bad = b.eval(
+        f"pd_agent:checked_settle(persistent_term:get(sink), {sum(sent.values())}).",
+        timeout=120)
+    assert bad == 0
+    assert counts == sent, (counts, sent)

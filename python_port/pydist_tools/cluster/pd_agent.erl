@@ -8,7 +8,7 @@
 
 -export([start/0, eval/1]).
 -export([ordered_receiver/2, blast/3, sink/0, pinger/2, echo/0,
-         throughput/4, rtt/2, head_of_line/4, checked_sink/0, checked_streams/4, collect_nodedown/1, wait_for_nodes/2,
+         throughput/4, rtt/2, head_of_line/4, checked_sink/0, checked_streams/4, checked_bulk/3, checked_settle/2, collect_nodedown/1, wait_for_nodes/2,
          watch_nodes/0, nodedowns/1, ask/1, gap_receiver/2]).
 -export([watch_events/0, events/0, log/2]).
 
@@ -186,6 +186,43 @@ checked_stream(Parent, Sink, S, Size, I) ->
             Sink ! {checked, S, I, erlang:crc32(Msg), Msg},
             checked_stream(Parent, Sink, S, Size, I + 1)
     end.
+
+%% What Sink has checked once it has Total messages (or one bad, or 60 s
+%% went by): {Counts per streamer, Bad}.
+checked_settle(Sink, Total) ->
+    checked_settle(Sink, Total, 600).
+
+checked_settle(Sink, Total, Tries) ->
+    Sink ! {checked, self()},
+    receive
+        {checked, Counts, Bad} ->
+            case lists:sum(maps:values(Counts)) >= Total orelse Bad > 0 orelse Tries =:= 0 of
+                true -> {Counts, Bad};
+                false -> timer:sleep(100), checked_settle(Sink, Total, Tries - 1)
+            end
+    end.
+
+%% Streamers processes send small checked messages to Sink while one
+%% more process sends it a checked binary of each of Sizes (random
+%% content, so a fragment out of place shows), in order; then the small
+%% streams stop.  Returns the count sent per streamer, the big sender's
+%% under the key big.
+checked_bulk(Sink, Sizes, Streamers) ->
+    Self = self(),
+    Pids = [spawn_link(fun() -> checked_stream(Self, Sink, S, 16, 1) end)
+            || S <- lists:seq(1, Streamers)],
+    {Big, Ref} = spawn_monitor(
+                   fun() ->
+                           lists:foldl(fun(Size, I) ->
+                                               Bin = crypto:strong_rand_bytes(Size),
+                                               Sink ! {checked, big, I, erlang:crc32(Bin), Bin},
+                                               I + 1
+                                       end, 1, Sizes)
+                   end),
+    receive {'DOWN', Ref, process, Big, normal} -> ok end,
+    [P ! stop || P <- Pids],
+    Sent = maps:from_list([receive {sent, P, S, N} -> {S, N} end || P <- Pids]),
+    Sent#{big => length(Sizes)}.
 
 %% Block until a nodedown for Node arrives; return the system time of it
 %% (microseconds) and the reason.
