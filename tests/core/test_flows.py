@@ -9,6 +9,7 @@ from test_node import Net, connected
 
 from pydist.core import port_codec
 from pydist.core.config import Config
+from pydist.core.delivery import FRAME_BYTES
 from pydist.core.outbox import BARRIER
 from pydist.core.wire import Kind
 
@@ -81,6 +82,29 @@ def test_acks_come_by_bytes_not_only_by_frames() -> None:
     acks = net.sent("b", "a", Kind.ACK)
     # well before ack_every (32) frames, and before ack_delay: no time passed
     assert acks and acks[0][0].seq == -(-Config().ack_bytes // (CHUNK + 4))
+
+
+def test_packets_queued_behind_the_budget_go_out_gathered_into_large_frames() -> None:
+    """Per frame Python pays at both ends far more than a copy of 64 KiB:
+    packets that wait in the outbox leave joined, up to FRAME_BYTES a frame,
+    in the outbox's order; one that finds the budget free goes alone."""
+    net, (b_chan,) = connected()
+    first = Config().inflight_bytes // CHUNK
+    for i in range(first):  # one per port packet, each sent as it comes
+        send_flows(net, "a", 1, [(7, [packet(7, i, CHUNK)])])
+    for i in range(first, 3 * first):  # the budget spent: these wait
+        flow = 7 + i % 2
+        send_flows(net, "a", 1, [(flow, [packet(flow, i, CHUNK)])])
+    while len(net.received("b", b_chan)) < 3 * first:
+        net.advance_to(net.now + 0.02)
+    sizes = [len(body[0]) for _, body in net.sent("a", "b", Kind.DATA)]
+    assert sizes[:first] == [CHUNK + 4] * first
+    assert all(CHUNK + 4 < n <= FRAME_BYTES + CHUNK + 4 for n in sizes[first:]), sizes
+    assert sum(sizes) == 3 * first * (CHUNK + 4)
+    order = [struct.unpack("!QI", p[:12]) for p in net.received("b", b_chan)]
+    for flow in (7, 8):
+        mine = [i for f, i in order if f == flow]
+        assert mine == sorted(mine) and mine
 
 
 def test_a_barrier_keeps_its_place_on_the_wire() -> None:

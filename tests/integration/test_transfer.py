@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pydist_tools.cluster import Cluster
@@ -58,3 +60,19 @@ def test_huge_messages_intact_among_small_ones(cluster: Cluster) -> None:
         timeout=120)
     assert bad == 0
     assert counts == sent, (counts, sent)
+
+
+def test_the_port_program_keeps_its_heap_unless_told_otherwise(cluster: Cluster) -> None:
+    """glibc's malloc settings that spare the port program a page fault per
+    4 KiB it carries reach it, and a value from the environment wins."""
+    def malloc_env(pid: int) -> dict[str, str]:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().decode()
+        pairs = (item.split("=", 1) for item in raw.split("\0") if item.startswith("MALLOC_"))
+        return dict(pairs)
+
+    a = cluster.start("a")
+    b = cluster.start("b", env={"MALLOC_TRIM_THRESHOLD_": "1048576"})
+    assert malloc_env(a.port_pid) == {"MALLOC_MMAP_THRESHOLD_": "4194304",
+                                      "MALLOC_TRIM_THRESHOLD_": "67108864"}
+    assert malloc_env(b.port_pid) == {"MALLOC_MMAP_THRESHOLD_": "4194304",
+                                      "MALLOC_TRIM_THRESHOLD_": "1048576"}

@@ -25,6 +25,7 @@ from pydist.core.budget import Budget
 from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_key
 from pydist.core.config import Config
 from pydist.core.etf import Atom
+from pydist.core.frame import Payload, size
 from pydist.core.framer import Framer
 from pydist.core.outbox import TICK, Outbox
 from pydist.core.output import Output
@@ -48,6 +49,8 @@ _DATA = int(Kind.DATA)
 _EMPTY_PACKET = FRAME_LEN.pack(0)
 #: bytes a flow sends at its turn: an erts fragment is 64 KiB
 QUANTUM = 64 * 1024
+#: what the outbox's packets are gathered into one DATA frame up to
+FRAME_BYTES = 256 * 1024
 #: closes that lose nothing: the far end closed, or our BEAM did
 ORDERLY = frozenset(("peer_closed",))
 #: the longest wait between resends of a channel whose acks stopped
@@ -193,7 +196,7 @@ class Delivery:
             out = self.out.links
             sent = False
             while sender.bytes < limit and not sender.full:
-                body = box.pop()
+                body = _gather(box, limit - sender.bytes)
                 if body is None:
                     break
                 seq = sender.push(body)
@@ -499,3 +502,29 @@ def _split_names(payload: bytes) -> tuple[bytes | None, bytes]:
         return None, payload
     size = payload[0]
     return payload[1:1 + size], payload[1 + size:]
+
+
+def _gather(box: Outbox, room: int) -> Payload | None:
+    """The next DATA frame's payload: the outbox's next packets, in the
+    order it gives them, joined up to :data:`FRAME_BYTES` (or ``room``,
+    what the in-flight budget has left). Any run of packets is a valid
+    payload, whatever flows they are of, since the far end hands a frame
+    to its BEAM as one run. Per frame, Python pays for framing, the
+    sequence window, acknowledgement and a ZeroMQ message at either end:
+    far more than one copy of 64 KiB, which is what an erts fragment is
+    and so what most packets are while large messages stream."""
+    body = box.pop()
+    if body is None:
+        return None
+    n = size(body)
+    limit = min(FRAME_BYTES, room)
+    if n >= limit or not len(box):
+        return body
+    parts = [body]
+    while n < limit:
+        more = box.pop()
+        if more is None:
+            break
+        parts.append(more)
+        n += size(more)
+    return body if len(parts) == 1 else b"".join(parts)
