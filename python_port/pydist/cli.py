@@ -187,7 +187,8 @@ def demo(nodes: int) -> None:
 @click.option("--rounds", default=3, show_default=True, help="Runs of each case per carrier.")
 @click.option("--part",
               type=click.Choice(["all", "carrier", "routing", "sequencing", "lanes",
-                                 "security", "scale", "hop", "ceilings", "edge"]),
+                                 "security", "scale", "hop", "ceilings", "edge",
+                                 "performance"]),
               default="all", show_default=True,
               help="carrier: py_dist against inet_tcp; routing: a 2-hop route against a "
               "direct link, and reroute times; sequencing: this build against the "
@@ -199,7 +200,8 @@ def demo(nodes: int) -> None:
               "(not in all): each stage a large message crosses, alone, beside the "
               "carriers' large-message figures; edge (not in all, root): py_dist a-b-c "
               "against stock a-c over lossy, delayed hops in network namespaces, and the "
-              "time to notice a dead link.")
+              "time to notice a dead link; performance (not in all): the performance "
+              "targets from one run (carriers, ceilings, head-of-line and its floor).")
 @click.option("--nodes", default=100, show_default=True, help="Cluster size for --part scale.")
 @click.option("--connect-all/--no-connect-all", default=True, show_default=True,
               help="--part scale: whether nodes run with -kernel connect_all (the logical mesh).")
@@ -226,6 +228,13 @@ def bench(seconds: float, rounds: int, part: str, nodes: int, connect_all: bool)
         secs = max(seconds, 8.0)  # both carriers ramp up over long round trips
         click.echo(bench_edge.table(bench_edge.run(secs), secs))
         click.echo(bench_edge.detection_table(*bench_edge.detection()))
+        return
+    if part == "performance":
+        from pydist_tools import bench_targets
+
+        click.echo("measuring (one line per case):", err=True)
+        click.echo(f"\nmedians of {rounds} rounds, one run\n")
+        click.echo(bench_targets.table(bench_targets.run(seconds, rounds)))
         return
     if part == "scale":
         from pydist_tools import bench_scale

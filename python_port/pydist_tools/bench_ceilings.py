@@ -15,6 +15,7 @@ runs; compare the figures of one run.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -22,10 +23,9 @@ from pathlib import Path
 
 import zmq
 
-from pydist_tools.bench import CASES as CARRIER_CASES
 from pydist_tools.bench import bound_program
 from pydist_tools.cluster import Cluster, ErlNode
-from pydist_tools.measure import Rows, alternate, carrier_pairs
+from pydist_tools.measure import Case, Measure, Rows, alternate, carrier_pairs
 
 MIB = 1 << 20
 #: bytes moved per stage and packet size: enough for a few hundred ms at GB/s
@@ -115,6 +115,7 @@ sock.send_multipart([ident, b"done"])
 """
 
 Stage = tuple[str, str, int]  # what, how (pd_ceilings function or "zmq"), packet size
+Ceiling = tuple[float, float]  # MB/s, and the machine's CPU per MiB meanwhile (ms)
 
 
 def stages() -> list[Stage]:
@@ -164,43 +165,86 @@ def _zmq_stage(size: int) -> float:
         sink.wait(timeout=30)
 
 
-def run(seconds: float = 2.0, rounds: int = 3) -> tuple[dict[Stage, float], Rows]:
+def run(seconds: float = 2.0, rounds: int = 3) -> tuple[dict[Stage, Ceiling], Rows]:
     """Medians of ``rounds`` runs of each stage, and of the carriers' large
     message cases, all in one cluster."""
-    samples: dict[Stage, list[float]] = {s: [] for s in stages()}
+    samples: dict[Stage, list[Ceiling]] = {s: [] for s in stages()}
     with Cluster() as cluster:
         node = cluster.start("ceilings", proto="inet_tcp")
         _load(node)
         for _ in range(rounds):
             for stage in samples:
                 _, how, size = stage
-                samples[stage].append(_zmq_stage(size) if how == "zmq"
-                                      else _erlang_stage(node, how, size))
-        large = [case for case in CARRIER_CASES if case[0][0].unit == "MB/s"]
-        rows = alternate(large, carrier_pairs(cluster, "ceil"), seconds, rounds)
-    return {s: float(statistics.median(v)) for s, v in samples.items()}, rows
+                before = machine_busy()
+                mbs = _zmq_stage(size) if how == "zmq" else _erlang_stage(node, how, size)
+                samples[stage].append((mbs, _per_mib(machine_busy() - before, VOLUME)))
+        rows = alternate(LARGE, carrier_pairs(cluster, "ceil"), seconds, rounds)
+    return {s: (float(statistics.median(m for m, _ in v)),
+                float(statistics.median(c for _, c in v))) for s, v in samples.items()}, rows
 
 
-def table(ceilings: dict[Stage, float], rows: Rows) -> str:
-    lines = ["| stage, alone | packets | MB/s |", "|---|---:|---:|"]
-    for (what, _, size), mbs in ceilings.items():
-        lines.append(f"| {what} | {_size(size)} | {mbs:,.0f} |")
+def table(ceilings: dict[Stage, Ceiling], rows: Rows) -> str:
+    lines = ["| stage, alone | packets | MB/s | CPU per MiB, ms |", "|---|---|---:|---:|"]
+    for (what, _, size), (mbs, cpu) in ceilings.items():
+        lines.append(f"| {what} | {_size(size)} | {mbs:,.0f} | {cpu:.2f} |")
     # py_dist's path: the stdio pipe in, ZeroMQ, the stdio pipe out
-    on_path = {size: min(mbs for (what, how, s), mbs in ceilings.items()
-                         if s == size and how in ("to_port", "zmq", "from_port"))
+    path = ("to_port", "zmq", "from_port")
+    on_path = {size: min(mbs for (_, how, s), (mbs, _) in ceilings.items()
+                         if s == size and how in path)
                for size in SIZES}
+    path_cpu = {size: sum(cpu for (_, how, s), (_, cpu) in ceilings.items()
+                          if s == size and how in path)
+                for size in SIZES}
     floor = min(on_path.values())
+    by_name = {case.name: values for case, values in rows}
     lines += ["", "| carrier, whole path | stock MB/s | py_dist MB/s | py / stock | "
-              "py / slowest stage on its path |", "|---|---:|---:|---:|---:|"]
+              "py / slowest stage on its path | stock CPU per MiB, ms | "
+              "py_dist CPU per MiB, ms |", "|---|---:|---:|---:|---:|---:|---:|"]
     for case, by_tag in rows:
+        if case.unit != "MB/s":
+            continue
         stock, py = by_tag.get("inet_tcp", 0.0), by_tag.get("py", 0.0)
+        cpu_of = by_name.get(f"{case.name}, CPU per MiB", {})
         lines.append(f"| {case.name} | {stock:,.0f} | {py:,.0f} | "
-                     f"{py / stock if stock else 0:.2f}x | {py / floor:.2f} |")
+                     f"{py / stock if stock else 0:.2f}x | {py / floor:.2f} | "
+                     f"{cpu_of.get('inet_tcp', 0.0):.2f} | {cpu_of.get('py', 0.0):.2f} |")
     per_size = ", ".join(f"{_size(s)}: {v:,.0f}" for s, v in on_path.items())
+    cpu_sizes = ", ".join(f"{_size(s)} packets: {v:.2f} ms" for s, v in path_cpu.items())
     lines.append(f"\nslowest stage on py_dist's path (stdio in, ZeroMQ, stdio out): "
-                 f"{floor:,.0f} MB/s ({per_size})")
+                 f"{floor:,.0f} MB/s ({per_size}); CPU per MiB of those three stages "
+                 f"together, whole machine: {cpu_sizes}")
     return "\n".join(lines)
 
 
 def _size(size: int) -> str:
     return f"{size >> 20} MiB" if size >= MIB else f"{size >> 10} KiB"
+
+
+def machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent busy (not idle, waiting
+    or stolen by the hypervisor) since boot: what a stage costs, whichever
+    process or kernel thread pays it."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, f.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_mib(cpu_seconds: float, nbytes: float) -> float:
+    return cpu_seconds * 1e3 / (nbytes / MIB)
+
+
+def _large(size: int) -> Measure:
+    """A stream of ``size``-byte messages: MB/s, and the machine's CPU per
+    MiB while it ran."""
+    def measure(src: ErlNode, dst: ErlNode, seconds: float) -> list[float]:
+        src.eval(f"persistent_term:put(sink, rpc:call('{dst.node}', pd_agent, sink, [])).")
+        before = machine_busy()
+        _, nbytes, micros = src.eval(f"pd_agent:throughput(persistent_term:get(sink), {size}, "
+                                     f"1, {int(seconds * 1000)}).", timeout=seconds + 120)
+        return [nbytes / micros, _per_mib(machine_busy() - before, nbytes)]
+    return measure
+
+
+LARGE: list[tuple[list[Case], Measure]] = [
+    ([Case(name, "MB/s", True), Case(f"{name}, CPU per MiB", "ms", False)], _large(size))
+    for name, size in (("1 MiB msgs", MIB), ("64 MiB msgs", 64 * MIB))]
