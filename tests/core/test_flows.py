@@ -107,6 +107,20 @@ def test_packets_queued_behind_the_budget_go_out_gathered_into_large_frames() ->
         assert mine == sorted(mine) and mine
 
 
+def test_a_large_run_is_not_joined_past_twice_the_frame_size() -> None:
+    net, (b_chan,) = connected()
+    first = Config().inflight_bytes // CHUNK
+    for i in range(first):
+        send_flows(net, "a", 1, [(7, [packet(7, i, CHUNK)])])
+    send_flows(net, "a", 1, [(7, [packet(7, first, 100)])])  # waits, as does:
+    send_flows(net, "a", 1, [(8, [packet(8, i, CHUNK) for i in range(10)])])
+    while len(net.received("b", b_chan)) < first + 11:
+        net.advance_to(net.now + 0.02)
+    sizes = [len(body[0]) for _, body in net.sent("a", "b", Kind.DATA)]
+    assert sizes[first:] == [104, 10 * (CHUNK + 4)]
+    assert max(sizes) > 2 * FRAME_BYTES  # a run that large goes, but alone
+
+
 def test_a_barrier_keeps_its_place_on_the_wire() -> None:
     net, (b_chan,) = connected()
     send_flows(net, "a", 1, [(7, [packet(7, 0, CHUNK), packet(7, 1, CHUNK)]),

@@ -294,3 +294,47 @@ def test_fairness_while_backlogged(quantum: int, flows: list[list[int]]) -> None
         for b in range(a + 1, len(flows)):
             diffs = [row[a] - row[b] for row in sent]
             assert max(diffs) - min(diffs) <= bound
+
+
+def test_a_pop_with_a_limit_leaves_a_larger_next_item_next() -> None:
+    s: Scheduler[str, int] = Scheduler(10, 1000)
+    for flow, size in (("a", 5), ("a", 30), ("b", 5)):
+        s.push(flow, size, size)
+    assert s.pop(8) == ("a", 5)
+    assert s.pop(8) == ("b", 5)  # a's 30 waits for its credit
+    s.push("c", 40, 40, realtime=True)
+    assert s.pop(39) is None and len(s) == 2
+    assert s.pop() == ("c", 40)
+    assert s.pop(29) is None
+    assert s.pop(30) == ("a", 30)
+
+
+@FAST
+@given(st.integers(1, 20), st.lists(st.tuples(st.sampled_from(FLOWS), st.integers(0, 30),
+                                              st.booleans()), min_size=1, max_size=40),
+       st.lists(st.one_of(st.none(), st.integers(0, 30)), min_size=1, max_size=200))
+def test_a_refused_pop_changes_nothing_of_the_order(
+        quantum: int, items: list[tuple[str, int, bool]], limits: list[int | None]) -> None:
+    """Pops with limits, skipping those refused, give the very sequence that
+    plain pops give: a refusal neither loses an item nor reorders one."""
+    plain: Scheduler[str, int] = Scheduler(quantum, 10**6)
+    limited: Scheduler[str, int] = Scheduler(quantum, 10**6)
+    for i, (flow, size, rt) in enumerate(items):
+        plain.push(flow, i, size, rt)
+        limited.push(flow, i, size, rt)
+    expected = []
+    while (got := plain.pop()) is not None:
+        expected.append(got)
+    sizes = [size for _, size, _ in items]
+    seen = []
+    for limit in limits:
+        got = limited.pop(limit)
+        if got is None:
+            assert len(limited) == len(items) - len(seen)
+            assert not len(limited) or limit is not None
+            continue
+        assert limit is None or sizes[got[1]] <= limit
+        seen.append(got)
+    while (got := limited.pop()) is not None:
+        seen.append(got)
+    assert seen == expected

@@ -49,7 +49,8 @@ _DATA = int(Kind.DATA)
 _EMPTY_PACKET = FRAME_LEN.pack(0)
 #: bytes a flow sends at its turn: an erts fragment is 64 KiB
 QUANTUM = 64 * 1024
-#: what the outbox's packets are gathered into one DATA frame up to
+#: what the outbox's packets are gathered into one DATA frame up to; a
+#: packet joins a frame only if the frame stays within twice that
 FRAME_BYTES = 256 * 1024
 #: closes that lose nothing: the far end closed, or our BEAM did
 ORDERLY = frozenset(("peer_closed",))
@@ -500,8 +501,8 @@ def _names(source: bytes, target: bytes) -> bytes:
 def _split_names(payload: bytes) -> tuple[bytes | None, bytes]:
     if not payload or payload[0] == 0 or payload[0] >= len(payload):
         return None, payload
-    size = payload[0]
-    return payload[1:1 + size], payload[1 + size:]
+    n = payload[0]
+    return payload[1:1 + n], payload[1 + n:]
 
 
 def _gather(box: Outbox, room: int) -> Payload | None:
@@ -522,7 +523,9 @@ def _gather(box: Outbox, room: int) -> Payload | None:
         return body
     parts = [body]
     while n < limit:
-        more = box.pop()
+        # never past 2 * FRAME_BYTES: a large run (a packet erts did not
+        # cut, or a batch of one flow) goes in a frame of its own
+        more = box.pop(2 * FRAME_BYTES - n)
         if more is None:
             break
         parts.append(more)

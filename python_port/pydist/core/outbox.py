@@ -94,9 +94,10 @@ class Outbox:
     def start_holding(self) -> None:
         self.holding = True
 
-    def pop(self) -> Payload | None:
-        """The next packet run to send; None if nothing is queued."""
-        got = self._sched.pop()
+    def pop(self, limit: int | None = None) -> Payload | None:
+        """The next packet run to send; None if nothing is queued, or if
+        the next one is larger than ``limit`` (it stays next)."""
+        got = self._sched.pop(limit)
         if got is None:
             return None
         flow, payload = got
