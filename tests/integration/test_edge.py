@@ -75,7 +75,11 @@ def test_a_flapping_link_beside_a_stable_path(tmp_path: Path) -> None:
         damped = a.eval("maps:get(stats, maps:get(port, py_dist:info())).").get(
             b"links_damped", 0)
         assert damped >= 1, seen
-        # up again each time, but kept out: from the fourth failure at most on
-        assert seen[3:] == [names["d"]] * 7, seen
+        # up again each time, but kept out: once a moved to d it stays there,
+        # and it moved by the sixth failure (the fourth when every failure
+        # counts; on a loaded machine a failure that comes before the link
+        # is back up counts nothing, so one or two may not)
+        moved = seen.index(names["d"]) if names["d"] in seen else len(seen)
+        assert moved <= 5 and seen[moved:] == [names["d"]] * (len(seen) - moved), seen
         assert a.eval(f"lists:keyfind('{names['b']}', 1, py_dist:neighbours()).") == (
             names["b"], "up")
