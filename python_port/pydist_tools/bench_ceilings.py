@@ -7,7 +7,9 @@ nothing of py_dist in it (a bare program at the other end that only reads
 or writes), over the stdio port py_dist uses and over a Unix domain
 socket, in the same run as the carriers' own figures, so the carrier can
 be read as a fraction of the slowest stage on its path: what is lost in
-how the stages are joined, not in the stages.
+how the stages are joined, not in the stages. Each figure comes with the
+CPU the whole machine spent per MiB meanwhile: on two cores the stages of
+one message run at once and share them, so their costs add up.
 
 Not a test: numbers from this shared, noisy 2-core machine vary between
 runs; compare the figures of one run.
