@@ -314,6 +314,24 @@ def test_a_silent_link_with_a_detour_is_cut_sooner_than_the_only_way() -> None:
     assert net.closed("c") == [(c1, "no_route")]
 
 
+def test_links_a_partition_cuts_are_not_kept_as_the_only_way() -> None:
+    """a-b-c-d-a split in two: d-a goes silent, and b-c a little later. By
+    the time b-c's silence reaches heartbeat_timeout, d-a is cut and known
+    cut, so b-c looks like the only way from b to c; but it had a detour
+    when its silence began, so it is cut at its own bound, not kept for
+    heartbeat_timeout_max: a partition is found in heartbeat_timeout."""
+    net = ring()
+    start = net.now
+    net.blocked |= {("d", "a"), ("a", "d")}
+    net.run_to(start + 0.25)
+    net.blocked |= {("b", "c"), ("c", "b")}
+    net.run_to(start + 0.25 + TIMEOUT + 2 * INTERVAL)
+    for node in "abcd":
+        assert net.nodes[node].stats["links_down_heartbeat_timeout"] == 1, node
+    assert ("unreachable", b"c@h") in net.ctrl("b")
+    assert ("unreachable", b"b@h") in net.ctrl("c")
+
+
 # --- 6. unreachable --------------------------------------------------------------------
 
 def test_losing_every_path_makes_a_node_unreachable() -> None:
