@@ -132,3 +132,13 @@ def test_the_bound_is_monotonic_and_bounded(a: float, b: float) -> None:
     low, high = sorted((a, b))
     assert STRETCHY.timeout <= STRETCHY.silence_bound(low) <= STRETCHY.silence_bound(high)
     assert STRETCHY.silence_bound(high) <= STRETCHY.max_timeout
+
+
+@pytest.mark.parametrize(("live", "after"), [
+    (STRETCHY, 0.15),  # past a clean link's longest gap, 1.5 beats
+    (Liveness(0.2, 0.6), 0.3),
+    (Liveness(0.5, 0.6), 0.3),  # beats far apart: by half the timeout still
+])
+def test_a_link_is_suspected_past_a_clean_gap_and_by_half_the_timeout(
+        live: Liveness, after: float) -> None:
+    assert live.suspect_after == pytest.approx(after)

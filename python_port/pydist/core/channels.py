@@ -42,8 +42,8 @@ class Link:
     #: silent past heartbeat_timeout, spared by the stretch (counted once)
     suspected: bool = False
     #: whether the link was the only way to its neighbour when its current
-    #: silence began (judged at half heartbeat_timeout; None while frames
-    #: come: see pydist.core.neighbours)
+    #: silence began (judged once it is longer than a clean link shows;
+    #: None while frames come: see pydist.core.neighbours)
     only_way: bool | None = None
     #: admitted: both ends proved the cookie (see pydist.core.admission);
     #: until then the link carries nothing but HELLO, PROOF and BYE

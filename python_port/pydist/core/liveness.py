@@ -68,9 +68,21 @@ class Liveness:
         link may stretch to, since nothing is known of it yet."""
         return max(self.max_timeout, self.timeout)
 
+    @property
+    def clean_gap(self) -> float:
+        """The longest silence a clean link shows: longer is a sign."""
+        return CLEAN_GAP * self.interval
+
+    @property
+    def suspect_after(self) -> float:
+        """The silence past which a link is looked at more closely: longer
+        than a clean link shows, and never later than half ``timeout``
+        (with beats far apart, a clean gap may reach the timeout)."""
+        return min(self.clean_gap, self.timeout / 2)
+
     def silence_bound(self, gap: float) -> float:
         """How long a link whose longest recent gap is ``gap`` may be silent."""
-        stretched = self.timeout * gap / (CLEAN_GAP * self.interval)
+        stretched = self.timeout * gap / self.clean_gap
         return min(max(self.timeout, stretched), max(self.max_timeout, self.timeout))
 
     def next_beat(self, now: float) -> float:

@@ -391,14 +391,15 @@ class Neighbours:
             if beat:
                 link.gap *= liveness.decay
             bound = liveness.silence_bound(link.gap)
-            if now < link.last_rx + liveness.timeout / 2:
+            if now <= link.last_rx + liveness.suspect_after:
                 link.only_way = None
             elif link.only_way is None and link.peer is not None:
-                # Judged early in the silence, from the link state as it
-                # was: a failure that cuts several links at once (a
-                # partition) leaves each of them the only way once the
-                # first ends to notice have told everyone, and would keep
-                # every late one for heartbeat_timeout_max.
+                # Judged at the first beat of a silence longer than a clean
+                # link shows (so a clean link costs no search), from the
+                # link state as it was then: a failure that cuts several
+                # links at once (a partition) leaves each of them the only
+                # way once the first ends to notice have told everyone, and
+                # would keep every late one for heartbeat_timeout_max.
                 link.only_way = not self.owner.router.detour(link.peer)
             if now >= link.last_rx + liveness.timeout and link.only_way:
                 # The only way to the neighbour (and to whatever lies
