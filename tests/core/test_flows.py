@@ -30,6 +30,15 @@ def stream(net: Net, label: str, flow: int, count: int) -> None:
                                            for i in range(first, min(count, first + 4))])])
 
 
+def spend_budget(net: Net) -> int:
+    """a's in-flight budget spent on flow 7, one 64 KiB packet per port
+    packet, each sent as it comes (nothing acknowledged yet): how many."""
+    first = Config().inflight_bytes // CHUNK
+    for i in range(first):
+        send_flows(net, "a", 1, [(7, [packet(7, i, CHUNK)])])
+    return first
+
+
 def packet(flow: int, i: int, n: int) -> bytes:
     return struct.pack("!QI", flow, i) + bytes(n - 12)
 
@@ -89,9 +98,7 @@ def test_packets_queued_behind_the_budget_go_out_gathered_into_large_frames() ->
     packets that wait in the outbox leave joined, up to FRAME_BYTES a frame,
     in the outbox's order; one that finds the budget free goes alone."""
     net, (b_chan,) = connected()
-    first = Config().inflight_bytes // CHUNK
-    for i in range(first):  # one per port packet, each sent as it comes
-        send_flows(net, "a", 1, [(7, [packet(7, i, CHUNK)])])
+    first = spend_budget(net)
     for i in range(first, 3 * first):  # the budget spent: these wait
         flow = 7 + i % 2
         send_flows(net, "a", 1, [(flow, [packet(flow, i, CHUNK)])])
@@ -109,9 +116,7 @@ def test_packets_queued_behind_the_budget_go_out_gathered_into_large_frames() ->
 
 def test_a_large_run_is_not_joined_past_twice_the_frame_size() -> None:
     net, (b_chan,) = connected()
-    first = Config().inflight_bytes // CHUNK
-    for i in range(first):
-        send_flows(net, "a", 1, [(7, [packet(7, i, CHUNK)])])
+    first = spend_budget(net)
     send_flows(net, "a", 1, [(7, [packet(7, first, 100)])])  # waits, as does:
     send_flows(net, "a", 1, [(8, [packet(8, i, CHUNK) for i in range(10)])])
     while len(net.received("b", b_chan)) < first + 11:
