@@ -24,7 +24,8 @@
 -export([info/0, info/1, monitor_losses/0, demonitor_losses/0,
          link/1, link/2, unlink/1, neighbours/0,
          add_route/2, del_route/1, routes/0, topology/0, endpoint/1,
-         send/2, send/3, set_send_opts/1, get_send_opts/0, lane_of/1]).
+         send/2, send/3, set_send_opts/1, get_send_opts/0, lane_of/1,
+         set_lane/1, get_lane/0]).
 %% spawned
 -export([accept_loop/1, do_accept/6, do_setup/6]).
 
@@ -185,6 +186,24 @@ endpoint(Node) ->
 -spec send(dest(), term(), [send_opt()]) -> ok.
 send(Dest, Msg, Opts) ->
     send_on(lane_of(Opts), Dest, Msg).
+
+%% @doc Put the calling process's own message sends to other nodes (`!',
+%% erlang:send/2, gen_server:cast/2, ...) on Lane, as if each were a
+%% send/3 with that lane's option; `reliable' puts them back on their
+%% connections.  Returns the lane the process had.  The next send already
+%% takes it.  Only whole messages move: links, monitors and exits of the
+%% process, and a message large enough for erts to cut into fragments
+%% (64 KiB), stay on the connection, in order.  Ends with the process; a
+%% bad Lane is a badarg, more than 65,536 processes with a lane at once a
+%% system_limit.  On a node not on py_dist, nothing changes.
+-spec set_lane(py_dist_process_lanes:lane()) -> py_dist_process_lanes:lane().
+set_lane(Lane) ->
+    py_dist_process_lanes:set(self(), Lane).
+
+%% @doc The lane of the calling process's own message sends.
+-spec get_lane() -> py_dist_process_lanes:lane().
+get_lane() ->
+    py_dist_process_lanes:get(self()).
 
 %% @doc send/3 with the caller's options of set_send_opts/1 (none: as `!').
 -spec send(dest(), term()) -> ok.

@@ -21,7 +21,7 @@
 -include("py_dist.hrl").
 
 -export([ctrl/1, data/2, flows/2, tick/1, lane/5, flow_pid/1, decode/1, split_frames/1,
-         put_frames/2, put_packet/2, classify/1, classify_packet/1]).
+         put_frames/2, put_packet/2, classify/1, classify_packet/1, pid_flow/1]).
 
 -export_type([decoded/0, flow/0, class/0, packet/0, lane/0]).
 
@@ -319,6 +319,8 @@ slow(Ctl) ->
         error:_ -> barrier
     end.
 
+%% @doc The flow of a local process's packets; barrier for what has none.
+-spec pid_flow(term()) -> {flow, flow()} | barrier.
 pid_flow(Pid) when is_pid(Pid) ->
     case term_to_binary(Pid, [{minor_version, 2}]) of
         <<?VERSION_MAGIC, ?NEW_PID_EXT, ?SMALL_ATOM_UTF8_EXT, L, _:L/binary,

@@ -203,8 +203,9 @@ init([]) ->
     case start_port() of
         {ok, Port, OsPid, ListenPort} ->
             publish(Port),
-            {ok, #state{port = Port, writer = Writer, os_pid = OsPid,
-                        listen_port = ListenPort}};
+            S = #state{port = Port, writer = Writer, os_pid = OsPid, listen_port = ListenPort},
+            tell_process_lanes(S),
+            {ok, S};
         {error, Reason} ->
             {stop, Reason}
     end.
@@ -295,7 +296,8 @@ port_info_keys() ->
      cookie_please,
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
      endpoint,
-     dropped, deliver, no_route, congested, deadline, overflow, link_refused].
+     dropped, deliver, no_route, congested, deadline, overflow, link_refused,
+     process_lanes].
 
 answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
     case maps:take(Ref, Waiting) of
@@ -575,6 +577,7 @@ restart_port(#state{restarts = N} = S) ->
             publish(Port),
             S1 = S#state{port = Port, os_pid = OsPid, restarts = N + 1, cookie = undefined},
             py_dist_neighbours:port_restarted(),
+            tell_process_lanes(S1),
             case S#state.node of
                 Node when is_binary(Node) ->
                     send_ctrl(S1, {set_node, Node}),
@@ -703,6 +706,12 @@ reply_in_order(From, Reply, #state{writer = Writer}) ->
 
 %% A control message of this process, through its one writer: in order,
 %% and never waiting here.  False if there is no port program to write to.
+%% What py_dist:set_lane/1 set, for a port program that starts (a new
+%% owner's, after a crash of the last, or a restarted one).
+tell_process_lanes(S) ->
+    _ = [send_ctrl(S, Setting) || Setting <- py_dist_process_lanes:settings()],
+    ok.
+
 send_ctrl(#state{port = undefined}, _Term) ->
     false;
 send_ctrl(#state{port = Port, writer = Writer}, Term) ->

@@ -4,7 +4,9 @@
 %% restarts the Python program when that dies, without crashing, because
 %% net_sup (one_for_all, intensity 0) would take distribution down with it.
 %% The neighbours process keeps the links and static routes asked for; the
-%% losses process tells who asked of connections lost with frames.
+%% losses process tells who asked of connections lost with frames; the
+%% process lanes process keeps py_dist:set_lane/1's table (started before
+%% the owner, which tells a restarted port program what it holds).
 -module(py_dist_sup).
 -behaviour(supervisor).
 
@@ -32,5 +34,11 @@ init([]) ->
                shutdown => 5000,
                type => worker,
                modules => [py_dist_losses]},
+    Lanes = #{id => py_dist_process_lanes,
+              start => {py_dist_process_lanes, start_link, []},
+              restart => permanent,
+              shutdown => 5000,
+              type => worker,
+              modules => [py_dist_process_lanes]},
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10},
-          [Losses, Owner, Neighbours]}}.
+          [Losses, Lanes, Owner, Neighbours]}}.

@@ -86,7 +86,8 @@ def test_info_has_the_documented_shape(cluster: Cluster) -> None:
     info = a.eval("py_dist:info().")
     assert {"os_pid", "listen_port", "channels", "restarts", "port"} <= set(info)
     port = info["port"]
-    assert set(port) == {"links", "channels", "stats"}
+    assert set(port) == {"links", "channels", "stats", "process_lanes"}
+    assert port["process_lanes"] == 0
     [link] = port["links"]
     assert link == {"peer": b.node.encode(), "up": True, "dialled": False, "channels": 1}
     [channel] = port["channels"]

@@ -45,7 +45,10 @@ from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.framer import Framer
 from pydist.core.output import Out, Output
+from pydist.core.process_lanes import message_send
 from pydist.core.wire import (
+    FLAG_DIST,
+    FRAME_LEN,
     HEADER,
     LANE_NAMES,
     REALTIME,
@@ -106,11 +109,11 @@ class Lanes:
         #: peers (by id) with a live distribution connection: channels the
         #: BEAM said are up, which only a handshake that checked the cookie
         #: end to end makes; lane messages are taken from these alone
-        self.live_peers: Counter[int] = Counter()
-        #: whole messages from peers whose connection is still in its
-        #: handshake here (the peer's side may be up first): delivered
-        #: at our nodeup, dropped if the connection fails
-        self.early: dict[int, list[tuple[int, bytes]]] = {}
+        self.live_peers: dict[int, list[Channel]] = {}
+        #: whole messages (lane, header flags, message) from peers whose
+        #: connection is still in its handshake here (the peer's side may
+        #: be up first): delivered at our nodeup, dropped if it fails
+        self.early: dict[int, list[tuple[int, int, bytes]]] = {}
         self.early_bytes = 0
         #: no later than the first realtime deadline or reassembly expiry
         #: (exact after :meth:`timer`, earlier when what was due went)
@@ -124,8 +127,11 @@ class Lanes:
     # sending
 
     def send(self, lane: int, deadline_ms: int, dest: bytes, notify: bytes,
-             payload: memoryview, now: float) -> None:
-        """A lane message from the BEAM, for the node named ``dest``."""
+             payload: memoryview, now: float, *, dist: bool = False) -> None:
+        """A lane message from the BEAM, for the node named ``dest``:
+        ``term_to_binary({To, Msg})``, or with ``dist`` a distribution
+        packet of a process's own lane (:mod:`pydist.core.process_lanes`)
+        for the destination's connection with this node."""
         name = LANE_NAMES.get(lane)
         if name is None:
             self.stats["port_errors"] += 1
@@ -136,8 +142,8 @@ class Lanes:
         if lane == REALTIME:
             deadline = now + (deadline_ms / 1000 if deadline_ms else self.config.realtime_deadline)
         framer = self.framer
-        if dest == framer.name:
-            self._deliver(lane, payload)
+        if dest == framer.name:  # py_dist:send/3 to a name on this node
+            self._deliver(lane, 0, payload)
             return
         dst = node_id(dest)
         hop = self.next_hop(dst)
@@ -149,7 +155,8 @@ class Lanes:
         chunks = cut(payload, self.config.chunk_bytes)
         msg_id, self.next_id = self.next_id, self.next_id + 1
         hops, epoch, count = self.config.max_hops, self.epoch, len(chunks)
-        frames = [framer.routed(HEADER.pack(VERSION, _LANE, framer.sealed, hops, lane, epoch,
+        flags = framer.sealed | (FLAG_DIST if dist else 0)
+        frames = [framer.routed(HEADER.pack(VERSION, _LANE, flags, hops, lane, epoch,
                                             framer.id, dst, msg_id, i, count), dst, chunk)
                   for i, chunk in enumerate(chunks)]
         if not link.congested and link.key not in self.waiting:
@@ -262,12 +269,19 @@ class Lanes:
             self.realtime_last.move_to_end(source)
             if len(self.realtime_last) > _REALTIME_SOURCES:
                 self.realtime_last.popitem(last=False)
+        flags = hdr.flags & FLAG_DIST
+        if flags and not _one_message_send(whole):
+            # erts takes a process's lane only for whole message sends;
+            # anything else would be out of its connection's order
+            self.stats["lane_errors"] += 1
+            log.warning("a lane packet from %x is not one whole message send", hdr.src)
+            return
         if hdr.src in self.live_peers:
-            self._deliver(hdr.lane, whole)
+            self._deliver(hdr.lane, flags, whole, hdr.src)
         elif self.early_bytes + len(whole) > self.config.lane_queue_bytes:
             self.stats[f"lane_{name}_dropped_overflow"] += 1
         else:
-            self.early.setdefault(hdr.src, []).append((hdr.lane, bytes(whole)))
+            self.early.setdefault(hdr.src, []).append((hdr.lane, flags, bytes(whole)))
             self.early_bytes += len(whole)
 
     def peer_up(self, ch: Channel) -> None:
@@ -277,10 +291,10 @@ class Lanes:
         if ch.live:
             return
         ch.live = True
-        self.live_peers[ch.peer_id] += 1
-        for lane, whole in self.early.pop(ch.peer_id, ()):
+        self.live_peers.setdefault(ch.peer_id, []).append(ch)
+        for lane, flags, whole in self.early.pop(ch.peer_id, ()):
             self.early_bytes -= len(whole)
-            self._deliver(lane, whole)
+            self._deliver(lane, flags, whole, ch.peer_id)
 
     def channel_gone(self, ch: Channel) -> None:
         """Channel ``ch`` is forgotten; with no connection to its peer left,
@@ -288,14 +302,31 @@ class Lanes:
         peer_id = ch.peer_id
         if ch.live:
             ch.live = False
-            self.live_peers[peer_id] -= 1
-            if self.live_peers[peer_id] <= 0:
+            live = self.live_peers[peer_id]
+            live.remove(ch)
+            if not live:
                 del self.live_peers[peer_id]
         if peer_id in self.early and not self.channels.has_peer(peer_id):
-            for lane, whole in self.early.pop(peer_id):
+            for lane, _, whole in self.early.pop(peer_id):
                 self.early_bytes -= len(whole)
                 self.stats[f"lane_{LANE_NAMES[lane]}_dropped_not_connected"] += 1
 
-    def _deliver(self, lane: int, whole: bytes | memoryview) -> None:
+    def _deliver(self, lane: int, flags: int, whole: bytes | memoryview,
+                 src: int = 0) -> None:
         self.stats[f"lane_{LANE_NAMES[lane]}_delivered"] += 1
-        self.out.port.extend(port_codec.encode_deliver(whole))
+        port = self.out.port
+        if flags & FLAG_DIST:
+            # a process's own send: to erts, on the connection it came
+            # over (the newest, should a reconnect have two up at once)
+            ch = self.live_peers[src][-1]
+            port.append(port_codec.encode_data_prefix(ch.chan, len(whole)))
+            port.append(whole)
+        else:
+            port.extend(port_codec.encode_deliver(whole))
+
+
+def _one_message_send(whole: bytes | memoryview) -> bool:
+    """A length-prefixed distribution packet, whole, that sends a message."""
+    head = FRAME_LEN.size
+    return (len(whole) > head and FRAME_LEN.unpack_from(whole)[0] == len(whole) - head
+            and message_send(whole[head:]))

@@ -45,6 +45,7 @@ from pydist.core.lsdb import MAX_COST
 from pydist.core.neighbours import Neighbours
 from pydist.core.outbox import BARRIER
 from pydist.core.output import Output
+from pydist.core.process_lanes import LanePacket, ProcessLanes
 from pydist.core.router import Router
 from pydist.core.trust import Trust
 from pydist.core.wire import FLAG_SEALED, HOPS_OFFSET, OP_CTRL, OP_FLOWS, OP_LANE, Kind, node_id
@@ -82,6 +83,8 @@ class Node:
         self.lanes = Lanes(config, self.framer, self.out, self.stats, self.rng,
                            next_hop=self._next_hop, links=links,
                            by_peer=self.neighbours.by_peer, channels=self.delivery.channels)
+        #: the processes that put their own sends on a lane (py_dist:set_lane/1)
+        self.process_lanes = ProcessLanes()
         #: the BEAM's port owner asked us to stop reading links for a while
         self.beam_holds = False
         #: the link and size of the frame the last link message was
@@ -177,6 +180,12 @@ class Node:
         op = decoded[0]
         if op == OP_FLOWS:
             _, chan, groups = decoded
+            if self.process_lanes.by_flow:
+                groups, lane_packets = self.process_lanes.split(groups)
+                if lane_packets:
+                    self._send_on_lanes(chan, lane_packets, now)
+                if not groups:
+                    return
             self.delivery.send_data(chan, groups, now)
         elif op == OP_LANE:
             _, lane, deadline_ms, dest, notify, payload = decoded
@@ -187,6 +196,16 @@ class Node:
         else:  # a handshake packet: in order with everything
             _, chan, body = decoded
             self.delivery.send_data(chan, [(BARRIER, body)], now)
+
+    def _send_on_lanes(self, chan: int, packets: list[LanePacket], now: float) -> None:
+        """Message sends of processes with a lane of their own, from a
+        connection's packets: to its peer, as lane messages."""
+        ch = self.channels.get(chan)
+        if ch is None:  # closed while the BEAM was still writing
+            self.stats["data_after_close"] += 1
+            return
+        for lane, deadline_ms, packet in packets:
+            self.lanes.send(lane, deadline_ms, ch.peer, b"", packet, now, dist=True)
 
     def _control(self, term: Any, now: float) -> None:
         match term:
@@ -205,6 +224,9 @@ class Node:
                 ch = self.channels.get(chan)
                 if ch is not None:
                     self.lanes.peer_up(ch)
+            case (Atom("set_lane"), int(flow), int(lane), int(deadline_ms)):
+                if not self.process_lanes.set(flow, lane, deadline_ms):
+                    self.stats["port_errors"] += 1
             case (Atom("input"), Atom("hold") | Atom("release") as what):
                 self.beam_holds = what == "hold"
                 self.stats["beam_holds" if self.beam_holds else "beam_releases"] += 1
@@ -505,7 +527,8 @@ class Node:
 
     def info(self) -> dict[Atom, Any]:
         """The port program's view, as an Erlang map for ``py_dist:info/0``."""
-        return report.info(self.links.values(), self.channels.values(), self.stats)
+        return report.info(self.links.values(), self.channels.values(), self.stats,
+                           len(self.process_lanes))
 
     def topology(self, now: float) -> dict[Atom, Any]:
         """``py_dist:topology/0``: the link-state database and the routes."""

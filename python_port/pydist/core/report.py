@@ -18,9 +18,10 @@ from pydist.core.router import Router
 
 
 def info(links: Iterable[Link], channels: Iterable[Channel],
-         stats: Mapping[str, int]) -> dict[Atom, Any]:
+         stats: Mapping[str, int], process_lanes: int = 0) -> dict[Atom, Any]:
     """The port program's view, for ``py_dist:info/0``."""
     return {
+        Atom("process_lanes"): process_lanes,
         Atom("links"): [
             {Atom("peer"): ln.peer or b"", Atom("up"): ln.up,
              Atom("dialled"): ln.dialled, Atom("channels"): len(ln.channels)}

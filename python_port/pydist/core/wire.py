@@ -78,6 +78,10 @@ LANE_NAMES = {UNORDERED: "unordered", UNRELIABLE: "unreliable", REALTIME: "realt
 FLAG_INITIATOR = 0x01
 #: flag: the payload is sealed for the destination (see pydist.core.trust)
 FLAG_SEALED = 0x02
+#: flag, lane messages: the payload is a distribution packet for the
+#: destination's connection with the source (a process's own lane), not
+#: ``{To, Msg}`` (see pydist.core.process_lanes)
+FLAG_DIST = 0x04
 
 #: version, kind, flags, hop limit, lane, 3 pad, channel epoch,
 #: source, destination, sequence, chunk index, chunk count
