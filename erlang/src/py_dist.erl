@@ -25,7 +25,7 @@
          link/1, link/2, unlink/1, neighbours/0,
          add_route/2, del_route/1, routes/0, topology/0, endpoint/1,
          send/2, send/3, set_send_opts/1, get_send_opts/0, lane_of/1,
-         set_lane/1, get_lane/0]).
+         set_lane/1, get_lane/0, loss_mode/1, get_loss_mode/0]).
 %% spawned
 -export([accept_loop/1, do_accept/6, do_setup/6]).
 
@@ -196,14 +196,33 @@ send(Dest, Msg, Opts) ->
 %% (64 KiB), stay on the connection, in order.  Ends with the process; a
 %% bad Lane is a badarg, more than 65,536 processes with a lane at once a
 %% system_limit.  On a node not on py_dist, nothing changes.
--spec set_lane(py_dist_process_lanes:lane()) -> py_dist_process_lanes:lane().
+-spec set_lane(py_dist_process_opts:lane()) -> py_dist_process_opts:lane().
 set_lane(Lane) ->
-    py_dist_process_lanes:set(self(), Lane).
+    py_dist_process_opts:set_lane(self(), Lane).
 
 %% @doc The lane of the calling process's own message sends.
--spec get_lane() -> py_dist_process_lanes:lane().
+-spec get_lane() -> py_dist_process_opts:lane().
 get_lane() ->
-    py_dist_process_lanes:get(self()).
+    py_dist_process_opts:lane(self()).
+
+%% @doc What a loss of the calling process's messages does; returns the
+%% mode it had.  `nodedown' (the default): a message the carrier cannot
+%% deliver takes its connection down, as stock distribution does when its
+%% TCP connection breaks (nodedown for every process, then nodeup).
+%% `notify': such a message is given up and the process gets
+%% `{py_dist_lost, Node, Count}' (Count messages to Node lost), while the
+%% connection and every other process's traffic on it carry on.  Only
+%% messages are given up: a lost link, monitor or exit signal of the
+%% process, or a lost fragment of a message erts cut into fragments, still
+%% takes the connection down.  Ends with the process; badarg for no mode.
+-spec loss_mode(py_dist_process_opts:loss_mode()) -> py_dist_process_opts:loss_mode().
+loss_mode(Mode) ->
+    py_dist_process_opts:set_loss_mode(self(), Mode).
+
+%% @doc What a loss of the calling process's messages does.
+-spec get_loss_mode() -> py_dist_process_opts:loss_mode().
+get_loss_mode() ->
+    py_dist_process_opts:loss_mode(self()).
 
 %% @doc send/3 with the caller's options of set_send_opts/1 (none: as `!').
 -spec send(dest(), term()) -> ok.

@@ -204,7 +204,7 @@ init([]) ->
         {ok, Port, OsPid, ListenPort} ->
             publish(Port),
             S = #state{port = Port, writer = Writer, os_pid = OsPid, listen_port = ListenPort},
-            tell_process_lanes(S),
+            tell_process_opts(S),
             {ok, S};
         {error, Reason} ->
             {stop, Reason}
@@ -297,7 +297,7 @@ port_info_keys() ->
      node, lsdb, origin, seq, age_left, neighbours, routes, dest, via, cost, static,
      endpoint,
      dropped, deliver, no_route, congested, deadline, overflow, link_refused,
-     process_lanes].
+     process_lanes, lost].
 
 answer_info(Ref, Answer, #state{info_waiting = Waiting} = S) ->
     case maps:take(Ref, Waiting) of
@@ -418,6 +418,10 @@ inbound({ctrl, {name_taken, Seed}}, S) when is_binary(Seed) ->
     %% distribution fails the boot then; here the node was already up.)
     py_dist_events:name_taken(Seed, S#state.node),
     py_dist_neighbours:give_up(),
+    S;
+inbound({ctrl, {lost, Peer, Flow, Count}}, S)
+  when is_binary(Peer), is_integer(Flow), is_integer(Count), Count > 0 ->
+    py_dist_process_opts:lost(Peer, Flow, Count),
     S;
 inbound({ctrl, {loss, Peer, Reason, Unacked}}, S) when is_binary(Peer) ->
     py_dist_losses:report(Peer, Reason, Unacked),
@@ -577,7 +581,7 @@ restart_port(#state{restarts = N} = S) ->
             publish(Port),
             S1 = S#state{port = Port, os_pid = OsPid, restarts = N + 1, cookie = undefined},
             py_dist_neighbours:port_restarted(),
-            tell_process_lanes(S1),
+            tell_process_opts(S1),
             case S#state.node of
                 Node when is_binary(Node) ->
                     send_ctrl(S1, {set_node, Node}),
@@ -706,10 +710,10 @@ reply_in_order(From, Reply, #state{writer = Writer}) ->
 
 %% A control message of this process, through its one writer: in order,
 %% and never waiting here.  False if there is no port program to write to.
-%% What py_dist:set_lane/1 set, for a port program that starts (a new
+%% What py_dist:set_lane/1 and loss_mode/1 set, for a port program that starts (a new
 %% owner's, after a crash of the last, or a restarted one).
-tell_process_lanes(S) ->
-    _ = [send_ctrl(S, Setting) || Setting <- py_dist_process_lanes:settings()],
+tell_process_opts(S) ->
+    _ = [send_ctrl(S, Setting) || Setting <- py_dist_process_opts:settings()],
     ok.
 
 send_ctrl(#state{port = undefined}, _Term) ->

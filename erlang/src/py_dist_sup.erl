@@ -5,8 +5,8 @@
 %% net_sup (one_for_all, intensity 0) would take distribution down with it.
 %% The neighbours process keeps the links and static routes asked for; the
 %% losses process tells who asked of connections lost with frames; the
-%% process lanes process keeps py_dist:set_lane/1's table (started before
-%% the owner, which tells a restarted port program what it holds).
+%% process options process keeps what py_dist:set_lane/1 and loss_mode/1
+%% set (started before the owner, which tells a restarted port program).
 -module(py_dist_sup).
 -behaviour(supervisor).
 
@@ -34,11 +34,11 @@ init([]) ->
                shutdown => 5000,
                type => worker,
                modules => [py_dist_losses]},
-    Lanes = #{id => py_dist_process_lanes,
-              start => {py_dist_process_lanes, start_link, []},
+    Opts = #{id => py_dist_process_opts,
+              start => {py_dist_process_opts, start_link, []},
               restart => permanent,
               shutdown => 5000,
               type => worker,
-              modules => [py_dist_process_lanes]},
+              modules => [py_dist_process_opts]},
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10},
-          [Losses, Lanes, Owner, Neighbours]}}.
+          [Losses, Opts, Owner, Neighbours]}}.

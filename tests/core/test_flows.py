@@ -95,19 +95,36 @@ def test_acks_come_by_bytes_not_only_by_frames() -> None:
 
 def test_packets_queued_behind_the_budget_go_out_gathered_into_large_frames() -> None:
     """Per frame Python pays at both ends far more than a copy of 64 KiB:
-    packets that wait in the outbox leave joined, up to FRAME_BYTES a frame,
-    in the outbox's order; one that finds the budget free goes alone."""
+    packets of one flow that wait in the outbox leave joined, up to
+    FRAME_BYTES a frame, in the outbox's order; one that finds the budget
+    free goes alone."""
     net, (b_chan,) = connected()
     first = spend_budget(net)
     for i in range(first, 3 * first):  # the budget spent: these wait
-        flow = 7 + i % 2
-        send_flows(net, "a", 1, [(flow, [packet(flow, i, CHUNK)])])
+        send_flows(net, "a", 1, [(7, [packet(7, i, CHUNK)])])
     while len(net.received("b", b_chan)) < 3 * first:
         net.advance_to(net.now + 0.02)
     sizes = [len(body[0]) for _, body in net.sent("a", "b", Kind.DATA)]
     assert sizes[:first] == [CHUNK + 4] * first
     assert all(CHUNK + 4 < n <= FRAME_BYTES + CHUNK + 4 for n in sizes[first:]), sizes
     assert sum(sizes) == 3 * first * (CHUNK + 4)
+    order = [struct.unpack("!QI", p[:12]) for p in net.received("b", b_chan)]
+    assert [i for _, i in order] == list(range(3 * first))
+
+
+def test_a_frame_holds_one_flow() -> None:
+    """The far end orders frames per flow, so a frame never joins two:
+    two flows waiting packet by packet in turn leave a frame each."""
+    net, (b_chan,) = connected()
+    first = spend_budget(net)
+    for i in range(first, 3 * first):
+        flow = 7 + i % 2
+        send_flows(net, "a", 1, [(flow, [packet(flow, i, CHUNK)])])
+    while len(net.received("b", b_chan)) < 3 * first:
+        net.advance_to(net.now + 0.02)
+    for _, body in net.sent("a", "b", Kind.DATA):
+        flows = {struct.unpack_from("!Q", p)[0] for p in port_codec.split_frames(body[0])}
+        assert len(flows) == 1
     order = [struct.unpack("!QI", p[:12]) for p in net.received("b", b_chan)]
     for flow in (7, 8):
         mine = [i for f, i in order if f == flow]

@@ -657,3 +657,144 @@ def test_lossy_network_with_route_changes() -> None:
     assert set(OUTCOMES) == {
         "complete", "gap_timeout", "retransmit_overflow", "big_frame", "reroute",
         "stale_ack", "duplicate", "early", "next"}, OUTCOMES
+
+
+# --- order per flow, barriers, skips ----------------------------------------------------
+
+#: flows of the machine below: 0 is the barrier flow; 3 and 4 accept losses
+FLOWS, LOSSY_FLOWS = (0, 2, 3, 4), (3, 4)
+FLOW_OUTCOMES: Counter[str] = Counter()
+
+
+class FlowsOverLossyNetwork(RuleBasedStateMachine):
+    """One channel carrying several flows and barriers over a network that
+    loses, copies and reorders frames and acks and changes route; gaps are
+    reported, and the sender gives up the lossy frames they name. Every
+    flow's deliveries are in order and once each; a barrier comes after
+    everything sent before it and before everything sent after it; in the
+    end everything arrives but what was given up, which the sender told (a
+    copy of a frame given up that was still on its way may arrive first:
+    then the loss told was one too many, never one too few)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.new_life()
+
+    def new_life(self) -> None:
+        self.sender = Sender(MAX_BYTES, MAX_FRAMES)
+        self.receiver = Receiver(MAX_BYTES, MAX_FRAMES, GAP, 1, 0.0, report_after=GAP / 2)
+        self.pushed: list[tuple[int, int]] = []  # (flow, seq) in push order
+        self.delivered: list[tuple[int, int]] = []
+        self.lost: Counter[int] = Counter()
+        self.skipped: set[int] = set()
+        self.wire: list[tuple[int, Payload, int, bool]] = []
+        self.acks: list[int] = []
+
+    @precondition(lambda self: not self.sender.full)
+    @rule(flow=st.sampled_from(FLOWS))
+    def push(self, flow: int) -> None:
+        s = self.sender
+        seq = s.next_seq
+        data = bytes((flow,)) + seq.to_bytes(4, "big")
+        got, after = s.push_frame(data, flow, 1 if flow in LOSSY_FLOWS else 0)
+        assert got == seq and after < seq
+        self.pushed.append((flow, seq))
+        self.wire.append((seq, data, after, False))
+
+    @precondition(lambda self: self.sender.frames and len(self.wire) <= 2 * MAX_FRAMES)
+    @rule(lose_in_flight=st.booleans())
+    def reroute(self, lose_in_flight: bool) -> None:
+        if lose_in_flight:
+            self.wire.clear()
+        self.wire += self.sender.resends()
+
+    @precondition(lambda self: self.acks)
+    @rule(pick=st.integers(0, 255), copy=st.booleans())
+    def ack_arrives(self, pick: int, copy: bool) -> None:
+        i = pick % len(self.acks)
+        self.sender.ack(self.acks[i] if copy else self.acks.pop(i))
+
+    @precondition(lambda self: self.wire)
+    @rule(pick=st.integers(0, 255))
+    def arrive(self, pick: int) -> None:
+        self.receive(*self.wire.pop(pick % len(self.wire)))
+
+    @precondition(lambda self: self.wire and len(self.wire) <= 4 * MAX_FRAMES)
+    @rule(pick=st.integers(0, 255))
+    def copy(self, pick: int) -> None:
+        self.wire.append(self.wire[pick % len(self.wire)])
+
+    @precondition(lambda self: self.wire)
+    @rule(pick=st.integers(0, 255))
+    def lose(self, pick: int) -> None:
+        self.wire.pop(pick % len(self.wire))
+        FLOW_OUTCOMES["lost_frame"] += 1
+
+    def receive(self, seq: int, payload: Payload, after: int, skip: bool) -> None:
+        r = self.receiver
+        for p in r.receive(seq, payload, self.now, after, skip):
+            self.delivered.append((p[0], int.from_bytes(p[1:5], "big")))
+        if skip:
+            FLOW_OUTCOMES["skip_arrived"] += 1
+        upto = r.take_ack(self.now)
+        if upto is not None:
+            self.acks.append(upto)
+
+    @rule(dt=st.sampled_from([0.1, GAP / 2, GAP]))
+    def time_passes(self, dt: float) -> None:
+        """Gap reports go to the sender (and may be lost); one that stays
+        open past gap_timeout ends this life, as the node closes it."""
+        self.now += dt
+        r = self.receiver
+        missing = r.take_gap(self.now)
+        if missing is not None:
+            lost = self.sender.skip(missing)
+            if lost is None:
+                FLOW_OUTCOMES["gap_kept"] += 1
+            else:
+                FLOW_OUTCOMES["gap_skipped"] += 1
+                self.lost.update(lost)
+                for seq, _payload, after, skip in self.sender.resends():
+                    if skip and seq not in self.skipped:
+                        self.skipped.add(seq)
+                        self.wire.append((seq, b"", after, True))
+        try:
+            r.check(self.now)
+        except SequenceError as err:
+            assert err.reason == "gap_timeout"
+            FLOW_OUTCOMES["gap_timeout"] += 1
+            self.new_life()
+
+    @invariant()
+    def each_flow_in_order_once_and_barriers_kept(self) -> None:
+        assert len(set(self.delivered)) == len(self.delivered)
+        position = {item: i for i, item in enumerate(self.pushed)}
+        for flow in FLOWS:
+            mine = [position[d] for d in self.delivered if d[0] == flow]
+            assert mine == sorted(mine)
+        for i, item in enumerate(self.delivered):
+            if item[0] == 0:  # a barrier: nothing after it before, nothing before it after
+                at = position[item]
+                assert all(position[d] < at for d in self.delivered[:i])
+                assert all(position[d] > at for d in self.delivered[i + 1:])
+
+    def teardown(self) -> None:
+        self.wire += self.sender.resends()
+        for frame_ in self.wire:
+            self.receive(*frame_)
+        given_up = {seq for _, seq in self.pushed} - {seq for _, seq in self.delivered}
+        assert given_up <= self.skipped
+        if given_up != self.skipped:
+            FLOW_OUTCOMES["skipped_but_arrived"] += 1
+        assert sum(self.lost.values()) == len(self.skipped)
+        assert all(flow in LOSSY_FLOWS for flow, seq in self.pushed if seq in self.skipped)
+        FLOW_OUTCOMES["complete"] += 1
+
+
+def test_flows_over_a_lossy_network() -> None:
+    FLOW_OUTCOMES.clear()
+    run_state_machine_as_test(FlowsOverLossyNetwork, settings=settings(
+        max_examples=200, stateful_step_count=60, deadline=None))
+    assert {"complete", "gap_kept", "gap_skipped", "skip_arrived", "gap_timeout",
+            "lost_frame"} <= set(FLOW_OUTCOMES), FLOW_OUTCOMES

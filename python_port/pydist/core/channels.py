@@ -105,6 +105,11 @@ class Channel:
     #: the distribution handshake over it completed (the BEAM said so): the
     #: peer proved the cookie end to end, and its lane messages are delivered
     live: bool = False
+    #: one past the highest sequence the far end said it received (past a
+    #: gap), and whether that moved since the resend timer last fired: a
+    #: flow waits on a gap, but the channel is not stalled
+    peer_seen: int = 0
+    moving: bool = False
 
     @property
     def remote_key(self) -> RemoteKey:

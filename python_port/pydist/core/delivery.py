@@ -4,8 +4,10 @@ acknowledging, resending and closing the frames of Erlang connections.
 :class:`Delivery` owns the channels (:class:`~pydist.core.channels.ChannelTable`)
 and deals with one at a time: it opens a channel with the far end (an
 OPEN with both ends' names), turns a data packet from the BEAM into a
-numbered DATA frame kept for resending (:mod:`pydist.core.sequencing`),
-delivers what arrives in order, sends and takes acknowledgements, pauses a
+numbered DATA frame of one flow kept for resending
+(:mod:`pydist.core.sequencing`), delivers what arrives in each flow's
+order, sends and takes acknowledgements and gap reports (giving up the
+frames of processes that accept losses, and telling them), pauses a
 channel while its link is congested or its window full, and closes it with
 a reason the BEAM can show. The node around it decides which link a
 channel uses, and when to resend on a route change; the resend timer and
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from pydist.core import frame, port_codec
@@ -30,11 +33,22 @@ from pydist.core.framer import Framer
 from pydist.core.outbox import TICK, Outbox
 from pydist.core.output import Output
 from pydist.core.port_codec import Groups
+from pydist.core.process_opts import message_send
 from pydist.core.rto import Rto
-from pydist.core.sequencing import Receiver, Sender, SequenceError
+from pydist.core.sequencing import (
+    AFTER_ALL,
+    AFTER_NONE,
+    MAX_GAP_RANGES,
+    Receiver,
+    Sender,
+    SequenceError,
+)
 from pydist.core.wire import (
     CLOSE_REASONS,
+    FLAG_BARRIER,
+    FLAG_GAP,
     FLAG_INITIATOR,
+    FLAG_SKIP,
     FRAME_LEN,
     HEADER,
     VERSION,
@@ -57,6 +71,10 @@ ORDERLY = frozenset(("peer_closed",))
 #: the longest wait between resends of a channel whose acks stopped
 _MAX_RESEND_WAIT = 8.0
 _NEVER = float("inf")
+#: an ACK's payload: one past the highest sequence the far end received
+_SEEN = struct.Struct("!Q")
+#: a gap report's payload: ranges [start, end) missing
+_RANGE = struct.Struct("!QQ")
 
 
 class Delivery:
@@ -67,8 +85,12 @@ class Delivery:
 
     def __init__(self, config: Config, framer: Framer, out: Output, stats: Counter[str],
                  rng: random.Random, *, next_hop: Callable[[int], LinkKey | None],
-                 links: Mapping[LinkKey, Link], gone: Callable[[Channel], None]) -> None:
+                 links: Mapping[LinkKey, Link], gone: Callable[[Channel], None],
+                 notify: Collection[int] = ()) -> None:
         self.config = config
+        #: the flows whose processes accept losses, told to them, rather
+        #: than a connection down (py_dist:loss_mode(notify))
+        self.notify = notify
         self.framer = framer
         self.out = out
         self.stats = stats
@@ -99,8 +121,12 @@ class Delivery:
         # one the far end opened is open; ours, once its OPEN goes (send_open)
         ch = Channel(chan, peer, peer_id, epoch, initiator, link, opened=not initiator,
                      sender=Sender(c.window_bytes, c.window_frames),
+                     # a gap is reported at half the gap timeout: the
+                     # sender gives up what it may before the far end would
+                     # close the connection for it
                      receiver=Receiver(c.window_bytes, c.window_frames, c.gap_timeout,
-                                       c.ack_every, c.ack_delay, c.ack_bytes),
+                                       c.ack_every, c.ack_delay, c.ack_bytes,
+                                       report_after=c.gap_timeout / 2),
                      outbox=Outbox(QUANTUM, c.flow_bytes),
                      # past half the gap timeout a loss would close the
                      # connection at the far end before it is sent again
@@ -196,14 +222,17 @@ class Delivery:
             src = framer.id
             out = self.out.links
             sent = False
+            notify = self.notify
             while sender.bytes < limit and not sender.full:
                 body = _gather(box, limit - sender.bytes)
                 if body is None:
                     break
-                seq = sender.push(body)
+                flow = box.last_flow
+                seq, after = sender.push_frame(body, flow,
+                                               _messages(body) if flow in notify else 0)
                 rto.sent(seq, now)
-                header = HEADER.pack(VERSION, _DATA, flags, hops, 0, epoch, src, dst, seq, 0, 1)
-                out.append((link.key, framer.routed(header, dst, body)))
+                out.append((link.key, framer.routed(_data_header(flags, hops, epoch, src, dst,
+                                                                 seq, after, False), dst, body)))
                 sent = True
             if sent:
                 link.last_tx = now
@@ -292,7 +321,7 @@ class Delivery:
         send again all the far end has not acknowledged, along the new path.
         It drops what it has already."""
         assert ch.sender is not None
-        frames = ch.sender.unacked()
+        frames = ch.sender.resends()
         if not frames or not ch.link.up or not ch.opened:
             return
         self.stats["rerouted_channels"] += 1
@@ -302,10 +331,11 @@ class Delivery:
         ch.budget.reset()  # a new path, or one that lost frames
         framer, link = self.framer, ch.link
         link.last_tx = now
-        for seq, body in frames:
-            header = HEADER.pack(VERSION, _DATA, ch.flags | framer.sealed, self.config.max_hops,
-                                 0, ch.epoch, framer.id, ch.peer_id, seq, 0, 1)
-            self.out.links.append((link.key, framer.routed(header, ch.peer_id, body)))
+        flags, hops, epoch, src, dst = (ch.flags | framer.sealed, self.config.max_hops,
+                                        ch.epoch, framer.id, ch.peer_id)
+        for seq, body, after, skip in frames:
+            header = _data_header(flags, hops, epoch, src, dst, seq, after, skip)
+            self.out.links.append((link.key, framer.routed(header, dst, body)))
 
     # ------------------------------------------------------------------
     # receiving
@@ -319,8 +349,11 @@ class Delivery:
         receiver = ch.receiver
         assert receiver is not None
         duplicates, reordered = receiver.duplicates, receiver.reordered
+        flags = hdr.flags
+        after = (AFTER_ALL if flags & FLAG_BARRIER
+                 else hdr.seq - hdr.chunk_index if hdr.chunk_index else AFTER_NONE)
         try:
-            ready = receiver.receive(hdr.seq, payload, now)
+            ready = receiver.receive(hdr.seq, payload, now, after, bool(flags & FLAG_SKIP))
         except SequenceError as exc:
             log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
             self.close(ch, exc.reason, now)
@@ -342,7 +375,16 @@ class Delivery:
         assert receiver is not None
         ack = receiver.take_ack(now)
         if ack is not None:
-            self.framer.send(ch.link, Kind.ACK, ch, b"", now, seq=ack)
+            # and how far it received, past a gap: the far end then knows
+            # the channel moves (it is not stalled) while one flow waits
+            seen = _SEEN.pack(receiver.seen) if receiver.seen > ack else b""
+            self.framer.send(ch.link, Kind.ACK, ch, seen, now, seq=ack)
+        missing = receiver.take_gap(now)
+        if missing is not None:
+            self.stats["gaps_reported"] += 1
+            self.framer.send(ch.link, Kind.ACK, ch,
+                             b"".join(_RANGE.pack(*r) for r in missing), now,
+                             seq=receiver.expected, flags=FLAG_GAP)
         due = receiver.deadline()
         if due is None:
             self.seq_due.discard(ch.chan)
@@ -350,12 +392,21 @@ class Delivery:
             self.seq_due.add(ch.chan)
             self._due = min(self._due, due)
 
-    def ack(self, hdr: frame.Header, now: float) -> None:
+    def ack(self, hdr: frame.Header, payload: bytes | memoryview, now: float) -> None:
         ch = self.channels.remote(received_key(hdr.src, hdr.epoch, hdr.flags))
         if ch is None:
             self.stats["ack_unknown_channel"] += 1
             return
         assert ch.sender is not None
+        if hdr.flags & FLAG_GAP:
+            self._gap_reported(ch, payload, now)
+            return
+        if len(payload) == _SEEN.size:
+            (seen,) = _SEEN.unpack(payload)
+            if seen > ch.peer_seen:
+                ch.peer_seen, ch.moving = seen, True
+                if ch.stalled:
+                    self._unstall(ch)
         try:
             freed = ch.sender.ack(hdr.seq)
         except SequenceError as exc:
@@ -369,14 +420,45 @@ class Delivery:
                 ch.budget.rtt(sample)
             ch.budget.acked(freed, now)
             if ch.stalled:
-                ch.stalled = False
-                assert ch.outbox is not None
-                ch.outbox.start_holding()
+                self._unstall(ch)
             if ch.sender.frames:
                 self._resend_later(ch, now, ch.rto.timeout)
             else:
                 self.resend_at.pop(ch.chan, None)
             self.pump(ch, now)
+
+    def _unstall(self, ch: Channel) -> None:
+        assert ch.outbox is not None
+        ch.stalled = False
+        ch.outbox.start_holding()
+
+    def _gap_reported(self, ch: Channel, payload: bytes | memoryview, now: float) -> None:
+        """The far end misses frames for long (a gap report): if all of them
+        are lossy, send skips in their place and tell their processes;
+        else leave the gap to close the connection at the far end."""
+        if len(payload) % _RANGE.size or len(payload) > MAX_GAP_RANGES * _RANGE.size:
+            self.stats["ack_errors"] += 1
+            return
+        missing = [_RANGE.unpack_from(payload, i) for i in range(0, len(payload), _RANGE.size)]
+        sender = ch.sender
+        assert sender is not None
+        lost = sender.skip(missing)
+        if not lost:
+            return
+        port = self.out.port
+        for flow, messages in lost.items():
+            self.stats["messages_given_up"] += messages
+            port.append(port_codec.encode_ctrl((Atom("lost"), ch.peer, flow, messages)))
+        log.warning("channel %d to %s: %d messages of %d processes given up after a gap",
+                    ch.chan, ch.peer.decode(errors="replace"), sum(lost.values()), len(lost))
+        if ch.link.up and ch.opened:  # else they go with the next resend
+            framer, link = self.framer, ch.link
+            flags, hops = ch.flags | framer.sealed, self.config.max_hops
+            for seq, body, after, skip in sender.resends():
+                if skip:
+                    header = _data_header(flags, hops, ch.epoch, framer.id, ch.peer_id, seq,
+                                          after, True)
+                    self.out.links.append((link.key, framer.routed(header, ch.peer_id, body)))
 
     def _refuse(self, hdr: frame.Header, now: float) -> None:
         key = received_key(hdr.src, hdr.epoch, hdr.flags)
@@ -436,7 +518,9 @@ class Delivery:
                 ch.rto.expired()
                 self.resend(ch, now)
                 self._resend_later(ch, now, min(wait * 2, _MAX_RESEND_WAIT))
-                if not ch.stalled:
+                if ch.moving:  # a flow waits on a gap, the others get through
+                    ch.moving = False
+                elif not ch.stalled:
                     self._stall(ch)
         self._due = self._next_due()
 
@@ -506,14 +590,14 @@ def _split_names(payload: bytes) -> tuple[bytes | None, bytes]:
 
 
 def _gather(box: Outbox, room: int) -> Payload | None:
-    """The next DATA frame's payload: the outbox's next packets, in the
-    order it gives them, joined up to :data:`FRAME_BYTES` (or ``room``,
-    what the in-flight budget has left). Any run of packets is a valid
-    payload, whatever flows they are of, since the far end hands a frame
-    to its BEAM as one run. Per frame, Python pays for framing, the
-    sequence window, acknowledgement and a ZeroMQ message at either end:
-    far more than one copy of 64 KiB, which is what an erts fragment is
-    and so what most packets are while large messages stream."""
+    """The next DATA frame's payload: the outbox's next packets of one
+    flow (:attr:`Outbox.last_flow`), in the order it gives them, joined up
+    to :data:`FRAME_BYTES` (or ``room``, what the in-flight budget has
+    left). One flow per frame, since the far end orders frames per flow.
+    Per frame, Python pays for framing, the sequence window,
+    acknowledgement and a ZeroMQ message at either end: far more than one
+    copy of 64 KiB, which is what an erts fragment is and so what most
+    packets are while large messages stream."""
     body = box.pop()
     if body is None:
         return None
@@ -521,13 +605,42 @@ def _gather(box: Outbox, room: int) -> Payload | None:
     limit = min(FRAME_BYTES, room)
     if n >= limit or not len(box):
         return body
+    flow = box.last_flow
     parts = [body]
     while n < limit:
         # never past 2 * FRAME_BYTES: a large run (a packet erts did not
         # cut, or a batch of one flow) goes in a frame of its own
-        more = box.pop(2 * FRAME_BYTES - n)
+        more = box.pop(2 * FRAME_BYTES - n, flow)
         if more is None:
             break
         parts.append(more)
         n += size(more)
     return body if len(parts) == 1 else b"".join(parts)
+
+
+def _data_header(flags: int, hops: int, epoch: int, src: int, dst: int, seq: int, after: int,
+                 skip: bool) -> bytes:
+    """A DATA frame's header: what it comes after goes in the chunk index,
+    as a distance back (see :data:`pydist.core.wire.FLAG_BARRIER`)."""
+    if after == AFTER_ALL:
+        flags |= FLAG_BARRIER
+    if skip:
+        flags |= FLAG_SKIP
+    back = seq - after if after >= 0 else 0
+    return HEADER.pack(VERSION, _DATA, flags, hops, 0, epoch, src, dst, seq, back, 1)
+
+
+def _messages(body: Payload) -> int:
+    """The messages in a run of packets, if that is all it holds (0: it
+    holds something else, whose loss would confuse erts or break a link)."""
+    view = memoryview(body)
+    pos, end, head, count = 0, len(view), FRAME_LEN.size, 0
+    while pos < end:
+        if end - pos < head:
+            return 0
+        (n,) = FRAME_LEN.unpack_from(view, pos)
+        if not message_send(view[pos + head : pos + head + n]):
+            return 0
+        pos += head + n
+        count += 1
+    return count

@@ -59,6 +59,9 @@ def encode(kind: int, src: int, dst: int, epoch: int = 0, seq: int = 0,
     return HEADER.pack(VERSION, kind, flags, hops, 0, epoch, src, dst, seq, 0, 1)
 
 
+_LANE = int(Kind.LANE)
+
+
 def decode(data: bytes | memoryview) -> Header:
     if len(data) != HEADER_SIZE:
         raise FrameError(f"header of {len(data)} bytes, expected {HEADER_SIZE}")
@@ -68,7 +71,9 @@ def decode(data: bytes | memoryview) -> Header:
         raise FrameError(f"frame version {version}, expected {VERSION}")
     if kind not in _KINDS:
         raise FrameError(f"unknown frame kind {kind}")
-    if chunk_count == 0 or chunk_index >= chunk_count:
+    # only lane messages are chunked (a DATA frame's chunk index says what
+    # it comes after: pydist.core.wire.FLAG_BARRIER)
+    if kind == _LANE and (chunk_count == 0 or chunk_index >= chunk_count):
         raise FrameError(f"chunk {chunk_index} of {chunk_count}")
     return Header(kind, src, dst, epoch, seq, flags, hops, lane,
                   chunk_index, chunk_count, version)

@@ -62,7 +62,7 @@ class Framer:
                          "nodes will refuse its links", name.decode(errors="replace"))
 
     def send(self, link: Link, kind: Kind, ch: Channel | None, payload: bytes, now: float,
-             seq: int = 0) -> None:
+             seq: int = 0, flags: int = 0) -> None:
         """A frame on ``link``: for the far end of channel ``ch`` (sealed, with
         node keys), or for the neighbour itself (``ch`` None). Until the
         link is admitted, only the admission's own frames go."""
@@ -74,7 +74,7 @@ class Framer:
             self.out.links.append((link.key, frame.join(frame.encode(kind, self.id, 0), payload)))
         else:
             header = frame.encode(kind, self.id, ch.peer_id, ch.epoch, seq=seq,
-                                  flags=ch.flags | self.sealed, hops=self.max_hops)
+                                  flags=ch.flags | self.sealed | flags, hops=self.max_hops)
             self.out.links.append((link.key, self.routed(header, ch.peer_id, payload)))
 
     def routed(self, header: bytes, dst: int, payload: Out) -> list[Out]:

@@ -45,7 +45,7 @@ from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.framer import Framer
 from pydist.core.output import Out, Output
-from pydist.core.process_lanes import message_send
+from pydist.core.process_opts import message_send
 from pydist.core.wire import (
     FLAG_DIST,
     FRAME_LEN,
@@ -130,7 +130,7 @@ class Lanes:
              payload: memoryview, now: float, *, dist: bool = False) -> None:
         """A lane message from the BEAM, for the node named ``dest``:
         ``term_to_binary({To, Msg})``, or with ``dist`` a distribution
-        packet of a process's own lane (:mod:`pydist.core.process_lanes`)
+        packet of a process's own lane (:mod:`pydist.core.process_opts`)
         for the destination's connection with this node."""
         name = LANE_NAMES.get(lane)
         if name is None:

@@ -45,7 +45,7 @@ from pydist.core.lsdb import MAX_COST
 from pydist.core.neighbours import Neighbours
 from pydist.core.outbox import BARRIER
 from pydist.core.output import Output
-from pydist.core.process_lanes import LanePacket, ProcessLanes
+from pydist.core.process_opts import LanePacket, ProcessOpts
 from pydist.core.router import Router
 from pydist.core.trust import Trust
 from pydist.core.wire import FLAG_SEALED, HOPS_OFFSET, OP_CTRL, OP_FLOWS, OP_LANE, Kind, node_id
@@ -78,13 +78,15 @@ class Node:
         self.neighbours = Neighbours(config, self.framer, self.out, self.stats, self.cookies,
                                      entropy, owner=self, now=now)
         links = self.neighbours.links
+        #: what processes asked of their own sends: a lane (py_dist:set_lane/1),
+        #: to be told of losses (py_dist:loss_mode/1)
+        self.process_opts = ProcessOpts()
         self.delivery = Delivery(config, self.framer, self.out, self.stats, self.rng,
-                                 next_hop=self._next_hop, links=links, gone=self._channel_gone)
+                                 next_hop=self._next_hop, links=links, gone=self._channel_gone,
+                                 notify=self.process_opts.notify)
         self.lanes = Lanes(config, self.framer, self.out, self.stats, self.rng,
                            next_hop=self._next_hop, links=links,
                            by_peer=self.neighbours.by_peer, channels=self.delivery.channels)
-        #: the processes that put their own sends on a lane (py_dist:set_lane/1)
-        self.process_lanes = ProcessLanes()
         #: the BEAM's port owner asked us to stop reading links for a while
         self.beam_holds = False
         #: the link and size of the frame the last link message was
@@ -180,8 +182,8 @@ class Node:
         op = decoded[0]
         if op == OP_FLOWS:
             _, chan, groups = decoded
-            if self.process_lanes.by_flow:
-                groups, lane_packets = self.process_lanes.split(groups)
+            if self.process_opts.by_flow:
+                groups, lane_packets = self.process_opts.split(groups)
                 if lane_packets:
                     self._send_on_lanes(chan, lane_packets, now)
                 if not groups:
@@ -225,7 +227,10 @@ class Node:
                 if ch is not None:
                     self.lanes.peer_up(ch)
             case (Atom("set_lane"), int(flow), int(lane), int(deadline_ms)):
-                if not self.process_lanes.set(flow, lane, deadline_ms):
+                if not self.process_opts.set(flow, lane, deadline_ms):
+                    self.stats["port_errors"] += 1
+            case (Atom("loss_mode"), int(flow), int(notify)):
+                if not self.process_opts.set_notify(flow, bool(notify)):
                     self.stats["port_errors"] += 1
             case (Atom("input"), Atom("hold") | Atom("release") as what):
                 self.beam_holds = what == "hold"
@@ -356,7 +361,7 @@ class Node:
             elif kind == _DATA:
                 self.delivery.receive_data(hdr, payload, now)
             elif kind == Kind.ACK:
-                self.delivery.ack(hdr, now)
+                self.delivery.ack(hdr, payload, now)
             elif kind == Kind.TICK:
                 self.delivery.receive_tick(hdr)
             elif kind == Kind.LANE:
@@ -528,7 +533,7 @@ class Node:
     def info(self) -> dict[Atom, Any]:
         """The port program's view, as an Erlang map for ``py_dist:info/0``."""
         return report.info(self.links.values(), self.channels.values(), self.stats,
-                           len(self.process_lanes))
+                           len(self.process_opts))
 
     def topology(self, now: float) -> dict[Atom, Any]:
         """``py_dist:topology/0``: the link-state database and the routes."""

@@ -59,6 +59,8 @@ class Outbox:
         self._behind: deque[tuple[int, Payload]] = deque()
         self._behind_bytes = 0
         self._barrier_queued = False
+        #: the flow of what the last pop returned
+        self.last_flow = BARRIER
 
     def __len__(self) -> int:
         return len(self._sched) + len(self._behind)
@@ -94,13 +96,15 @@ class Outbox:
     def start_holding(self) -> None:
         self.holding = True
 
-    def pop(self, limit: int | None = None) -> Payload | None:
-        """The next packet run to send; None if nothing is queued, or if
-        the next one is larger than ``limit`` (it stays next)."""
-        got = self._sched.pop(limit)
+    def pop(self, limit: int | None = None, only: int | None = None) -> Payload | None:
+        """The next packet run to send (its flow in :attr:`last_flow`);
+        None if nothing is queued, or if the next one is larger than
+        ``limit`` or not of flow ``only`` (it stays next)."""
+        got = self._sched.pop(limit, only)
         if got is None:
             return None
         flow, payload = got
+        self.last_flow = flow
         if flow > TICK:
             queued = self._per_flow[flow] - size(payload)
             if queued:

@@ -99,20 +99,21 @@ class Scheduler(Generic[F, T]):
         self._items += 1
         return True
 
-    def pop(self, limit: int | None = None) -> tuple[F, T] | None:
+    def pop(self, limit: int | None = None, only: F | None = None) -> tuple[F, T] | None:
         """The next item to send, with its flow; None if nothing is queued,
-        or if the next item is larger than ``limit``: it stays next, and
-        the following pop returns it (the turns may have moved on to it)."""
+        or if the next item is larger than ``limit`` or not of flow
+        ``only``: it stays next, and the following pop returns it (the
+        turns may have moved on to it)."""
         if self._realtime:
             flow, item, size = self._realtime[0]
-            if limit is not None and size > limit:
+            if (limit is not None and size > limit) or (only is not None and flow != only):
                 return None
             self._realtime.popleft()
             self._taken(flow, size)
             return flow, item
         if not self._turns:
             return None
-        return self._next_turn_item(limit)
+        return self._next_turn_item(limit, only)
 
     def drop_flow(self, flow: F) -> int:
         """Forget everything queued for ``flow`` (its process gone, say);
@@ -127,7 +128,7 @@ class Scheduler(Generic[F, T]):
         every item queued: for occasional sweeps, not for every pop."""
         return self._remove(lambda _flow, item: predicate(item))
 
-    def _next_turn_item(self, limit: int | None) -> tuple[F, T] | None:
+    def _next_turn_item(self, limit: int | None, only: F | None) -> tuple[F, T] | None:
         """Deficit round robin, one item at a time: the turn stays with a
         flow across pops until its credit is short of its next item."""
         turns, passes = self._turns, 0
@@ -139,7 +140,7 @@ class Scheduler(Generic[F, T]):
                 self._granted = True
             item, size = queue[0]
             if size <= self._credit[flow]:
-                if limit is not None and size > limit:
+                if (limit is not None and size > limit) or (only is not None and flow != only):
                     return None
                 queue.popleft()
                 self._credit[flow] -= size

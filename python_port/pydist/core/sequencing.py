@@ -22,6 +22,26 @@ do not repair in time shows as a gap that stays open; after
 ``gap_timeout`` the receiver gives up and the connection goes down, as stock
 distribution does when its TCP connection breaks.
 
+Order is kept per flow, not per channel (README, "Delivery semantics").
+Each frame names what it must wait for at the receiver (``after``): the
+last frame of its own flow that the far end has not acknowledged, or the
+last barrier if that came later (:data:`AFTER_NONE` when there is
+neither), or, for a barrier itself, every earlier frame
+(:data:`AFTER_ALL`). The receiver delivers a frame once that one is
+delivered, so a frame missing holds back only its own flow's later frames
+(and barriers and what follows them). Erlang orders signals per pair of
+processes, and a flow is one sending process, so nothing Erlang promises
+is lost.
+
+A frame whose loss its sender accepts (a *lossy* frame: its process asked
+to be told of losses, ``py_dist:loss_mode(notify)``, and every packet in
+it is a message) may be given up: when a gap stays open ``report_after``
+the receiver reports what it misses (:meth:`Receiver.take_gap`), and a
+sender that finds only lossy frames there turns them into *skips*
+(:meth:`Sender.skip`), frames that stand in the flow's place and deliver
+nothing, and tells their processes. A gap with any other frame in it is
+left alone, and closes the connection at ``gap_timeout`` as before.
+
 Memory is bounded by the constructor limits at every step. The sender
 refuses to hold more (``retransmit_overflow``; the node pauses the channel
 while :attr:`Sender.full`, well before that), and so does the receiver
@@ -34,11 +54,23 @@ Sequence numbers are 64 bits on the wire and never wrap.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from pydist.core.frame import Payload, size
 
 #: the ``reason`` of every :class:`SequenceError`
 REASONS = ("retransmit_overflow", "reorder_overflow", "gap_timeout", "bad_ack")
+#: ``after`` of a barrier: it waits for every earlier frame
+AFTER_ALL = -2
+#: ``after`` of a frame that waits for none
+AFTER_NONE = -1
+#: the flow of barriers (what the BEAM's controller could not attribute,
+#: handshake packets), as the outbox numbers flows; flows above TICK_FLOW
+#: are sending processes
+BARRIER_FLOW = 0
+TICK_FLOW = 1
+#: missing ranges a gap report names at most (a report is one frame)
+MAX_GAP_RANGES = 64
 #: a frame further ahead of the awaited one than this is not reordering
 #: but a broken peer, refused however large the buffers
 MAX_AHEAD = 1 << 31
@@ -75,6 +107,15 @@ class Sender:
         self.acked = 0
         self.bytes = 0
         self._held: deque[Payload] = deque()
+        #: beside each held frame: its flow, ``after``, the messages in it
+        #: if its loss may be accepted (0: it may not), and whether it is
+        #: a skip now
+        self._meta: deque[list[int]] = deque()
+        #: each flow's last frame, while unacknowledged (pruned in sequence
+        #: order through ``_lasts``)
+        self._last: dict[int, int] = {}
+        self._lasts: deque[tuple[int, int]] = deque()
+        self._barrier = -1
 
     @property
     def frames(self) -> int:
@@ -89,18 +130,36 @@ class Sender:
         return 2 * self.bytes >= self.max_bytes or 2 * len(self._held) >= self.max_frames
 
     def push(self, payload: Payload) -> int:
-        """The sequence number of a frame about to be sent, kept until
-        acknowledged. A frame larger than ``max_bytes`` is taken when nothing
+        """The sequence number of a barrier frame about to be sent, kept
+        until acknowledged (see :meth:`push_frame`)."""
+        return self.push_frame(payload, BARRIER_FLOW)[0]
+
+    def push_frame(self, payload: Payload, flow: int, lossy: int = 0) -> tuple[int, int]:
+        """The sequence number of a frame of ``flow`` about to be sent, and
+        what it waits for at the receiver (``after``); kept until
+        acknowledged. ``lossy``: the messages in it, if its loss may be
+        accepted. A frame larger than ``max_bytes`` is taken when nothing
         else is held, so that any frame can go, if alone."""
         n = size(payload)
         held = len(self._held)
         if held and (self.bytes + n > self.max_bytes or held >= self.max_frames):
             raise SequenceError("retransmit_overflow",
                                 f"{held} frames of {self.bytes} bytes unacknowledged, {n} more")
+        seq = self.next_seq
+        if flow <= TICK_FLOW:
+            after = AFTER_ALL
+            self._barrier = seq
+            lossy = 0
+        else:
+            last = max(self._last.get(flow, -1), self._barrier)
+            after = last if last >= self.acked else AFTER_NONE
+            self._last[flow] = seq
+            self._lasts.append((seq, flow))
         self._held.append(payload)
+        self._meta.append([flow, after, lossy, 0])
         self.bytes += n
-        self.next_seq += 1
-        return self.next_seq - 1
+        self.next_seq = seq + 1
+        return seq, after
 
     def ack(self, upto: int) -> int:
         """The far end has every frame below ``upto``: drop them, and say how
@@ -109,27 +168,69 @@ class Sender:
         if upto > self.next_seq:
             raise SequenceError("bad_ack", f"ack up to {upto}, but only {self.next_seq} sent")
         freed = 0
+        held, meta = self._held, self._meta
         while self.acked < upto:
-            freed += size(self._held.popleft())
+            freed += size(held.popleft())
+            meta.popleft()
             self.acked += 1
         self.bytes -= freed
+        lasts, last = self._lasts, self._last
+        while lasts and lasts[0][0] < upto:
+            seq, flow = lasts.popleft()
+            if last.get(flow) == seq:
+                del last[flow]
         return freed
 
     def unacked(self) -> list[tuple[int, Payload]]:
-        """What to send again, after a route change or when the resend timer
-        fires: (sequence, payload), in order."""
+        """What is held: (sequence, payload), in order; a skip's payload is
+        empty."""
         return list(enumerate(self._held, self.acked))
+
+    def resends(self) -> list[tuple[int, Payload, int, bool]]:
+        """What to send again, after a route change or when the resend timer
+        fires: (sequence, payload, after, whether it is a skip), in order."""
+        return [(seq, payload, meta[1], bool(meta[3]))
+                for seq, (payload, meta) in enumerate(zip(self._held, self._meta, strict=True),
+                                                        self.acked)]
+
+    def skip(self, missing: list[tuple[int, int]]) -> dict[int, int] | None:
+        """The far end misses the frames in the ``missing`` ranges ([start,
+        end)) for long: if every one held is lossy, turn them into skips
+        (held, empty, to send again until acknowledged) and say how many
+        messages each flow lost; None, and nothing changed, if any is not."""
+        picked: set[int] = set()
+        for start, end in missing:
+            for seq in range(max(start, self.acked), min(end, self.next_seq)):
+                meta = self._meta[seq - self.acked]
+                if meta[3]:
+                    continue  # a skip already: a report that crossed it
+                if not meta[2]:
+                    return None
+                picked.add(seq)
+        lost: dict[int, int] = {}
+        for seq in sorted(picked):
+            i = seq - self.acked
+            meta = self._meta[i]
+            lost[meta[0]] = lost.get(meta[0], 0) + meta[2]
+            meta[3] = 1
+            self.bytes -= size(self._held[i])
+            self._held[i] = b""
+        return lost
 
 
 class Receiver:
-    """The receiving end of a channel: delivers in sequence order, holds the
-    frames that come early, drops copies, and says when to acknowledge.
+    """The receiving end of a channel: delivers each frame once what it
+    comes after is delivered (so in sequence order within each flow),
+    holds the frames that come before that, drops copies, reports gaps and
+    says when to acknowledge.
 
-    Gaps: while frames are held early, the awaited one is missing; it has
-    been missing since the oldest of them arrived (the first to overtake
-    it), and :meth:`check` fails the channel once that is ``gap_timeout``
-    ago. So, with :meth:`check` run at :meth:`deadline`, no frame waits in
-    the buffer longer than ``gap_timeout``.
+    Gaps: while frames past the awaited one (``expected``) have arrived,
+    held or delivered by their flow, it is missing; it has been missing
+    since the oldest of them arrived (the first to overtake it). Once that
+    is ``report_after`` ago :meth:`take_gap` says what is missing, for the
+    sender to give up what it may, and :meth:`check` fails the channel once
+    it is ``gap_timeout`` ago. So, with both run at :meth:`deadline`, no
+    frame waits in the buffer longer than ``gap_timeout``.
 
     Acks are cumulative (the value is :attr:`expected`) and due when
     ``ack_every`` frames or ``ack_bytes`` bytes were delivered since the
@@ -144,7 +245,8 @@ class Receiver:
     """
 
     def __init__(self, max_bytes: int, max_frames: int, gap_timeout: float,
-                 ack_every: int, ack_delay: float, ack_bytes: int = 1 << 62) -> None:
+                 ack_every: int, ack_delay: float, ack_bytes: int = 1 << 62,
+                 report_after: float | None = None) -> None:
         if max_bytes < 1 or max_frames < 1 or ack_every < 1:
             raise ValueError("need max_bytes, max_frames and ack_every >= 1")
         if gap_timeout <= 0 or ack_delay < 0:
@@ -155,12 +257,20 @@ class Receiver:
         self.ack_every = ack_every
         self.ack_delay = ack_delay
         self.ack_bytes = ack_bytes
+        self.report_after = report_after
         #: the next sequence to deliver; everything below it was delivered
         self.expected = 0
+        #: one past the highest sequence received
+        self.seen = 0
         self.delivered = 0
         self.duplicates = 0
         self.reordered = 0
-        self._ahead: dict[int, Payload] = {}
+        #: beyond ``expected``: frames delivered (_DONE) and frames held,
+        #: waiting for the one they come after
+        self._ahead: dict[int, _Held | None] = {}
+        #: held frames by the frame they wait for (a barrier's: AFTER_ALL)
+        self._waiting: dict[int, list[int]] = {}
+        self._reported_at: float | None = None
         self._bytes = 0
         #: (sequence, arrival) of the frames held early, oldest first; may
         #: still name delivered ones, pruned from the front as they come up,
@@ -186,26 +296,26 @@ class Receiver:
             arrivals.popleft()
         return arrivals[0][1] if arrivals else None
 
-    def receive(self, seq: int, payload: Payload, now: float) -> list[Payload]:
-        """The payloads deliverable now, in order: this frame's and those of
-        the held frames it unblocks; none if it is early or a copy."""
+    def receive(self, seq: int, payload: Payload, now: float, after: int = AFTER_ALL,
+                skip: bool = False) -> list[Payload]:
+        """The payloads deliverable now, in an order that keeps every
+        flow's: this frame's, if what it comes ``after`` was delivered, and
+        those of the held frames that waited for it; none if it waits or is
+        a copy. A ``skip`` delivers nothing itself."""
         if seq < self.expected or seq in self._ahead:
             self.duplicates += 1
             self._due(now)
             return []
+        if seq >= self.seen:
+            self.seen = seq + 1
         if seq > self.expected:
-            self._hold(seq, payload, now)
-            return []
-        out = [payload]
-        got = size(payload)
-        self.expected += 1
-        while self.expected in self._ahead:
-            held = self._ahead.pop(self.expected)
-            n = size(held)
-            self._bytes -= n
-            got += n
-            out.append(held)
-            self.expected += 1
+            if after == AFTER_ALL or (after >= self.expected
+                                      and self._ahead.get(after, _MISSING) is not None):
+                self._hold(seq, payload, after, skip, now)
+                return []
+            self._arrived(seq, now)
+        out: list[Payload] = []
+        got = self._deliver(seq, payload, skip, out)
         self.delivered += len(out)
         self._unacked_bytes += got
         if self._ack_at is None:
@@ -214,12 +324,84 @@ class Receiver:
             self._due(now)
         return out
 
+    def _deliver(self, seq: int, payload: Payload, skip: bool, out: list[Payload]) -> int:
+        """Deliver ``seq`` and every held frame it frees, each after what
+        it waits for; the bytes delivered."""
+        got = 0
+        ahead, waiting = self._ahead, self._waiting
+        ready: list[tuple[int, Payload, bool]] = [(seq, payload, skip)]
+        while ready:
+            seq, payload, skip = ready.pop()
+            if not skip:
+                out.append(payload)
+                got += size(payload)
+            if seq == self.expected:
+                nxt = seq + 1
+                while nxt in ahead:
+                    if ahead[nxt] is not None:
+                        # held, and everything before it delivered: free to go
+                        held = self._take(nxt)
+                        ready.append((nxt, held.payload, held.skip))
+                        break
+                    del ahead[nxt]
+                    nxt += 1
+                self.expected = nxt
+            else:
+                ahead[seq] = None
+            for later in waiting.pop(seq, ()):
+                if ahead.get(later) is not None:
+                    held = self._take(later)
+                    ready.append((later, held.payload, held.skip))
+        return got
+
+    def _take(self, seq: int) -> _Held:
+        """A held frame out of the buffer, to deliver."""
+        held = self._ahead.pop(seq)
+        assert held is not None
+        self._bytes -= size(held.payload)
+        others = self._waiting.get(held.after)
+        if others is not None and seq in others:
+            others.remove(seq)
+            if not others:
+                del self._waiting[held.after]
+        return held
+
     def check(self, now: float) -> None:
         """Fail the channel if a gap has been open for ``gap_timeout``."""
         opened = self.gap_opened
         if opened is not None and now >= opened + self.gap_timeout:
             raise SequenceError("gap_timeout",
                                 f"frame {self.expected} missing for {now - opened:.3f}s")
+
+    def take_gap(self, now: float) -> list[tuple[int, int]] | None:
+        """The frames missing, as ranges [start, end), once a gap has been
+        open ``report_after`` (and again every ``report_after`` while it
+        stays): for the sender to give up what it may (see
+        :meth:`Sender.skip`). It counts as sent."""
+        due = self._report_due()
+        if due is None or now < due:
+            return None
+        self._reported_at = now
+        ranges: list[tuple[int, int]] = []
+        start = self.expected
+        for seq in sorted(self._ahead):
+            if seq > start:
+                ranges.append((start, seq))
+                if len(ranges) == MAX_GAP_RANGES:
+                    return ranges
+            start = seq + 1
+        if start < self.seen:
+            ranges.append((start, self.seen))
+        return ranges
+
+    def _report_due(self) -> float | None:
+        opened = self.gap_opened
+        if self.report_after is None or opened is None:
+            return None
+        due = opened + self.report_after
+        if self._reported_at is not None and self._reported_at >= opened:
+            due = max(due, self._reported_at + self.report_after)
+        return due
 
     def take_ack(self, now: float) -> int | None:
         """The ack to send now, if one is due; it counts as sent."""
@@ -231,13 +413,15 @@ class Receiver:
         return self.expected
 
     def deadline(self) -> float | None:
-        """The earliest time :meth:`check` or :meth:`take_ack` may act."""
+        """The earliest time :meth:`check`, :meth:`take_gap` or
+        :meth:`take_ack` may act."""
         opened = self.gap_opened
-        times = [t for t in (self._ack_at, None if opened is None else opened + self.gap_timeout)
+        times = [t for t in (self._ack_at, None if opened is None else opened + self.gap_timeout,
+                             self._report_due())
                  if t is not None]
         return min(times, default=None)
 
-    def _hold(self, seq: int, payload: Payload, now: float) -> None:
+    def _hold(self, seq: int, payload: Payload, after: int, skip: bool, now: float) -> None:
         n = size(payload)
         if seq - self.expected > MAX_AHEAD:
             raise SequenceError("reorder_overflow",
@@ -246,12 +430,31 @@ class Receiver:
             raise SequenceError("reorder_overflow",
                                 f"{len(self._ahead)} frames of {self._bytes} bytes held early, "
                                 f"{n} more")
-        self._ahead[seq] = payload
+        self._ahead[seq] = _Held(payload, after, skip)
         self._bytes += n
         self.reordered += 1
+        if after != AFTER_ALL:
+            self._waiting.setdefault(after, []).append(seq)
+        self._arrived(seq, now)
+
+    def _arrived(self, seq: int, now: float) -> None:
+        """A frame overtook the awaited one (held, or delivered by its flow)."""
         self._arrivals.append((seq, now))
         if len(self._arrivals) > 2 * self.max_frames:
             self._arrivals = deque(a for a in self._arrivals if a[0] in self._ahead)
 
     def _due(self, now: float) -> None:
         self._ack_at = now if self._ack_at is None else min(self._ack_at, now)
+
+
+@dataclass(slots=True)
+class _Held:
+    """A frame that came before the one it waits for."""
+
+    payload: Payload
+    after: int
+    skip: bool
+
+
+#: not in the buffer (distinct from None: delivered)
+_MISSING = object()

@@ -46,8 +46,9 @@ CLOSE_REASONS = (
 # --- Python <-> Python frames over ZeroMQ ---------------------------------
 
 #: 2: links are admitted by a cookie proof (HELLO carries a nonce, PROOF);
-#: 3: a connection's ticks travel unsequenced (TICK)
-VERSION = 3
+#: 3: a connection's ticks travel unsequenced (TICK);
+#: 4: DATA frames say what they come after (order per flow), skips, gap reports
+VERSION = 4
 
 
 class Kind(enum.IntEnum):
@@ -80,8 +81,16 @@ FLAG_INITIATOR = 0x01
 FLAG_SEALED = 0x02
 #: flag, lane messages: the payload is a distribution packet for the
 #: destination's connection with the source (a process's own lane), not
-#: ``{To, Msg}`` (see pydist.core.process_lanes)
+#: ``{To, Msg}`` (see pydist.core.process_opts)
 FLAG_DIST = 0x04
+#: flag, DATA: a barrier, delivered after every earlier frame of its
+#: connection; any other DATA frame's chunk index is how many frames back
+#: the one it comes after is (0: none), see pydist.core.sequencing
+FLAG_BARRIER = 0x08
+#: flag, DATA: a skip, standing in for a frame its sender gave up
+FLAG_SKIP = 0x10
+#: flag, ACK: a gap report, its payload the ranges missing
+FLAG_GAP = 0x20
 
 #: version, kind, flags, hop limit, lane, 3 pad, channel epoch,
 #: source, destination, sequence, chunk index, chunk count

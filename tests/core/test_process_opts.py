@@ -11,7 +11,7 @@ from test_node import Net, connected, name
 
 from pydist.core import port_codec
 from pydist.core.etf import Atom
-from pydist.core.process_lanes import MAX_PROCESSES, SEND_OPS, ProcessLanes, message_send
+from pydist.core.process_opts import MAX_PROCESSES, SEND_OPS, ProcessOpts, message_send
 from pydist.core.wire import FRAME_LEN, REALTIME, UNORDERED, UNRELIABLE
 
 _HEADER = b"\x83D\x00"
@@ -43,11 +43,11 @@ def test_only_whole_message_sends_take_a_lane() -> None:
 
 def test_without_lanes_nothing_is_looked_at() -> None:
     groups = [(5, group(packet(22)))]
-    assert ProcessLanes().split(groups) == (groups, [])
+    assert ProcessOpts().split(groups) == (groups, [])
 
 
 def test_a_process_lane_takes_its_sends_and_leaves_its_signals_in_order() -> None:
-    lanes = ProcessLanes()
+    lanes = ProcessOpts()
     assert lanes.set(7, UNRELIABLE, 0)
     link, send1, unlink, send2 = packet(1), packet(22, b"one"), packet(4), packet(6, b"two")
     other = group(packet(22, b"other"))
@@ -59,7 +59,7 @@ def test_a_process_lane_takes_its_sends_and_leaves_its_signals_in_order() -> Non
 
 
 def test_set_lane_zero_leaves_the_lane_and_bad_settings_change_nothing() -> None:
-    lanes = ProcessLanes()
+    lanes = ProcessOpts()
     assert lanes.set(7, REALTIME, 250)
     assert not lanes.set(7, 9, 0)  # no such lane
     assert not lanes.set(8, UNORDERED, 1 << 32)
@@ -69,7 +69,7 @@ def test_set_lane_zero_leaves_the_lane_and_bad_settings_change_nothing() -> None
 
 
 def test_the_table_is_bounded() -> None:
-    lanes = ProcessLanes()
+    lanes = ProcessOpts()
     for flow in range(MAX_PROCESSES):
         assert lanes.set(flow + 2, UNORDERED, 0)
     assert not lanes.set(1 << 40, UNORDERED, 0)
@@ -89,7 +89,7 @@ _PACKETS = st.one_of(
        st.sets(st.integers(2, 6)))
 def test_split_loses_nothing_and_keeps_each_flows_connection_order(
         groups: list[tuple[int, list[bytes]]], with_lane: set[int]) -> None:
-    lanes = ProcessLanes()
+    lanes = ProcessOpts()
     for flow in with_lane:
         lanes.set(flow, UNORDERED, 0)
     kept, moved = lanes.split([(flow, group(*ps)) for flow, ps in groups])

@@ -1,5 +1,12 @@
-"""Lanes per process: ``py_dist:set_lane/1`` puts a process's ordinary
-sends (``!``, ``gen_server:cast``) on a lane.
+"""What processes ask of their own sends: a lane (``py_dist:set_lane/1``)
+and to be told of losses (``py_dist:loss_mode/1``), by flow.
+
+The loss mode is read where frames are numbered (a frame of a flow in
+``notify`` may be given up: :mod:`pydist.core.sequencing`); the rest of
+this module is about lanes.
+
+``py_dist:set_lane/1`` puts a process's ordinary sends (``!``,
+``gen_server:cast``) on a lane.
 
 The controller tags every packet it hands over with its flow, the process
 that sent it. For a flow whose process set a lane, each packet that is a
@@ -27,7 +34,7 @@ from collections.abc import Iterator
 from pydist.core.port_codec import Groups
 from pydist.core.wire import FRAME_LEN, LANE_NAMES
 
-log = logging.getLogger("pydist.process_lanes")
+log = logging.getLogger("pydist.process_opts")
 
 #: processes with a lane at once: the BEAM refuses past the same bound
 MAX_PROCESSES = 1 << 16
@@ -51,15 +58,29 @@ def message_send(packet: memoryview | bytes) -> bool:
             and packet[5] == _SMALL_INTEGER_EXT and packet[6] in SEND_OPS)
 
 
-class ProcessLanes:
-    """The lane each process asked for, by flow; the reliable lane (the
-    connection) for every other."""
+class ProcessOpts:
+    """The lane each process asked for, by flow (the reliable lane, the
+    connection, for every other), and the flows that accept losses."""
 
     def __init__(self) -> None:
         self.by_flow: dict[int, tuple[int, int]] = {}
+        #: flows whose processes accept losses of their messages, told to
+        #: them, rather than a connection down (py_dist:loss_mode(notify))
+        self.notify: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.by_flow)
+
+    def set_notify(self, flow: int, notify: bool) -> bool:
+        """False, with nothing changed, for a table already full."""
+        if not notify:
+            self.notify.discard(flow)
+        elif flow not in self.notify:
+            if len(self.notify) >= MAX_PROCESSES:
+                log.error("loss_mode: %d processes have asked already", MAX_PROCESSES)
+                return False
+            self.notify.add(flow)
+        return True
 
     def set(self, flow: int, lane: int, deadline_ms: int) -> bool:
         """Lane 0 is the connection's: the process leaves its lane. False,
