@@ -23,7 +23,7 @@ _STEP = st.one_of(
     st.tuples(st.just("deliver"), st.integers(0, 255)),
     st.tuples(st.just("drop"), st.integers(0, 255)),
     st.tuples(st.just("copy"), st.integers(0, 255)),
-    st.tuples(st.just("cut"), st.sampled_from(LINKS + ("",))),
+    st.tuples(st.just("cut"), st.sampled_from((*LINKS, ""))),
     st.tuples(st.just("wait"), st.sampled_from([0.05, 0.3, 0.8])),
 )
 
@@ -49,7 +49,7 @@ def run_plans(plan: list[tuple[str, object, object]]) -> None:
     net = ring()
     c_chan = net.open("a", 1, "c")
     sent: dict[int, int] = {}
-    for op, x, y in ((s + (None,))[:3] for s in plan):
+    for op, x, y in ((*s, None)[:3] for s in plan):
         if op == "send":
             flow, count = int(x), int(y)  # type: ignore[call-overload]
             first = sent.get(flow, 0)

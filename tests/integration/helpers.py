@@ -101,3 +101,15 @@ def keygen(directory: Path, node: str) -> str:
 def keyed(directory: Path, name: str, authorized: Path) -> tuple[str, ...]:
     secret = directory / f"{name}@{HOST}.key_secret"
     return ("-py_dist", "node_key", str(secret), "-py_dist", "authorized_keys", str(authorized))
+
+
+#: an inbox on a node: keeps every message, answers ``{get, From}``
+COLLECTOR = ("register(inbox, spawn(fun L() -> receive {get, F} -> F ! {got, get(m)}, L(); "
+             "M -> put(m, [M | case get(m) of undefined -> []; X -> X end]), L() end end)), "
+             "ok.")
+
+
+def collected(node: ErlNode) -> list[Any]:
+    """What the node's ``inbox`` (:data:`COLLECTOR`) got, in order."""
+    got = node.eval("inbox ! {get, self()}, receive {got, M} -> M after 5000 -> timeout end.")
+    return [] if got == "undefined" else list(reversed(got))

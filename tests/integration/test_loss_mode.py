@@ -5,22 +5,13 @@ process's message past repair (every copy of it)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from pydist_tools.cluster import HOST, Cluster, ErlNode
 from pydist_tools.cluster.zmtp_filter import ZmtpFilter
 
-from .helpers import port_stat
+from .helpers import COLLECTOR, collected, port_stat
 
 MARKER = b"py_dist-drop-me-past-repair"
-COLLECTOR = ("register(inbox, spawn(fun L() -> receive {get, F} -> F ! {got, get(m)}, L(); "
-             "M -> put(m, [M | case get(m) of undefined -> []; X -> X end]), L() end end)), "
-             "ok.")
-
-
-def _collected(node: ErlNode) -> list[Any]:
-    got = node.eval("inbox ! {get, self()}, receive {got, M} -> M after 5000 -> timeout end.")
-    return [] if got == "undefined" else list(reversed(got))
 
 
 def _through_filter(cluster: Cluster, flt_to: ErlNode, b: ErlNode) -> ZmtpFilter:
@@ -59,10 +50,10 @@ def test_notify_gives_up_one_process_message_and_the_others_pass_it(cluster: Clu
         told = b.eval("receive {p1, T} -> T after 15000 -> timeout end.", timeout=20)
         assert told == (a.node, 1)
         deadline = time.monotonic() + 5
-        while len(_collected(a)) < 22:
-            assert time.monotonic() < deadline, _collected(a)
+        while len(collected(a)) < 22:
+            assert time.monotonic() < deadline, collected(a)
             time.sleep(0.05)
-        got = _collected(a)
+        got = collected(a)
         p1 = [m for m in got if m[0] == "p1"]
         assert p1 == [("p1", 1), ("p1", 3)]  # the second given up, the order kept
         # the other process's messages were not held up behind the gap:
@@ -89,4 +80,4 @@ def test_without_notify_a_loss_is_a_nodedown_then_a_nodeup(cluster: Cluster) -> 
         assert b.eval("receive {p1, T} -> T after 15000 -> timeout end.", timeout=20) == "none"
         assert port_stat(b, "messages_given_up") == 0
         assert b.eval(f"net_adm:ping('{a.node}').") == "pong"  # nodeup on the next use
-        assert [m for m in _collected(a) if m[0] == "p1"] == [("p1", 1)]
+        assert [m for m in collected(a) if m[0] == "p1"] == [("p1", 1)]

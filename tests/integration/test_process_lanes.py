@@ -8,21 +8,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
 
 from pydist_tools.cluster import Cluster, ErlNode
 
-from .helpers import port_stat, port_stats
-
-#: a collector on the receiving node: keeps every message, answers {get, From}
-COLLECTOR = ("register(inbox, spawn(fun L() -> receive {get, F} -> F ! {got, get(m)}, L(); "
-             "M -> put(m, [M | case get(m) of undefined -> []; X -> X end]), L() end end)), "
-             "ok.")
-
-
-def _collected(node: ErlNode) -> list[Any]:
-    got = node.eval("inbox ! {get, self()}, receive {got, M} -> M after 5000 -> timeout end.")
-    return [] if got == "undefined" else list(reversed(got))
+from .helpers import COLLECTOR, collected, port_stat, port_stats
 
 
 def _lane_process(node: ErlNode, lane: str) -> tuple[str, str]:
@@ -78,14 +67,14 @@ def test_one_process_on_the_unreliable_lane_the_other_on_the_connection(
            "end), ok.")
     _send_from(a, f"[{{{inbox}, {{lane, I}}}} || I <- lists:seq(1, 100)] ++ "
                   f"[{{{{inbox, '{b.node}'}}, {{lane_named, I}}}} || I <- lists:seq(1, 100)]")
-    _until(lambda: len([m for m in _collected(b) if m[0] == "plain"]) == 150, "plain sends")
+    _until(lambda: len([m for m in collected(b) if m[0] == "plain"]) == 150, "plain sends")
     # every send of the lane's process was counted on the lane, none of the other's
     assert port_stat(a, "lane_unreliable_sent") - sent == 200
     dropped = sum(v for k, v in port_stats(a).items()
                   if k.startswith(b"lane_unreliable_dropped"))
     _until(lambda: port_stat(b, "lane_unreliable_delivered") - delivered == 200 - dropped,
            "lane deliveries")
-    got = _collected(b)
+    got = collected(b)
     for tag in ("lane", "lane_named"):
         numbers = [m[1] for m in got if m[0] == tag]
         assert len(set(numbers)) == len(numbers) and set(numbers) <= set(range(1, 101))
@@ -114,8 +103,8 @@ def test_signals_and_fragmented_messages_stay_on_the_connection(cluster: Cluster
         "Self ! {result, Size, Exit, py_dist:get_lane()} end), "
         "receive {result, S, E, L} -> {S, E, L} after 45000 -> timeout end.", timeout=60)
     assert result == (1 << 20, "done", "unordered")
-    _until(lambda: len(_collected(b)) == 10, "small lane messages")
-    assert sorted(m[1] for m in _collected(b)) == list(range(1, 11))
+    _until(lambda: len(collected(b)) == 10, "small lane messages")
+    assert sorted(m[1] for m in collected(b)) == list(range(1, 11))
     assert port_stat(a, "lane_unordered_sent") - sent == 10
     # the process ended: its lane is forgotten here and in the port program
     _until(lambda: _process_lanes(a) == 0, "the lane of a process that exited is cleared")
@@ -133,7 +122,7 @@ def test_a_restarted_port_program_is_told_the_lanes(cluster: Cluster) -> None:
     sent = port_stat(a, "lane_realtime_sent")
     _send_from(a, f"[{{{{inbox, '{b.node}'}}, {{rt, I}}}} || I <- lists:seq(1, 5)]")
     assert port_stat(a, "lane_realtime_sent") - sent == 5
-    _until(lambda: len(_collected(b)) == 5, "realtime lane messages")
+    _until(lambda: len(collected(b)) == 5, "realtime lane messages")
 
 
 def test_a_bad_lane_is_a_badarg(cluster: Cluster) -> None:
