@@ -431,6 +431,7 @@ class Delivery:
         assert ch.outbox is not None
         ch.stalled = False
         ch.outbox.start_holding()
+        self._refresh_pause(ch)
 
     def _gap_reported(self, ch: Channel, payload: bytes | memoryview, now: float) -> None:
         """The far end misses frames for long (a gap report): if all of them

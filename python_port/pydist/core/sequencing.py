@@ -198,19 +198,25 @@ class Sender:
         end)) for long: if every one held is lossy, turn them into skips
         (held, empty, to send again until acknowledged) and say how many
         messages each flow lost; None, and nothing changed, if any is not."""
-        picked: set[int] = set()
-        for start, end in missing:
-            for seq in range(max(start, self.acked), min(end, self.next_seq)):
-                meta = self._meta[seq - self.acked]
+        # the ranges clipped to what is held and merged: each frame looked
+        # at once, however the report overlaps itself
+        acked, metas = self.acked, list(self._meta)
+        spans = sorted((max(start, acked), min(end, self.next_seq)) for start, end in missing)
+        picked: list[int] = []
+        reach = acked
+        for start, end in spans:
+            for seq in range(max(start, reach), end):
+                meta = metas[seq - acked]
                 if meta[3]:
                     continue  # a skip already: a report that crossed it
                 if not meta[2]:
                     return None
-                picked.add(seq)
+                picked.append(seq)
+            reach = max(reach, end)
         lost: dict[int, int] = {}
-        for seq in sorted(picked):
-            i = seq - self.acked
-            meta = self._meta[i]
+        for seq in picked:
+            i = seq - acked
+            meta = metas[i]
             lost[meta[0]] = lost.get(meta[0], 0) + meta[2]
             meta[3] = 1
             self.bytes -= size(self._held[i])
