@@ -4,6 +4,7 @@ reordering, duplicating network with route changes."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -457,7 +458,28 @@ MAX_BYTES, MAX_FRAMES, GAP = 64, 8, 1.0
 OUTCOMES: Counter[str] = Counter()
 
 
-class LossyNetwork(RuleBasedStateMachine):
+class WireFaults(RuleBasedStateMachine):
+    """What the network does to frames in flight (``wire``), for both
+    machines below: copies any of them, loses any of them."""
+
+    wire: list[Any]
+
+    def lost_one(self) -> None:
+        """A frame was lost in flight (a machine may count it)."""
+
+    @precondition(lambda self: self.wire and len(self.wire) <= 4 * MAX_FRAMES)
+    @rule(pick=st.integers(0, 255))
+    def copy(self, pick: int) -> None:
+        self.wire.append(self.wire[pick % len(self.wire)])
+
+    @precondition(lambda self: self.wire)
+    @rule(pick=st.integers(0, 255))
+    def lose(self, pick: int) -> None:
+        self.wire.pop(pick % len(self.wire))
+        self.lost_one()
+
+
+class LossyNetwork(WireFaults):
     """One channel over a network that loses, copies and reorders frames and
     acks, and changes route. Each life of the channel ends either in a gap
     timeout (the node would close the connection; a new one starts afresh) or,
@@ -550,16 +572,6 @@ class LossyNetwork(RuleBasedStateMachine):
     def overtake(self, pick: int) -> None:
         """A frame other than the oldest in flight arrives first."""
         self.arrive(*self.wire.pop(1 + pick % (len(self.wire) - 1)))
-
-    @precondition(lambda self: self.wire and len(self.wire) <= 4 * MAX_FRAMES)
-    @rule(pick=st.integers(0, 255))
-    def copy(self, pick: int) -> None:
-        self.wire.append(self.wire[pick % len(self.wire)])
-
-    @precondition(lambda self: self.wire)
-    @rule(pick=st.integers(0, 255))
-    def lose(self, pick: int) -> None:
-        self.wire.pop(pick % len(self.wire))
 
     # the receiving node
 
@@ -666,7 +678,7 @@ FLOWS, LOSSY_FLOWS = (0, 2, 3, 4), (3, 4)
 FLOW_OUTCOMES: Counter[str] = Counter()
 
 
-class FlowsOverLossyNetwork(RuleBasedStateMachine):
+class FlowsOverLossyNetwork(WireFaults):
     """One channel carrying several flows and barriers over a network that
     loses, copies and reorders frames and acks and changes route; gaps are
     reported, and the sender gives up the lossy frames they name. Every
@@ -720,15 +732,7 @@ class FlowsOverLossyNetwork(RuleBasedStateMachine):
     def arrive(self, pick: int) -> None:
         self.receive(*self.wire.pop(pick % len(self.wire)))
 
-    @precondition(lambda self: self.wire and len(self.wire) <= 4 * MAX_FRAMES)
-    @rule(pick=st.integers(0, 255))
-    def copy(self, pick: int) -> None:
-        self.wire.append(self.wire[pick % len(self.wire)])
-
-    @precondition(lambda self: self.wire)
-    @rule(pick=st.integers(0, 255))
-    def lose(self, pick: int) -> None:
-        self.wire.pop(pick % len(self.wire))
+    def lost_one(self) -> None:
         FLOW_OUTCOMES["lost_frame"] += 1
 
     def receive(self, seq: int, payload: Payload, after: int, skip: bool) -> None:
