@@ -65,8 +65,7 @@ lane(Pid) ->
 %% badarg for no mode; on a node that does not run py_dist, `nodedown'.
 -spec set_loss_mode(pid(), loss_mode()) -> loss_mode().
 set_loss_mode(Pid, Mode) when Mode =:= nodedown; Mode =:= notify ->
-    Notify = case Mode of notify -> 1; nodedown -> 0 end,
-    {_, Old} = set(Pid, loss_mode, Mode, fun(Flow) -> {loss_mode, Flow, Notify} end),
+    {_, Old} = set(Pid, loss_mode, Mode, fun(Flow) -> {loss_mode, Flow, notify(Mode)} end),
     Old;
 set_loss_mode(Pid, Mode) ->
     erlang:error(badarg, [Pid, Mode]).
@@ -211,8 +210,11 @@ flow(_) ->
 
 settings(Flow, {Lane, Mode}) ->
     {Num, DeadlineMs} = wire(Lane),
-    [{set_lane, Flow, Num, DeadlineMs},
-     {loss_mode, Flow, case Mode of notify -> 1; nodedown -> 0 end}].
+    [{set_lane, Flow, Num, DeadlineMs}, {loss_mode, Flow, notify(Mode)}].
+
+%% A loss mode as the port program takes it.
+notify(notify) -> 1;
+notify(nodedown) -> 0.
 
 %% To the port program, unless its owner is not running: a new owner tells
 %% its port program the whole table (settings/0).

@@ -16,29 +16,16 @@ start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
 init([]) ->
-    Owner = #{id => py_dist_port,
-              start => {py_dist_port, start_link, []},
-              restart => permanent,
-              shutdown => 5000,
-              type => worker,
-              modules => [py_dist_port]},
-    Neighbours = #{id => py_dist_neighbours,
-                   start => {py_dist_neighbours, start_link, []},
-                   restart => permanent,
-                   shutdown => 5000,
-                   type => worker,
-                   modules => [py_dist_neighbours]},
-    Losses = #{id => py_dist_losses,
-               start => {py_dist_losses, start_link, []},
-               restart => permanent,
-               shutdown => 5000,
-               type => worker,
-               modules => [py_dist_losses]},
-    Opts = #{id => py_dist_process_opts,
-              start => {py_dist_process_opts, start_link, []},
-              restart => permanent,
-              shutdown => 5000,
-              type => worker,
-              modules => [py_dist_process_opts]},
+    %% in start order: the owner tells a restarted port program what the
+    %% process options hold
+    Workers = [py_dist_losses, py_dist_process_opts, py_dist_port, py_dist_neighbours],
     {ok, {#{strategy => one_for_one, intensity => 5, period => 10},
-          [Losses, Opts, Owner, Neighbours]}}.
+          [worker(M) || M <- Workers]}}.
+
+worker(Module) ->
+    #{id => Module,
+      start => {Module, start_link, []},
+      restart => permanent,
+      shutdown => 5000,
+      type => worker,
+      modules => [Module]}.

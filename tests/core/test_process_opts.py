@@ -11,7 +11,13 @@ from test_node import Net, connected, name
 
 from pydist.core import port_codec
 from pydist.core.etf import Atom
-from pydist.core.process_opts import MAX_PROCESSES, SEND_OPS, ProcessOpts, message_send
+from pydist.core.process_opts import (
+    MAX_PROCESSES,
+    SEND_OPS,
+    ProcessOpts,
+    message_send,
+    messages_in,
+)
 from pydist.core.wire import FRAME_LEN, REALTIME, UNORDERED, UNRELIABLE
 
 _HEADER = b"\x83D\x00"
@@ -39,6 +45,16 @@ def test_only_whole_message_sends_take_a_lane() -> None:
     assert not message_send(WITH_CACHE_REFS)
     assert not message_send(b"")
     assert not message_send(_HEADER + b"\x68")
+
+
+def test_messages_in_a_run_only_if_all_are_whole_sends() -> None:
+    """What a frame may be given up for, and what a lane packet must be."""
+    two = bytes(group(packet(22), packet(6)))
+    assert messages_in(two) == 2
+    assert messages_in(bytes(group(packet(22), packet(1)))) == 0  # a link in it
+    assert messages_in(bytes(group(FRAGMENT))) == 0
+    assert messages_in(two[:-1]) == 0  # a truncated tail
+    assert messages_in(b"") == 0
 
 
 def test_without_lanes_nothing_is_looked_at() -> None:

@@ -33,7 +33,7 @@ from pydist.core.framer import Framer
 from pydist.core.outbox import TICK, Outbox
 from pydist.core.output import Output
 from pydist.core.port_codec import Groups
-from pydist.core.process_opts import message_send
+from pydist.core.process_opts import messages_in
 from pydist.core.rto import Rto
 from pydist.core.sequencing import (
     AFTER_ALL,
@@ -229,7 +229,7 @@ class Delivery:
                     break
                 flow = box.last_flow
                 seq, after = sender.push_frame(body, flow,
-                                               _messages(body) if flow in notify else 0)
+                                               messages_in(body) if flow in notify else 0)
                 rto.sent(seq, now)
                 out.append((link.key, framer.routed(_data_header(flags, hops, epoch, src, dst,
                                                                  seq, after, False), dst, body)))
@@ -329,6 +329,11 @@ class Delivery:
         assert ch.rto is not None and ch.budget is not None
         ch.rto.resent()
         ch.budget.reset()  # a new path, or one that lost frames
+        self._send_held(ch, frames, now)
+
+    def _send_held(self, ch: Channel, frames: list[tuple[int, Payload, int, bool]],
+                   now: float) -> None:
+        """Frames the sender holds, again, as :meth:`Sender.resends` gives them."""
         framer, link = self.framer, ch.link
         link.last_tx = now
         flags, hops, epoch, src, dst = (ch.flags | framer.sealed, self.config.max_hops,
@@ -453,13 +458,7 @@ class Delivery:
         log.warning("channel %d to %s: %d messages of %d processes given up after a gap",
                     ch.chan, ch.peer.decode(errors="replace"), sum(lost.values()), len(lost))
         if ch.link.up and ch.opened:  # else they go with the next resend
-            framer, link = self.framer, ch.link
-            flags, hops = ch.flags | framer.sealed, self.config.max_hops
-            for seq, body, after, skip in sender.resends():
-                if skip:
-                    header = _data_header(flags, hops, ch.epoch, framer.id, ch.peer_id, seq,
-                                          after, True)
-                    self.out.links.append((link.key, framer.routed(header, ch.peer_id, body)))
+            self._send_held(ch, [held for held in sender.resends() if held[3]], now)
 
     def _refuse(self, hdr: frame.Header, now: float) -> None:
         key = received_key(hdr.src, hdr.epoch, hdr.flags)
@@ -629,19 +628,3 @@ def _data_header(flags: int, hops: int, epoch: int, src: int, dst: int, seq: int
         flags |= FLAG_SKIP
     back = seq - after if after >= 0 else 0
     return HEADER.pack(VERSION, _DATA, flags, hops, 0, epoch, src, dst, seq, back, 1)
-
-
-def _messages(body: Payload) -> int:
-    """The messages in a run of packets, if that is all it holds (0: it
-    holds something else, whose loss would confuse erts or break a link)."""
-    view = memoryview(body)
-    pos, end, head, count = 0, len(view), FRAME_LEN.size, 0
-    while pos < end:
-        if end - pos < head:
-            return 0
-        (n,) = FRAME_LEN.unpack_from(view, pos)
-        if not message_send(view[pos + head : pos + head + n]):
-            return 0
-        pos += head + n
-        count += 1
-    return count

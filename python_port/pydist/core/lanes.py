@@ -45,10 +45,9 @@ from pydist.core.config import Config
 from pydist.core.etf import Atom
 from pydist.core.framer import Framer
 from pydist.core.output import Out, Output
-from pydist.core.process_opts import message_send
+from pydist.core.process_opts import messages_in
 from pydist.core.wire import (
     FLAG_DIST,
-    FRAME_LEN,
     HEADER,
     LANE_NAMES,
     REALTIME,
@@ -270,7 +269,7 @@ class Lanes:
             if len(self.realtime_last) > _REALTIME_SOURCES:
                 self.realtime_last.popitem(last=False)
         flags = hdr.flags & FLAG_DIST
-        if flags and not _one_message_send(whole):
+        if flags and messages_in(whole) != 1:
             # erts takes a process's lane only for whole message sends;
             # anything else would be out of its connection's order
             self.stats["lane_errors"] += 1
@@ -323,10 +322,3 @@ class Lanes:
             port.append(whole)
         else:
             port.extend(port_codec.encode_deliver(whole))
-
-
-def _one_message_send(whole: bytes | memoryview) -> bool:
-    """A length-prefixed distribution packet, whole, that sends a message."""
-    head = FRAME_LEN.size
-    return (len(whole) > head and FRAME_LEN.unpack_from(whole)[0] == len(whole) - head
-            and message_send(whole[head:]))

@@ -58,6 +58,20 @@ def message_send(packet: memoryview | bytes) -> bool:
             and packet[5] == _SMALL_INTEGER_EXT and packet[6] in SEND_OPS)
 
 
+def messages_in(run: bytes | memoryview) -> int:
+    """The messages in a run of length-prefixed distribution packets, if
+    the run is whole and every packet in it is a message send; 0 if not
+    (it holds something whose loss, or whose passing the connection's
+    order, would break a link or leave erts half a message)."""
+    view = memoryview(run)
+    count = done = 0
+    for start, end in _packets(view):
+        if not message_send(view[start + FRAME_LEN.size : end]):
+            return 0
+        count, done = count + 1, end
+    return count if done == len(view) else 0
+
+
 class ProcessOpts:
     """The lane each process asked for, by flow (the reliable lane, the
     connection, for every other), and the flows that accept losses."""
@@ -126,9 +140,9 @@ class ProcessOpts:
 
 
 def _packets(body: memoryview) -> Iterator[tuple[int, int]]:
-    """Where each length-prefixed packet of a group starts and ends (the
-    group was checked whole when it was split from its port packet: a
-    truncated tail is left to the connection, whose decoder reports it)."""
+    """Where each length-prefixed packet of a run starts and ends, up to
+    a truncated tail if there is one (left to the connection, whose
+    decoder reports it)."""
     pos, end, head = 0, len(body), FRAME_LEN.size
     while end - pos >= head:
         (n,) = FRAME_LEN.unpack_from(body, pos)
