@@ -10,20 +10,26 @@ refusal, and its other links and connections carry on.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from pydist.core import lsdb
 from pydist.core.wire import HEADER, VERSION, Kind, node_id
+from pydist_tools.bench_scale import tcp_sockets
 from pydist_tools.cluster import HOST, Cluster, ErlNode, wait_routes
 
-from .helpers import hand_admit, hand_hello, hand_recv, port_stat
+from .helpers import hand_admit, hand_hello, hand_recv, port_stat, port_stats
 
 
-def _dealer(ctx: zmq.Context, node: ErlNode) -> zmq.Socket:  # type: ignore[type-arg]
+def _dealer(ctx: zmq.Context, node: ErlNode,  # type: ignore[type-arg]
+            reconnect: bool = True) -> zmq.Socket:  # type: ignore[type-arg]
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    if not reconnect:
+        sock.setsockopt(zmq.RECONNECT_IVL, -1)
     sock.connect(f"tcp://{HOST}:{node.eval('maps:get(listen_port, py_dist:info()).')}")
     return sock
 
@@ -207,3 +213,52 @@ def _until_admitted(node: ErlNode, cookie: str | None) -> None:
             time.sleep(0.1)
     finally:
         ctx.destroy(linger=0)
+
+
+def test_connections_that_carry_no_admitted_link_are_closed(cluster: Cluster) -> None:
+    """ZeroMQ's listener keeps whatever connects; the node closes, as stock
+    distribution does after net_setuptime, each connection that carries no
+    admitted link: one that never said HELLO, one that said it and stopped,
+    one refused for a wrong proof (after the refusal, which it reads). Its
+    connection to a member stays up throughout."""
+    v, b = cluster.start("v"), cluster.start("b")
+    assert b.eval(f"net_adm:ping('{v.node}').") == "pong"
+    assert v.port_pid is not None
+    members = tcp_sockets(v.port_pid)
+    ctx = zmq.Context()
+    try:
+        watched = []
+        for say in ("nothing", "hello", "wrong proof"):
+            sock = _dealer(ctx, v, reconnect=False)
+            watched.append((say, sock, sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)))
+            if say == "hello":
+                hand_hello(sock, f"idle@{HOST}".encode())
+            elif say == "wrong proof":
+                assert not hand_admit(sock, f"guess@{HOST}".encode(), "not-the-cookie")
+        assert _wait(lambda: tcp_sockets(v.port_pid) == members + 3, 10)
+        for say, _, monitor in watched:
+            assert monitor.poll(30000), f"the connection that said {say} is still open"
+            assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+        assert _wait(lambda: tcp_sockets(v.port_pid) == members, 10)
+        assert port_stat(v, "connections_shut_unadmitted") == 3
+        for _, sock, monitor in watched:
+            monitor.close()
+            sock.close()
+    finally:
+        ctx.destroy(linger=0)
+    assert v.eval("nodes().") == [b.node]
+    assert b.eval(f"rpc:call('{v.node}', erlang, node, []).") == v.node
+    # the two outsiders' links went, as links; b's stayed
+    stats = port_stats(v)
+    assert {k: n for k, n in stats.items() if k.startswith(b"links_down_")} == {
+        b"links_down_connect_timeout": 1, b"links_down_wrong_cookie": 1}, stats
+    assert stats[b"links_admitted"] == 1
+
+
+def _wait(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -44,6 +44,9 @@ class Links:
             self.router.curve_server = True
             self._curve(self.router)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        #: the connections the listener accepts and loses (pydist.shell.accepted)
+        self.monitor: zmq.Socket[Any] = self.router.get_monitor_socket(
+            zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.router.bind(f"tcp://{address}:{port}")
         endpoint = self.router.getsockopt(zmq.LAST_ENDPOINT)
         assert isinstance(endpoint, bytes)
@@ -148,6 +151,8 @@ class Links:
     def close(self) -> None:
         for sock in self.dealers.values():
             sock.close()
+        self.router.disable_monitor()
+        self.monitor.close(linger=0)
         self.router.close()
         if self.zap is not None:
             self.zap.close()

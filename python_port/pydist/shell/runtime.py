@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from pydist.core.channels import LinkKey
 from pydist.core.config import Config
@@ -23,7 +24,7 @@ from pydist.core.node import Node
 from pydist.core.output import Dial, Forget, HangUp
 from pydist.core.port_codec import PortDecoder, PortError, encode_ctrl
 from pydist.core.trust import TrustError
-from pydist.shell import curve, stdio
+from pydist.shell import accepted, curve, stdio
 from pydist.shell.links import Links
 from pydist.shell.transit import TransitGate
 
@@ -53,6 +54,7 @@ class Runtime:
         trust = curve.load(config.node_key, config.authorized_keys) if config.node_key else None
         self.links = Links(self.ctx, config.listen_address, config.listen_port,
                            config.link_hwm, config.max_frame, trust)
+        self.watch = accepted.AcceptWatch()
         self.gate = TransitGate(self.links, TRANSIT_SOFT, TRANSIT_BACKLOG_MAX, TRANSIT_PATIENCE)
         self.node = Node(config, time.monotonic(), trust=trust)
         self.decoder = PortDecoder(config.max_frame + 1024, scratch=READ_SIZE)
@@ -73,6 +75,7 @@ class Runtime:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the BEAM owns ^C
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.poller.register(self.links.router, zmq.POLLIN)
+        self.poller.register(self.links.monitor, zmq.POLLIN)
         if self.links.zap is not None:
             self.poller.register(self.links.zap, zmq.POLLIN)
         self._watch_stdin(True)
@@ -102,7 +105,8 @@ class Runtime:
         now = time.monotonic()
         # Rounded up: a deadline less than a millisecond away must not
         # become poll(0), or the loop spins until it passes.
-        timeout = math.ceil(max(0.0, node.deadline - now) * 1000)
+        due = min(node.deadline, self.watch.next_check)
+        timeout = math.ceil(max(0.0, due - now) * 1000)
         if self.links.backlog or self.gate.paused:
             timeout = min(timeout, 1)
         events = self.poller.poll(timeout)
@@ -116,13 +120,41 @@ class Runtime:
                 self._receive(sock, None, now)
             elif sock is self.links.zap:
                 self._authenticate()
+            elif sock is self.links.monitor:
+                self._connections(now)
             else:
                 self._receive(sock, self.sockets.get(sock), now)
         try:
             node.timer(now)
         except Exception:  # a bug: log it, keep serving; the next turn retries
             log.exception("failed in the timer")
+        self._shut_unadmitted(now)
         self._flush()
+
+    def _connections(self, now: float) -> None:
+        """What the listener's monitor says: connections accepted and gone."""
+        watch, monitor = self.watch, self.links.monitor
+        while int(monitor.get(zmq.EVENTS)) & zmq.POLLIN:
+            event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            fd = event["value"]
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                ends = accepted.ident(fd)
+                if ends is not None:
+                    watch.accepted(fd, ends, now)
+            else:
+                watch.disconnected(fd)
+
+    def _shut_unadmitted(self, now: float) -> None:
+        links = self.node.links
+
+        def admitted(key: LinkKey) -> bool:
+            link = links.get(key)
+            return link is not None and link.up
+
+        for fd, ends in self.watch.expired(now, admitted):
+            if accepted.shut_down(fd, ends):
+                self.node.stats["connections_shut_unadmitted"] += 1
+                log.info("closed a connection from %s:%s: no admitted link on it", *ends[0][:2])
 
     def _authenticate(self) -> None:
         links = self.links
@@ -166,6 +198,8 @@ class Runtime:
             except Exception as exc:  # a bug: cost one link, not the node
                 log.exception("failed on a message from a link")
                 node.link_failed(link, f"internal error: {exc!r}", now)
+            if key is None and not self.watch.knows(link) and link in node.links:
+                self._carries(link, parts[1].get(zmq.SRCFD), now)
             forwarded = node.forwarded()
             if forwarded is not None:
                 out, size = forwarded
@@ -174,6 +208,10 @@ class Runtime:
                     self.poller.modify(sock, 0)
                     node.hold_rx(key, True)
                     return
+
+    def _carries(self, link: LinkKey, fd: int, now: float) -> None:
+        """A link the core took up came in on the connection ``fd``."""
+        self.watch.carries(link, fd, accepted.ident(fd) if fd >= 0 else None, now)
 
     def _flush(self) -> None:
         """Carry out what the core asked for, then watch what is worth
@@ -217,8 +255,9 @@ class Runtime:
                 node.transit_dropped(key)
         for command in hangups:
             match command:
-                case Forget(accepted):
-                    links.forget(accepted)
+                case Forget(key):
+                    links.forget(key)
+                    self.watch.forgot(key, time.monotonic())
                 case HangUp(dialled):
                     old = links.hangup(dialled)
                     if old is not None:
