@@ -12,19 +12,19 @@
 -module(py_dist_config).
 
 -compile({no_auto_import, [get/1]}).
--export([get/1, all/0, keys/0, python_command/0, parse/2]).
+-export([get/1, all/0, keys/0, python_command/0, parse/2, advertised/1]).
 
 -type key() :: python | listen_address | listen_port
              | heartbeat_interval | heartbeat_timeout | heartbeat_timeout_max
              | max_batch | max_frame | link_hwm | pipe_size
              | log_level | start_timeout | restart_delay
-             | neighbours | neighbour_retry | link_cost | max_hops
+             | neighbours | neighbour_retry | neighbour_retry_max | link_cost | max_hops
              | flap_half_life | flap_suppress_max
              | max_links | max_channels
              | lsp_lifetime | lsdb_sync_interval | max_nodes
              | window_bytes | window_frames | gap_timeout | ack_every | ack_delay
              | resend_timeout | queue_bytes | flow_bytes | inflight_bytes | ack_bytes
-             | node_key | authorized_keys
+             | node_key | authorized_keys | advertise_endpoint
              | chunk_bytes | realtime_deadline | lane_queue_bytes.
 -type kind() :: string | integer | atom | term.
 
@@ -48,6 +48,8 @@ keys() ->
      {restart_delay,      integer, 500,            false},
      {neighbours,         term,    [],             false},
      {neighbour_retry,    integer, 1000,           false},
+     %% the longest wait between two dials of a neighbour that keeps failing
+     {neighbour_retry_max, integer, 10000,         false},
      {link_cost,          integer, 10,             true},
      %% a link that keeps failing is kept out of the routes: see Damping
      {flap_half_life,     integer, 5000,           true},
@@ -74,8 +76,34 @@ keys() ->
      {chunk_bytes,        integer, 64 * 1024,      true},
      {realtime_deadline,  integer, 100,            true},
      {lane_queue_bytes,   integer, 16 * 1024 * 1024, true},
+     %% where other nodes are told to dial this one: "" (the host of its
+     %% name and its listen_port), "none", or "Host:Port" (see advertised/1)
+     {advertise_endpoint, string,  "",             false},
      {node_key,           string,  "",             true},
      {authorized_keys,    string,  "",             true}].
+
+%% @doc What `advertise_endpoint' means: `name' (the host of the node's
+%% name, and its listen_port: what epmd would say), `none' (no endpoint:
+%% a node behind NAT, which nobody can dial, reached through the links it
+%% makes), or the `{Host, Port}' to advertise (a port forwarded to it, a
+%% public address).  Anything else is refused with the key's name.
+-spec advertised(string()) -> name | none | {string(), inet:port_number()}.
+advertised("") ->
+    name;
+advertised("none") ->
+    none;
+advertised(Text) ->
+    case string:split(Text, ":", trailing) of
+        [Host, Port] when Host =/= "" ->
+            try list_to_integer(Port) of
+                P when P > 0, P < 65536 -> {Host, P};
+                _ -> erlang:error({bad_py_dist_config, advertise_endpoint, Text})
+            catch
+                error:badarg -> erlang:error({bad_py_dist_config, advertise_endpoint, Text})
+            end;
+        _ ->
+            erlang:error({bad_py_dist_config, advertise_endpoint, Text})
+    end.
 
 -spec get(key()) -> term().
 get(Key) ->

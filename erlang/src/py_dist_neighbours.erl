@@ -4,9 +4,19 @@
 %% run time.  The port program dials them and reports each link up or down;
 %% this process finds a down neighbour's endpoint again (through the epmd
 %% module, unless the neighbour was given with one) and asks for the link
-%% again every `neighbour_retry' milliseconds, so a neighbour that restarts,
-%% even on another port, is linked again.  Static routes live here too, so
-%% that both survive a restart of the port program.
+%% again, so a neighbour that restarts, even on another port, is linked
+%% again.  Static routes live here too, so that both survive a restart of
+%% the port program.
+%%
+%% The first dial after a link went down comes within `neighbour_retry'
+%% milliseconds; each dial that fails doubles the wait before the next, up
+%% to `neighbour_retry_max' (back-off, as any client of a service that may
+%% be gone for long).  Without it a neighbour that is gone for good costs
+%% each of its neighbours a dial, an epmd lookup and a connect timeout
+%% every second, forever, and a gateway that restarts is met by every
+%% device that keeps it at the same moments.  A link that was up and went
+%% down starts again from the first wait: that is a restart to catch
+%% quickly, not a neighbour known to be gone.
 -module(py_dist_neighbours).
 -behaviour(gen_server).
 
@@ -16,6 +26,7 @@
          static_routes/0, neighbours/0, given_endpoint/1, port_restarted/0, link_state/2,
          give_up/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+-export([retry_wait/3]).
 -export_type([link_opts/0]).
 
 -type link_opts() :: #{cost => pos_integer(),
@@ -23,7 +34,12 @@
 
 -record(neighbour, {cost :: pos_integer(),
                     endpoint :: {string(), inet:port_number()} | undefined,
-                    state = down :: down | dialling | up}).
+                    state = down :: down | dialling | up,
+                    %% dials failed since the link was last up
+                    failures = 0 :: non_neg_integer(),
+                    %% monotonic ms before which it is not dialled again
+                    %% (negative numbers too: no default but "at once")
+                    not_before = at_once :: at_once | integer()}).
 
 -record(state, {neighbours = #{} :: #{node() => #neighbour{}},
                 routes = #{} :: #{node() => node()},
@@ -109,6 +125,7 @@ configured(Other, _Acc) ->
 handle_call({link, Node, Opts}, _From, #state{neighbours = Ns} = S) when is_atom(Node) ->
     case neighbour(Opts) of
         {ok, N} ->
+            %% asked for now: dialled now, whatever failed before
             Old = maps:get(Node, Ns, N),
             S1 = S#state{neighbours = Ns#{Node => N#neighbour{state = Old#neighbour.state}}},
             {reply, ok, dial(Node, S1)};
@@ -147,14 +164,16 @@ handle_cast(give_up, S) ->
 handle_cast(port_restarted, #state{neighbours = Ns, routes = Routes} = S) ->
     _ = [py_dist_port:command({add_route, atom_to_binary(D), atom_to_binary(V)})
          || {D, V} <- maps:to_list(Routes)],
-    Down = maps:map(fun(_, N) -> N#neighbour{state = down} end, Ns),
+    %% the port program failed, not the neighbours: no back-off
+    Down = maps:map(fun(_, N) -> N#neighbour{state = down, failures = 0, not_before = at_once} end,
+                    Ns),
     {noreply, retry(S#state{neighbours = Down})};
 handle_cast({link_state, Peer, State}, #state{neighbours = Ns} = S) ->
     %% only kept neighbours are reported, and their atoms exist already
     Node = try binary_to_existing_atom(Peer) catch error:badarg -> undefined end,
     case Ns of
         #{Node := N} ->
-            {noreply, S#state{neighbours = Ns#{Node := N#neighbour{state = State}}}};
+            {noreply, S#state{neighbours = Ns#{Node := reported(State, N)}}};
         #{} ->
             {noreply, S}
     end;
@@ -204,16 +223,41 @@ host(Host) when is_list(Host), Host =/= [] ->
 host(_) ->
     error.
 
+reported(up, N) ->
+    N#neighbour{state = up, failures = 0, not_before = at_once};
+reported(down, #neighbour{state = up} = N) ->
+    N#neighbour{state = down, failures = 0, not_before = at_once};
+reported(down, N) ->
+    failed(N#neighbour{state = down}).
+
+%% A dial that failed: the connect timeout ended it.
+failed(#neighbour{failures = F} = N) ->
+    Wait = retry_wait(F + 1, py_dist_config:get(neighbour_retry),
+                      py_dist_config:get(neighbour_retry_max)),
+    N#neighbour{failures = F + 1,
+                not_before = erlang:monotonic_time(millisecond) + Wait}.
+
+%% @doc Milliseconds to wait before the next dial after `Failures' failed
+%% ones: `Retry' after the first, doubled after each, at most `Max' (and
+%% never less than `Retry').
+-spec retry_wait(pos_integer(), pos_integer(), pos_integer()) -> pos_integer().
+retry_wait(Failures, Retry, Max) ->
+    max(Retry, min(Max, Retry bsl min(Failures - 1, 32))).
+
 jitter(Millis) ->
     Millis * 3 div 4 + rand:uniform(max(1, Millis div 2)).
 
 tick(S, Delay) ->
     S#state{timer = erlang:send_after(Delay, self(), retry)}.
 
-%% Dial every neighbour whose link is down; a dial that does not come up
-%% ends in a link_state down report from the port program's connect timeout.
+%% Dial every neighbour whose link is down and whose wait is over; a dial
+%% that does not come up ends in a link_state down report from the port
+%% program's connect timeout.
 retry(#state{neighbours = Ns} = S) ->
-    lists:foldl(fun dial/2, S, [Node || {Node, #neighbour{state = down}} <- maps:to_list(Ns)]).
+    Now = erlang:monotonic_time(millisecond),
+    lists:foldl(fun dial/2, S, [Node || {Node, #neighbour{state = down, not_before = T}}
+                                            <- maps:to_list(Ns),
+                                        T =:= at_once orelse T =< Now]).
 
 dial(Node, #state{neighbours = Ns} = S) ->
     #{Node := N} = Ns,
@@ -229,6 +273,9 @@ dial(Node, #state{neighbours = Ns} = S) ->
                                           py_dist_port:cookie(Node)}),
                     S#state{neighbours = Ns#{Node := N#neighbour{state = dialling}}};
                 {error, Reason} ->
+                    %% not a failed dial: a lookup costs nothing on the
+                    %% network, and a node that is not up yet (a cluster
+                    %% starting in any order) is linked as soon as it is
                     ?LOG_DEBUG("py_dist: neighbour ~p not found: ~0p", [Node, Reason]),
                     S
             end

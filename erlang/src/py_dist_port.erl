@@ -194,6 +194,8 @@ write(Port, Term) ->
 
 init([]) ->
     process_flag(trap_exit, true),
+    %% a bad value stops the start here, with the key's name
+    _ = py_dist_config:advertised(py_dist_config:get(advertise_endpoint)),
     %% load the module whose code names every close reason atom
     _ = py_dist_ctrl:close_reasons(),
     _ = port_info_keys(),
@@ -598,11 +600,20 @@ restart_port(#state{restarts = N} = S) ->
             S#state{restarts = N + 1}
     end.
 
-%% Where other nodes reach this one: the host of its name, as with epmd,
-%% and the listener's port; advertised in the link state (py_dist_epmd).
+%% Where other nodes reach this one, advertised in the link state for
+%% py_dist_epmd: the host of its name, as with epmd, and the listener's
+%% port; or what `advertise_endpoint' says (checked when the port program
+%% starts, py_dist_config:advertised/1).
 endpoint(Node, ListenPort) ->
-    [_Name, Host] = binary:split(Node, <<"@">>),
-    iolist_to_binary([Host, $:, integer_to_list(ListenPort)]).
+    case py_dist_config:advertised(py_dist_config:get(advertise_endpoint)) of
+        name ->
+            [_Name, Host] = binary:split(Node, <<"@">>),
+            iolist_to_binary([Host, $:, integer_to_list(ListenPort)]);
+        none ->
+            <<>>;
+        {Host, Port} ->
+            iolist_to_binary([Host, $:, integer_to_list(Port)])
+    end.
 
 start_port() ->
     start_port(undefined).

@@ -51,3 +51,13 @@ lane_keys_go_to_python_test() ->
     ?assert(lists:member("chunk_bytes=65536", Args)),
     ?assert(lists:member("realtime_deadline=100", Args)),
     ?assert(lists:member("lane_queue_bytes=16777216", Args)).
+
+advertised_endpoint_test_() ->
+    [?_assertEqual(name, py_dist_config:advertised("")),
+     ?_assertEqual(none, py_dist_config:advertised("none")),
+     ?_assertEqual({"203.0.113.7", 4370}, py_dist_config:advertised("203.0.113.7:4370")),
+     ?_assertEqual({"gw.example.org", 9}, py_dist_config:advertised("gw.example.org:9")),
+     ?_assertEqual({"::1", 4370}, py_dist_config:advertised("::1:4370")),
+     [?_assertError({bad_py_dist_config, advertise_endpoint, Bad},
+                    py_dist_config:advertised(Bad))
+      || Bad <- ["4370", ":4370", "host:", "host:0", "host:65536", "host:port", "nothing"]]].

@@ -7,7 +7,7 @@ import signal
 import time
 
 from pydist.core.config import Config
-from pydist_tools.cluster import Cluster
+from pydist_tools.cluster import HOST, Cluster, free_port
 
 from .helpers import nodedown, watch_nodedown
 
@@ -213,3 +213,35 @@ def test_killing_a_connection_while_data_comes_in_costs_only_that_connection(
     assert b.eval("whereis(py_dist_port).") == owner
     assert b.eval("maps:get(restarts, py_dist:info()).") == 0
     assert b.eval(f"rpc:call('{a.node}', erlang, node, []).") == a.node
+
+
+def test_a_neighbour_that_stays_gone_is_dialled_less_and_less(cluster: Cluster) -> None:
+    """A kept neighbour nobody answers for: each failed dial doubles the wait
+    before the next (the count of failures grows, the link stays down);
+    once it starts, it is linked within the longest wait, and the count is
+    back to zero for the next time."""
+    port = free_port()
+    keep = f"[{{'b@{HOST}', #{{endpoint => {{\"{HOST}\", {port}}}}}}}]"
+    a = cluster.start("a", "-py_dist", "neighbours", keep,
+                      "-py_dist", "neighbour_retry", "100",
+                      "-py_dist", "neighbour_retry_max", "1600",
+                      "-py_dist", "heartbeat_timeout_max", "700")
+    failures = (f"{{state, Ns, _, _}} = sys:get_state(py_dist_neighbours), "
+                f"element(5, maps:get('b@{HOST}', Ns)).")
+    deadline = time.monotonic() + 60
+    while a.eval(failures) < 4:
+        assert time.monotonic() < deadline, "a's dials of b did not fail"
+        time.sleep(0.2)
+    assert a.eval("py_dist:neighbours().") in ([(f"b@{HOST}", "down")],
+                                                [(f"b@{HOST}", "dialling")])
+    b = cluster.start("b", "-py_dist", "listen_port", str(port))
+    assert a.eval("""
+        Wait = fun W(0) -> timeout;
+                   W(K) -> case py_dist:neighbours() of
+                               [{_, up}] -> ok;
+                               _ -> timer:sleep(100), W(K - 1)
+                           end
+               end,
+        Wait(300).""", timeout=60) == "ok"
+    assert a.eval(failures) == 0
+    assert a.eval(f"net_adm:ping('{b.node}').") == "pong"

@@ -24,14 +24,14 @@ class Seeded:
         self.env = {"ERL_EPMD_PORT": str(epmd_port)}
         self.seed_port = free_port()
 
-    def start(self, name: str, port: int | None = None) -> ErlNode:
+    def start(self, name: str, port: int | None = None, *extra: str) -> ErlNode:
         seed = f"[{{'a@{HOST}', #{{endpoint => {{\"{HOST}\", {self.seed_port}}}}}}}]"
         if name == "a":
             args = ["-py_dist", "listen_port", str(self.seed_port)]
         else:
             args = ["-py_dist", "listen_port", str(port or free_port()),
                     "-py_dist", "neighbours", seed]
-        return self.cluster.start(name, *self.flags, *args, env=self.env)
+        return self.cluster.start(name, *self.flags, *args, *extra, env=self.env)
 
 
 @contextmanager
@@ -123,3 +123,26 @@ def test_a_name_already_taken_is_refused(tmp_path: Path) -> None:
         assert a.eval(f"rpc:call('{b.node}', os, getpid, []).") == pid
         stats = a.eval("maps:get(stats, maps:get(port, py_dist:info())).")
         assert stats.get(b"names_taken", 0) >= 1, stats
+
+
+def test_the_endpoint_a_node_advertises_is_its_own_choice(tmp_path: Path) -> None:
+    """b (behind NAT, say) advertises no endpoint and c a name of its own
+    choosing: the others' link state says so, py_dist_epmd lists only c,
+    at that address; b is still reached through the overlay."""
+    with seeded(tmp_path) as (nodes, _):
+        c_port = free_port()
+        a = nodes.start("a")
+        b = nodes.start("b", None, "-py_dist", "advertise_endpoint", "none")
+        c = nodes.start("c", c_port, "-py_dist", "advertise_endpoint", f"localhost:{c_port}")
+        for node in (a, b, c):
+            wait_routes(node, 2)
+        lsps = a.eval("maps:get(lsdb, py_dist:topology()).")
+        lsdb = {lsp["origin"]: lsp["endpoint"] for lsp in lsps}
+        assert lsdb[b.node.encode()] == b""
+        assert lsdb[c.node.encode()] == f"localhost:{c_port}".encode()
+        assert lsdb[a.node.encode()] == f"{HOST}:{nodes.seed_port}".encode()
+        assert sorted(a.eval(f"element(2, py_dist_epmd:names(\"{HOST}\")).")) == [
+            (b"a", nodes.seed_port), (b"c", c_port)]
+        assert a.eval(f"py_dist_epmd:address_please(\"c\", \"{HOST}\", inet).") == (
+            "ok", (127, 0, 0, 1), c_port, 6)
+        assert c.eval(f"net_adm:ping('{b.node}').") == "pong"
