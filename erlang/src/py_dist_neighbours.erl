@@ -165,8 +165,7 @@ handle_cast(port_restarted, #state{neighbours = Ns, routes = Routes} = S) ->
     _ = [py_dist_port:command({add_route, atom_to_binary(D), atom_to_binary(V)})
          || {D, V} <- maps:to_list(Routes)],
     %% the port program failed, not the neighbours: no back-off
-    Down = maps:map(fun(_, N) -> N#neighbour{state = down, failures = 0, not_before = at_once} end,
-                    Ns),
+    Down = maps:map(fun(_, N) -> (reported(up, N))#neighbour{state = down} end, Ns),
     {noreply, retry(S#state{neighbours = Down})};
 handle_cast({link_state, Peer, State}, #state{neighbours = Ns} = S) ->
     %% only kept neighbours are reported, and their atoms exist already

@@ -87,11 +87,13 @@ def test_a_stream_over_a_lossy_slow_line(line: tuple[ImpairedLine, list[ErlNode]
              timer:sleep(max(0, Wait))
          end || B <- lists:seq(0, {batches - 1})] end), ok.""")
     time.sleep(STREAM_S / 4)
+    began = time.monotonic()
     big = a.eval(f"""Bin = rand:bytes({BIG}),
         {{pd_big, '{c.node}'}} ! {{big, self(), Bin}},
         receive {{big, Md5, Size}} -> {{Md5 =:= erlang:md5(Bin), Size}}
         after 120000 -> timeout end.""", timeout=150)
-    assert big == (True, BIG)
+    assert big == (True, BIG), f"the big message after {time.monotonic() - began:.0f} s: {big}"
+    took = time.monotonic() - began
     result = c.eval("persistent_term:get(pd_recv) ! {get, self()}, "
                     "receive {result, R} -> R after 150000 -> timeout end.", timeout=180)
     assert result == ("ok", 1)
@@ -103,7 +105,8 @@ def test_a_stream_over_a_lossy_slow_line(line: tuple[ImpairedLine, list[ErlNode]
     report = {n.name: {k: v for k, v in port_stats(n).items() if k in (
         b"links_suspected", b"resend_timeouts", b"retransmitted", b"rerouted_channels")}
         for n in (a, b, c)}
-    print(f"dropped by the loss rules: {impair.dropped(ln.net.ns('b'))} packets; {report}")
+    print(f"16 MiB in {took:.1f} s; dropped by the loss rules: "
+          f"{impair.dropped(ln.net.ns('b'))} packets; {report}")
 
 
 def test_a_cut_link_is_found_within_the_detectors_bound(
