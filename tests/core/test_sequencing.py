@@ -18,6 +18,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from pydist.core import skips
 from pydist.core.sequencing import (
     MAX_AHEAD,
     REASONS,
@@ -684,9 +685,11 @@ class FlowsOverLossyNetwork(WireFaults):
     reported, and the sender gives up the lossy frames they name. Every
     flow's deliveries are in order and once each; a barrier comes after
     everything sent before it and before everything sent after it; in the
-    end everything arrives but what was given up, which the sender told (a
-    copy of a frame given up that was still on its way may arrive first:
-    then the loss told was one too many, never one too few)."""
+    end everything arrives but what was given up, and the sender told each
+    flow exactly how many of its messages that was (a frame given up that
+    was still on its way may arrive before its skip: then it was not lost,
+    and the acks' record of the skips taken says so), however many acks
+    were lost."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -698,10 +701,10 @@ class FlowsOverLossyNetwork(WireFaults):
         self.receiver = Receiver(MAX_BYTES, MAX_FRAMES, GAP, 1, 0.0, report_after=GAP / 2)
         self.pushed: list[tuple[int, int]] = []  # (flow, seq) in push order
         self.delivered: list[tuple[int, int]] = []
-        self.lost: Counter[int] = Counter()
+        self.told: Counter[int] = Counter()
         self.skipped: set[int] = set()
         self.wire: list[tuple[int, Payload, int, bool]] = []
-        self.acks: list[int] = []
+        self.acks: list[tuple[int, skips.Record | None]] = []
 
     @precondition(lambda self: not self.sender.full)
     @rule(flow=st.sampled_from(FLOWS))
@@ -725,7 +728,16 @@ class FlowsOverLossyNetwork(WireFaults):
     @rule(pick=st.integers(0, 255), copy=st.booleans())
     def ack_arrives(self, pick: int, copy: bool) -> None:
         i = pick % len(self.acks)
-        self.sender.ack(self.acks[i] if copy else self.acks.pop(i))
+        self.apply_ack(self.acks[i] if copy else self.acks.pop(i))
+
+    @precondition(lambda self: self.acks)
+    @rule(pick=st.integers(0, 255))
+    def ack_lost(self, pick: int) -> None:
+        self.acks.pop(pick % len(self.acks))
+
+    def apply_ack(self, ack: tuple[int, skips.Record | None]) -> None:
+        self.sender.ack(*ack)
+        self.told.update(self.sender.take_lost())
 
     @precondition(lambda self: self.wire)
     @rule(pick=st.integers(0, 255))
@@ -743,7 +755,9 @@ class FlowsOverLossyNetwork(WireFaults):
             FLOW_OUTCOMES["skip_arrived"] += 1
         upto = r.take_ack(self.now)
         if upto is not None:
-            self.acks.append(upto)
+            # as the node sends it: the record of the skips taken, encoded
+            record = skips.decode(r.taken.encode()) if r.taken else None
+            self.acks.append((upto, record))
 
     @rule(dt=st.sampled_from([0.1, GAP / 2, GAP]))
     def time_passes(self, dt: float) -> None:
@@ -753,12 +767,11 @@ class FlowsOverLossyNetwork(WireFaults):
         r = self.receiver
         missing = r.take_gap(self.now)
         if missing is not None:
-            lost = self.sender.skip(missing)
-            if lost is None:
+            held = self.sender.skip(missing)
+            if held is None:
                 FLOW_OUTCOMES["gap_kept"] += 1
             else:
                 FLOW_OUTCOMES["gap_skipped"] += 1
-                self.lost.update(lost)
                 for seq, _payload, after, skip in self.sender.resends():
                     if skip and seq not in self.skipped:
                         self.skipped.add(seq)
@@ -784,14 +797,20 @@ class FlowsOverLossyNetwork(WireFaults):
                 assert all(position[d] > at for d in self.delivered[i + 1:])
 
     def teardown(self) -> None:
+        """The loss stops: what is in flight and everything unacknowledged
+        arrives, then every ack still on its way."""
         self.wire += self.sender.resends()
         for frame_ in self.wire:
             self.receive(*frame_)
+        for ack in self.acks:
+            self.apply_ack(ack)
+        assert self.sender.frames == 0
         given_up = {seq for _, seq in self.pushed} - {seq for _, seq in self.delivered}
         assert given_up <= self.skipped
         if given_up != self.skipped:
             FLOW_OUTCOMES["skipped_but_arrived"] += 1
-        assert sum(self.lost.values()) == len(self.skipped)
+        flow_of = dict((seq, flow) for flow, seq in self.pushed)
+        assert self.told == Counter(flow_of[seq] for seq in given_up)
         assert all(flow in LOSSY_FLOWS for flow, seq in self.pushed if seq in self.skipped)
         FLOW_OUTCOMES["complete"] += 1
 
@@ -801,4 +820,4 @@ def test_flows_over_a_lossy_network() -> None:
     run_state_machine_as_test(FlowsOverLossyNetwork, settings=settings(
         max_examples=200, stateful_step_count=60, deadline=None))
     assert {"complete", "gap_kept", "gap_skipped", "skip_arrived", "gap_timeout",
-            "lost_frame"} <= set(FLOW_OUTCOMES), FLOW_OUTCOMES
+            "lost_frame", "skipped_but_arrived"} <= set(FLOW_OUTCOMES), FLOW_OUTCOMES

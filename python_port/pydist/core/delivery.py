@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from pydist.core import frame, port_codec
+from pydist.core import frame, port_codec, skips
 from pydist.core.budget import Budget
 from pydist.core.channels import Channel, ChannelTable, Link, LinkKey, received_key
 from pydist.core.config import Config
@@ -381,9 +381,15 @@ class Delivery:
         ack = receiver.take_ack(now)
         if ack is not None:
             # and how far it received, past a gap: the far end then knows
-            # the channel moves (it is not stalled) while one flow waits
-            seen = _SEEN.pack(receiver.seen) if receiver.seen > ack else b""
-            self.framer.send(ch.link, Kind.ACK, ch, seen, now, seq=ack)
+            # the channel moves (it is not stalled) while one flow waits;
+            # and which skips it took, once it took any (pydist.core.skips)
+            taken = receiver.taken
+            payload = b""
+            if taken:
+                payload = _SEEN.pack(receiver.seen) + taken.encode()
+            elif receiver.seen > ack:
+                payload = _SEEN.pack(receiver.seen)
+            self.framer.send(ch.link, Kind.ACK, ch, payload, now, seq=ack)
         missing = receiver.take_gap(now)
         if missing is not None:
             self.stats["gaps_reported"] += 1
@@ -406,18 +412,30 @@ class Delivery:
         if hdr.flags & FLAG_GAP:
             self._gap_reported(ch, payload, now)
             return
-        if len(payload) == _SEEN.size:
-            (seen,) = _SEEN.unpack(payload)
+        taken = None
+        if len(payload) >= _SEEN.size:
+            (seen,) = _SEEN.unpack_from(payload)
+            if len(payload) > _SEEN.size:
+                try:
+                    taken = skips.decode(payload[_SEEN.size:])
+                except skips.RecordError as exc:
+                    self.stats["ack_errors"] += 1
+                    log.warning("channel %d to %s: ack refused: %s",
+                                ch.chan, ch.peer.decode(errors="replace"), exc)
+                    return
             if seen > ch.peer_seen:
                 ch.peer_seen, ch.moving = seen, True
                 if ch.stalled:
                     self._unstall(ch)
         try:
-            freed = ch.sender.ack(hdr.seq)
+            freed = ch.sender.ack(hdr.seq, taken)
         except SequenceError as exc:
             log.error("channel %d to %s: %s", ch.chan, ch.peer.decode(errors="replace"), exc)
             self.close(ch, exc.reason, now)
             return
+        lost = ch.sender.take_lost()
+        if lost:
+            self._tell_lost(ch, lost)
         if freed:  # progress: the resend clock starts again, at its first wait
             assert ch.rto is not None and ch.budget is not None
             sample = ch.rto.acked(hdr.seq, now)
@@ -440,25 +458,31 @@ class Delivery:
 
     def _gap_reported(self, ch: Channel, payload: bytes | memoryview, now: float) -> None:
         """The far end misses frames for long (a gap report): if all of them
-        are lossy, send skips in their place and tell their processes;
-        else leave the gap to close the connection at the far end."""
+        are lossy, send skips in their place (their processes are told when
+        the acks say the skips were taken: _tell_lost); else leave the gap
+        to close the connection at the far end."""
         if len(payload) % _RANGE.size or len(payload) > MAX_GAP_RANGES * _RANGE.size:
             self.stats["ack_errors"] += 1
             return
         missing = [_RANGE.unpack_from(payload, i) for i in range(0, len(payload), _RANGE.size)]
         sender = ch.sender
         assert sender is not None
-        lost = sender.skip(missing)
-        if not lost:
+        skipped = sender.skip(missing)
+        if not skipped:
             return
+        log.warning("channel %d to %s: giving up %d messages of %d processes after a gap",
+                    ch.chan, ch.peer.decode(errors="replace"), sum(skipped.values()),
+                    len(skipped))
+        if ch.link.up and ch.opened:  # else they go with the next resend
+            self._send_held(ch, [held for held in sender.resends() if held[3]], now)
+
+    def _tell_lost(self, ch: Channel, lost: dict[int, int]) -> None:
+        """The far end took skips for these flows' messages: tell each
+        process how many it lost."""
         port = self.out.port
         for flow, messages in lost.items():
             self.stats["messages_given_up"] += messages
             port.append(port_codec.encode_ctrl((Atom("lost"), ch.peer, flow, messages)))
-        log.warning("channel %d to %s: %d messages of %d processes given up after a gap",
-                    ch.chan, ch.peer.decode(errors="replace"), sum(lost.values()), len(lost))
-        if ch.link.up and ch.opened:  # else they go with the next resend
-            self._send_held(ch, [held for held in sender.resends() if held[3]], now)
 
     def _refuse(self, hdr: frame.Header, now: float) -> None:
         key = received_key(hdr.src, hdr.epoch, hdr.flags)

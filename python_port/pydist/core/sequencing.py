@@ -39,8 +39,11 @@ it is a message) may be given up: when a gap stays open ``report_after``
 the receiver reports what it misses (:meth:`Receiver.take_gap`), and a
 sender that finds only lossy frames there turns them into *skips*
 (:meth:`Sender.skip`), frames that stand in the flow's place and deliver
-nothing, and tells their processes. A gap with any other frame in it is
-left alone, and closes the connection at ``gap_timeout`` as before.
+nothing. A process is told of its losses when the sender learns, from
+the ack that acknowledges a skip, that the receiver took it (the frame
+itself may have come first: :mod:`pydist.core.skips`). A gap with any
+other frame in it is left alone, and closes the connection at
+``gap_timeout`` as before.
 
 Memory is bounded by the constructor limits at every step. The sender
 refuses to hold more (``retransmit_overflow``; the node pauses the channel
@@ -57,6 +60,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from pydist.core.frame import Payload, size
+from pydist.core.skips import Record, TakenSkips, was_taken
 
 #: the ``reason`` of every :class:`SequenceError`
 REASONS = ("retransmit_overflow", "reorder_overflow", "gap_timeout", "bad_ack")
@@ -116,6 +120,8 @@ class Sender:
         self._last: dict[int, int] = {}
         self._lasts: deque[tuple[int, int]] = deque()
         self._barrier = -1
+        #: messages lost per flow, learnt from acks, not yet told
+        self._lost: dict[int, int] = {}
 
     @property
     def frames(self) -> int:
@@ -161,9 +167,11 @@ class Sender:
         self.next_seq = seq + 1
         return seq, after
 
-    def ack(self, upto: int) -> int:
+    def ack(self, upto: int, taken: Record | None = None) -> int:
         """The far end has every frame below ``upto``: drop them, and say how
-        many bytes that freed. Acks are cumulative, so one that is late,
+        many bytes that freed; ``taken``, the ack's record of the skips the
+        far end took, says which skips among them lost their messages
+        (:meth:`take_lost`). Acks are cumulative, so one that is late,
         repeated or overtaken (``upto <= acked``) says nothing new: ignored."""
         if upto > self.next_seq:
             raise SequenceError("bad_ack", f"ack up to {upto}, but only {self.next_seq} sent")
@@ -171,7 +179,9 @@ class Sender:
         held, meta = self._held, self._meta
         while self.acked < upto:
             freed += size(held.popleft())
-            meta.popleft()
+            flow, _after, messages, skip = meta.popleft()
+            if skip and was_taken(self.acked, taken):
+                self._lost[flow] = self._lost.get(flow, 0) + messages
             self.acked += 1
         self.bytes -= freed
         lasts, last = self._lasts, self._last
@@ -180,6 +190,11 @@ class Sender:
             if last.get(flow) == seq:
                 del last[flow]
         return freed
+
+    def take_lost(self) -> dict[int, int]:
+        """The messages each flow lost, learnt since the last call."""
+        lost, self._lost = self._lost, {}
+        return lost
 
     def unacked(self) -> list[tuple[int, Payload]]:
         """What is held: (sequence, payload), in order; a skip's payload is
@@ -197,7 +212,9 @@ class Sender:
         """The far end misses the frames in the ``missing`` ranges ([start,
         end)) for long: if every one held is lossy, turn them into skips
         (held, empty, to send again until acknowledged) and say how many
-        messages each flow lost; None, and nothing changed, if any is not."""
+        messages of each flow they held (lost, unless a frame arrives
+        before its skip: :meth:`take_lost` says); None, and nothing
+        changed, if any is not lossy."""
         # the ranges clipped to what is held and merged: each frame looked
         # at once, however the report overlaps itself
         acked, metas = self.acked, list(self._meta)
@@ -285,6 +302,8 @@ class Receiver:
         self._acked = 0  # the value of the last ack taken
         self._unacked_bytes = 0  # delivered since the last ack taken
         self._ack_at: float | None = None  # when the next ack is due
+        #: the skips that took a frame's place, for the sender (every ack)
+        self.taken = TakenSkips(max_frames)
 
     @property
     def buffered_bytes(self) -> int:
@@ -314,6 +333,8 @@ class Receiver:
             return []
         if seq >= self.seen:
             self.seen = seq + 1
+        if skip:
+            self.taken.took(seq)
         if seq > self.expected:
             if after == AFTER_ALL or (after >= self.expected
                                       and self._ahead.get(after, _MISSING) is not None):
@@ -416,6 +437,7 @@ class Receiver:
         self._ack_at = None
         self._acked = self.expected
         self._unacked_bytes = 0
+        self.taken.forget_below(self.expected)
         return self.expected
 
     def deadline(self) -> float | None:

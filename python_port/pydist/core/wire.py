@@ -47,8 +47,9 @@ CLOSE_REASONS = (
 
 #: 2: links are admitted by a cookie proof (HELLO carries a nonce, PROOF);
 #: 3: a connection's ticks travel unsequenced (TICK);
-#: 4: DATA frames say what they come after (order per flow), skips, gap reports
-VERSION = 4
+#: 4: DATA frames say what they come after (order per flow), skips, gap reports;
+#: 5: acks carry the record of the skips taken (pydist.core.skips)
+VERSION = 5
 
 
 class Kind(enum.IntEnum):
