@@ -165,7 +165,7 @@ handle_cast(port_restarted, #state{neighbours = Ns, routes = Routes} = S) ->
     _ = [py_dist_port:command({add_route, atom_to_binary(D), atom_to_binary(V)})
          || {D, V} <- maps:to_list(Routes)],
     %% the port program failed, not the neighbours: no back-off
-    Down = maps:map(fun(_, N) -> (reported(up, N))#neighbour{state = down} end, Ns),
+    Down = maps:map(fun(_, N) -> (cleared(N))#neighbour{state = down} end, Ns),
     {noreply, retry(S#state{neighbours = Down})};
 handle_cast({link_state, Peer, State}, #state{neighbours = Ns} = S) ->
     %% only kept neighbours are reported, and their atoms exist already
@@ -223,11 +223,15 @@ host(_) ->
     error.
 
 reported(up, N) ->
-    N#neighbour{state = up, failures = 0, not_before = at_once};
+    (cleared(N))#neighbour{state = up};
 reported(down, #neighbour{state = up} = N) ->
-    N#neighbour{state = down, failures = 0, not_before = at_once};
+    (cleared(N))#neighbour{state = down};
 reported(down, N) ->
     failed(N#neighbour{state = down}).
+
+%% No failed dial counted: the next one comes at the first wait.
+cleared(N) ->
+    N#neighbour{failures = 0, not_before = at_once}.
 
 %% A dial that failed: the connect timeout ended it.
 failed(#neighbour{failures = F} = N) ->
